@@ -1,0 +1,48 @@
+# swarmd: one entry point for set-up, tests, the demo and benchmarks.
+# Every target installs what it needs first (Debian packages, .venv) and is idempotent.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMPS := .stamps
+PROTOS := $(wildcard proto/swarm/v1/*.proto)
+PYTEST_ARGS ?=
+
+.PHONY: all bootstrap venv proto test unit demo bench clean
+
+all: venv
+
+bootstrap: $(STAMPS)/bootstrap
+$(STAMPS)/bootstrap: scripts/bootstrap.sh
+	@mkdir -p $(STAMPS)
+	bash scripts/bootstrap.sh
+	@touch $@
+
+venv: $(STAMPS)/venv proto
+$(STAMPS)/venv: pyproject.toml setup.py | $(STAMPS)/bootstrap
+	@mkdir -p $(STAMPS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q grpcio-tools setuptools wheel
+	$(PY) -m swarmd.protogen
+	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	@touch $@
+
+proto: swarm/v1/agent_pb2.py
+swarm/v1/agent_pb2.py: $(PROTOS) swarmd/protogen.py | $(STAMPS)/venv
+	$(PY) -m swarmd.protogen
+
+test: venv
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+demo: venv
+	$(PY) -m tests.lab.demo
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(STAMPS) swarm build *.egg-info

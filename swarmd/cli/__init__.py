@@ -1,0 +1,48 @@
+"""The `swarm` console script: classic swarm's verbs, one module per verb.
+
+Each verb module exposes `add_parser(subparsers)` that registers its sub-command and sets
+`func` (called with the parsed args, returns an exit code).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from swarmd import logs
+from swarmd.config import add_flag
+
+VERBS = ("discovery", "create", "list", "manage", "join")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swarm", description="swarmd: a cluster of Docker hosts as one")
+    add_flag(parser, "--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_flag(parser, "--log-format", default="text", choices=["text", "json"])
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    for verb in VERBS:
+        try:
+            module = importlib.import_module(f"swarmd.cli.{verb}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"swarmd.cli.{verb}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    logs.setup(args.log_format, args.log_level)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
