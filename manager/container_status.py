@@ -1,0 +1,79 @@
+"""The human `Status` column of `docker ps`, computed from a container's state at list time.
+
+The manager keeps container records between events, so the engine's own `Status` string (for
+example "Up 5 seconds") would go stale; this recomputes it as the engine does.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+_ZERO = "0001-01-01T00:00:00Z"
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text or text.startswith("0001-01-01"):
+        return None
+    t = text.rstrip("Z")
+    if "." in t:
+        head, frac = t.split(".", 1)
+        frac = "".join(ch for ch in frac if ch.isdigit())[:6]
+        t = f"{head}.{frac}"
+    try:
+        return datetime.fromisoformat(t).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration, as the engine uses it."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def status_text(state: dict, now: datetime | None = None) -> str:
+    """`State` of an inspect document -> "Up 3 seconds", "Exited (0) 2 minutes ago", "Created"…"""
+    now = now or datetime.now(timezone.utc)
+    started = parse_time(state.get("StartedAt"))
+    finished = parse_time(state.get("FinishedAt"))
+    health = (state.get("Health") or {}).get("Status")
+    if state.get("Running"):
+        up = human_duration((now - started).total_seconds()) if started else "Less than a second"
+        if state.get("Paused"):
+            return f"Up {up} (Paused)"
+        if state.get("Restarting"):
+            ago = human_duration((now - finished).total_seconds()) if finished else "Less than a second"
+            return f"Restarting ({state.get('ExitCode', 0)}) {ago} ago"
+        if health and health != "none":
+            return f"Up {up} ({'health: starting' if health == 'starting' else health})"
+        return f"Up {up}"
+    if state.get("Status") == "removing":
+        return "Removal In Progress"
+    if state.get("Dead") or state.get("Status") == "dead":
+        return "Dead"
+    if not started:
+        return "Created"
+    if finished:
+        return f"Exited ({state.get('ExitCode', 0)}) {human_duration((now - finished).total_seconds())} ago"
+    return ""
