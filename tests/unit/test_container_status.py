@@ -8,7 +8,7 @@ NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 
 
 def ago(**kw) -> str:
-    return (NOW - timedelta(**kw)).strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
+    return (NOW - timedelta(**kw)).strftime("%Y-%m-%dT%H:%M:%S.000000001Z")
 
 
 @pytest.mark.parametrize("seconds,text", [
