@@ -14,6 +14,8 @@ declare -A NEED=(
   [docker-compose]=docker-compose
   [make]=make
   [curl]=curl
+  [systemd-analyze]=systemd
+  [prometheus]=prometheus
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
