@@ -1,0 +1,189 @@
+"""`swarm join`: serve the Agent service for one engine and keep the node registered.
+
+Start-up: read (or create) the node id, serve gRPC (Agent + health), wait for the engine to
+answer, then keep the node registered with the discovery service until told to stop. Health is
+SERVING only while the engine answers its ping. SIGTERM/SIGINT: stop heartbeating, deregister,
+stop the server with a short grace, exit 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import urllib.parse
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from agent import identity
+from agent.engine import Engine
+from agent.node_info import NodeInfoSource, NodeSettings, parse_labels
+from agent.service import AgentService
+from swarm.v1 import agent_pb2, agent_pb2_grpc
+from swarmd import config, logs
+
+log = logs.get("agent")
+
+SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["Agent"].full_name
+SHUTDOWN_GRACE = 2.0     # seconds in-flight RPCs get when the agent stops
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", 256 << 20),
+    ("grpc.max_send_message_length", 256 << 20),
+    # the manager pings every 10s on long, often idle streams (Events): allow that
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+]
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    listen: str
+    advertise: str
+    engine_url: str
+    settings: NodeSettings
+    heartbeat: float
+    ttl: float
+    engine_check: float
+
+
+def host_of(addr: str) -> str:
+    """'10.0.0.5:4100' -> '10.0.0.5'; '[::1]:4100' -> '::1'."""
+    parts = urllib.parse.urlsplit(f"//{addr}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise ConfigError(f"invalid address {addr!r}: use HOST:PORT")
+    return parts.hostname
+
+
+def make_config(args, node_id: str) -> AgentConfig:
+    advertise = args.advertise
+    if not advertise:
+        raise ConfigError("--advertise HOST:PORT is required")
+    advertise_host = host_of(advertise)
+    listen = args.listen or advertise
+    host_of(listen)
+    if args.ttl <= args.heartbeat:
+        raise ConfigError(f"--ttl ({args.ttl}s) must be longer than --heartbeat ({args.heartbeat}s)")
+    try:
+        labels = parse_labels(args.label)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    settings = NodeSettings(node_id=node_id, addr=advertise, host_ip=args.host_ip or advertise_host,
+                            name=args.name or "", labels=labels)
+    return AgentConfig(listen=listen, advertise=advertise, engine_url=args.engine, settings=settings,
+                       heartbeat=args.heartbeat, ttl=args.ttl, engine_check=args.engine_check)
+
+
+async def watch_engine(engine: Engine, health_servicer, interval: float, engine_up: asyncio.Event) -> None:
+    """Pings the engine every `interval`; health follows (SERVING only while it answers)."""
+    up: bool | None = None
+    while True:
+        problem = await engine.check()
+        ok = not problem
+        if ok != up:
+            up = ok
+            status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+            for service in ("", SERVICE_NAME):
+                await health_servicer.set(service, status)
+            if ok:
+                engine_up.set()
+                log.info("engine reachable", engine=engine.url)
+            else:
+                engine_up.clear()
+                log.warning("engine unreachable", engine=engine.url, error=problem)
+        await asyncio.sleep(interval)
+
+
+async def keep_registered(registrar, source: NodeInfoSource, cfg: AgentConfig, engine_up: asyncio.Event,
+                          membership_error: type[Exception]) -> int:
+    """Waits for the engine's first answer, then heartbeats until cancelled; returns 1 on failure."""
+    try:
+        await engine_up.wait()
+        first = await source.read()
+        log.info("registering", node=first.node.name, id=first.node.id, addr=first.node.addr)
+        await registrar.keep_alive(source.for_registration, cfg.heartbeat, cfg.ttl)
+        log.error("registration ended unexpectedly")
+    except membership_error as exc:
+        log.error("registration refused", error=str(exc))
+    except Exception as exc:  # any other failure also ends the agent: it cannot stay a member
+        log.error("registration failed", error=f"{type(exc).__name__}: {exc}")
+    return 1
+
+
+async def run(args) -> int:
+    log.info("starting agent", **config.describe(args))
+    from swarmd.membership import MembershipError, open_registrar
+
+    try:
+        node_id = identity.load_or_create(args.state_dir)
+        cfg = make_config(args, node_id)
+        engine = Engine(cfg.engine_url)
+        registrar = open_registrar(args.discovery_url, args.discovery_addr)
+    except (ConfigError, identity.IdentityError, MembershipError, ValueError) as exc:
+        log.error("invalid configuration", error=str(exc))
+        return 2
+
+    source = NodeInfoSource(engine, cfg.settings)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, source), server)
+    health_servicer = health.aio.HealthServicer()
+    for service in ("", SERVICE_NAME):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    try:
+        server.add_insecure_port(cfg.listen)
+    except RuntimeError as exc:
+        log.error("cannot listen", listen=cfg.listen, error=str(exc))
+        await registrar.close()
+        return 1
+    await server.start()
+    log.info("agent serving", listen=cfg.listen, advertise=cfg.advertise, engine=engine.url, node_id=node_id)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    engine_up = asyncio.Event()
+    code = 0
+    try:
+        async with asyncio.TaskGroup() as tg:
+            watcher = tg.create_task(watch_engine(engine, health_servicer, cfg.engine_check, engine_up),
+                                     name="engine-watch")
+            registration = tg.create_task(
+                keep_registered(registrar, source, cfg, engine_up, MembershipError), name="registration")
+            stopping = tg.create_task(stop.wait(), name="signals")
+            await asyncio.wait({registration, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if registration.done():
+                code = registration.result()
+            else:
+                log.info("agent shutting down")
+                registration.cancel()
+            watcher.cancel()
+            stopping.cancel()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await _shutdown(registrar, server, deregister=code == 0)
+    return code
+
+
+async def _shutdown(registrar, server, deregister: bool) -> None:
+    if deregister:
+        try:
+            await registrar.deregister()
+        except Exception as exc:  # the lease expires on its own; say why it was not removed now
+            log.warning("deregistration failed", error=f"{type(exc).__name__}: {exc}")
+    await server.stop(SHUTDOWN_GRACE)
+    await registrar.close()
+    log.info("agent stopped")
+
+
+def main(args) -> int:
+    return asyncio.run(run(args))

@@ -1,0 +1,169 @@
+"""The Agent gRPC service: runs what the manager asks on the local engine, and relays its answers.
+
+Engine errors end an RPC through `swarmd.engine_errors.abort`, so the manager sees the engine's
+own HTTP status and wording. `EngineCall` returns any status as it is; `EngineStream` relays
+streamed and hijacked calls frame by frame (see proto/swarm/v1/agent.proto).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+
+import grpc
+
+from agent.engine import Engine, EngineConnection, EngineError, is_hijack
+from agent.node_info import NodeInfoSource
+from swarm.v1 import agent_pb2, agent_pb2_grpc
+from swarmd import engine_errors, logs
+
+log = logs.get("agent.service")
+
+_ACTIONS = {
+    agent_pb2.ContainerActionRequest.ACTION_START: "start",
+    agent_pb2.ContainerActionRequest.ACTION_STOP: "stop",
+    agent_pb2.ContainerActionRequest.ACTION_KILL: "kill",
+    agent_pb2.ContainerActionRequest.ACTION_RESTART: "restart",
+    agent_pb2.ContainerActionRequest.ACTION_PAUSE: "pause",
+    agent_pb2.ContainerActionRequest.ACTION_UNPAUSE: "unpause",
+    agent_pb2.ContainerActionRequest.ACTION_REMOVE: "remove",
+}
+# image references that name an image by id: never pulled
+_IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
+
+
+def _headers(pairs) -> list[agent_pb2.Header]:
+    return [agent_pb2.Header(name=k, value=v) for k, v in pairs]
+
+
+class AgentService(agent_pb2_grpc.AgentServicer):
+    def __init__(self, engine: Engine, node: NodeInfoSource):
+        self.engine = engine
+        self.node = node
+
+    # -- typed calls ------------------------------------------------------------------------
+
+    async def GetEngineInfo(self, request, context):
+        try:
+            facts = await self.node.read()
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        return agent_pb2.EngineInfo(node=facts.node, info_json=facts.info_json, version_json=facts.version_json)
+
+    async def ListContainers(self, request, context):
+        try:
+            body = await self.engine.list_containers(request.all, request.filters_json)
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        return agent_pb2.ListContainersResponse(containers_json=body)
+
+    async def InspectContainer(self, request, context):
+        try:
+            body = await self.engine.inspect_container(request.id)
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        return agent_pb2.JsonDocument(json=body)
+
+    async def CreateContainer(self, request, context):
+        try:
+            created = await self._create(request.name, request.config_json)
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        return agent_pb2.CreateContainerResponse(id=created.get("Id", ""), warnings=created.get("Warnings") or [])
+
+    async def _create(self, name: str, config_json: bytes) -> dict:
+        try:
+            return await self.engine.create_container(name, config_json)
+        except EngineError as exc:
+            image = _image_of(config_json)
+            if exc.status != 404 or not exc.message.startswith("No such image") or not image \
+                    or _IMAGE_ID.match(image):
+                raise
+        log.info("image missing, pulling it", image=image)
+        await self.engine.pull_image(image)
+        log.info("image pulled", image=image)
+        return await self.engine.create_container(name, config_json)
+
+    async def ContainerAction(self, request, context):
+        action = _ACTIONS.get(request.action)
+        if action is None:
+            await engine_errors.abort(context, 400, f"unknown container action {request.action}")
+        try:
+            status = await self.engine.container_action(request.id, action, dict(request.params))
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        return agent_pb2.ContainerActionResponse(status=status)
+
+    # -- relayed calls ----------------------------------------------------------------------
+
+    async def EngineCall(self, request, context):
+        try:
+            resp = await self.engine.request(request.method, request.path, request.query, request.body,
+                                             [(h.name, h.value) for h in request.headers])
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        return agent_pb2.EngineResponse(status=resp.status, headers=_headers(resp.headers), body=resp.body)
+
+    async def EngineStream(self, request_iterator, context) -> AsyncIterator[agent_pb2.StreamFrame]:
+        frames = request_iterator.__aiter__()
+        try:
+            first = await frames.__anext__()
+        except StopAsyncIteration:
+            return
+        if first.WhichOneof("frame") != "open":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first frame of an EngineStream must be open")
+        req = first.open
+        headers = [(h.name, h.value) for h in req.headers]
+        try:
+            conn = await self.engine.open(req.method, req.path, req.query, req.body, headers)
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        stdin: asyncio.Task | None = None
+        try:
+            head = conn.head
+            yield agent_pb2.StreamFrame(head=agent_pb2.StreamHead(status=head.status, headers=_headers(head.headers)))
+            if conn.upgraded or (is_hijack(headers) and head.status < 300):
+                stdin = asyncio.get_running_loop().create_task(_pump_input(frames, conn), name="engine-stdin")
+            error = ""
+            try:
+                async for data in conn.body():
+                    yield agent_pb2.StreamFrame(data=data)
+            except EngineError as exc:
+                error = exc.message
+            yield agent_pb2.StreamFrame(end=agent_pb2.StreamEnd(error=error))
+        finally:
+            if stdin is not None:
+                stdin.cancel()
+                await asyncio.gather(stdin, return_exceptions=True)
+            await conn.close()
+
+    async def Events(self, request, context) -> AsyncIterator[agent_pb2.EngineEvent]:
+        try:
+            async for line in self.engine.events(request.since_unix_nano):
+                yield agent_pb2.EngineEvent(json=line)
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        await engine_errors.abort(context, 503, "the engine ended its event stream")
+
+
+async def _pump_input(frames, conn: EngineConnection) -> None:
+    """Client frames to the hijacked engine connection: `data` is stdin, `close_write` its EOF."""
+    try:
+        async for frame in frames:
+            kind = frame.WhichOneof("frame")
+            if kind == "data":
+                await conn.write(frame.data)
+            elif kind == "close_write":
+                conn.close_write()
+    except (ConnectionError, grpc.RpcError) as exc:
+        log.debug("stdin relay stopped", error=str(exc))
+
+
+def _image_of(config_json: bytes) -> str:
+    try:
+        doc = json.loads(config_json or b"{}")
+    except ValueError:
+        return ""
+    image = doc.get("Image") if isinstance(doc, dict) else None
+    return image if isinstance(image, str) else ""

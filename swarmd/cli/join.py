@@ -1,0 +1,33 @@
+"""`swarm join`: run the agent for one Docker host and register it with the cluster."""
+from __future__ import annotations
+
+from swarmd.config import add_flag, parse_duration
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("join", help="run the agent for one Docker host and join it to a cluster")
+    add_flag(p, "--advertise", "--addr", required=True,
+             help="HOST:PORT the manager reaches this agent's gRPC service on")
+    add_flag(p, "--listen", default=None, help="HOST:PORT to serve gRPC on (default: --advertise)")
+    add_flag(p, "--engine", default="unix:///var/run/docker.sock",
+             help="the local Docker engine: unix:///path or tcp://HOST:PORT")
+    add_flag(p, "--name", default=None, help="node name (default: the engine's hostname)")
+    add_flag(p, "--label", action="append", default=None,
+             help="node label KEY=VALUE, added to the engine's labels (repeatable)")
+    add_flag(p, "--heartbeat", type=parse_duration, default=parse_duration("20s"),
+             help="period between registration heartbeats")
+    add_flag(p, "--ttl", type=parse_duration, default=parse_duration("60s"),
+             help="how long the registration lives without a heartbeat")
+    add_flag(p, "--engine-check", type=parse_duration, default=parse_duration("3s"),
+             help="period between engine pings (drives the gRPC health status)")
+    add_flag(p, "--state-dir", default="/var/lib/swarmd/agent", help="where the node id is kept")
+    add_flag(p, "--host-ip", default=None,
+             help="address published ports are reachable on (default: the host of --advertise)")
+    add_flag(p, "--discovery-addr", default=None, help="discovery daemon HOST:PORT (for token://)")
+    p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://… or file:///path")
+
+    def run(args) -> int:
+        from agent.daemon import main
+        return main(args)
+
+    p.set_defaults(func=run)
