@@ -1,0 +1,246 @@
+"""What the scheduler needs to know about a container to create, read from a Docker create body.
+
+Swarm rules travel, as in classic swarm, either as environment entries (`-e constraint:node==n1`,
+`-e affinity:container==db`, `-e reschedule:on-node-failure`) or as JSON-list labels
+(`com.docker.swarm.constraints`, `.affinities`, `.reschedule-policies`). `normalized_create_body`
+moves the environment form into the labels, so the engine never sees the `constraint:` entries and
+the rules stay with the container.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from manager.scheduler.errors import InvalidSpec
+from manager.scheduler.filters.expressions import Expression, parse_expressions
+from manager.scheduler.snapshot import PortBinding
+
+CONSTRAINTS_LABEL = "com.docker.swarm.constraints"
+AFFINITIES_LABEL = "com.docker.swarm.affinities"
+RESCHEDULE_LABEL = "com.docker.swarm.reschedule-policies"
+RESCHEDULE_POLICIES = ("off", "on-node-failure")
+
+# env prefix -> label carrying the same rules
+_RULE_LABELS = {"constraint": CONSTRAINTS_LABEL, "affinity": AFFINITIES_LABEL, "reschedule": RESCHEDULE_LABEL}
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A container that must be on the same node: `kind` is "volumes-from", "link" or "net"."""
+
+    kind: str
+    container: str     # name, ID or ID prefix (optionally `node/name`)
+    option: str        # as the docker CLI spells it, for messages: `--link=db:alias`
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """Swarm rules found in a create body, label entries first, duplicates dropped."""
+
+    constraints: tuple[str, ...]
+    affinities: tuple[str, ...]
+    reschedule: tuple[str, ...]
+    env: list | None          # the environment without the rule entries (None when absent)
+
+
+def _label_list(labels: dict, key: str) -> list[str]:
+    raw = labels.get(key)
+    if raw is None or raw == "":
+        return []
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidSpec(f'invalid label {key}={raw!r}: expected a JSON list of strings, e.g. ["node==node1"]')
+    return value
+
+
+def _dedup(items: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _labels_of(body: dict) -> dict:
+    labels = body.get("Labels")
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict):
+        raise InvalidSpec("invalid Labels: expected an object of strings")
+    return labels
+
+
+def _rules(body: dict) -> _Rules:
+    labels = _labels_of(body)
+    found = {kind: _label_list(labels, label) for kind, label in _RULE_LABELS.items()}
+    env = body.get("Env")
+    rest: list | None = None
+    if env is not None:
+        if not isinstance(env, list):
+            raise InvalidSpec("invalid Env: expected a list of strings")
+        rest = []
+        for entry in env:
+            if isinstance(entry, str):
+                kind, sep, value = entry.partition(":")
+                if sep and kind in found:
+                    found[kind].append(value)
+                    continue
+            rest.append(entry)
+    return _Rules(constraints=_dedup(found["constraint"]), affinities=_dedup(found["affinity"]),
+                  reschedule=_dedup(found["reschedule"]), env=rest)
+
+
+def _int_field(section: dict, key: str, where: str) -> int:
+    value = section.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
+        raise InvalidSpec(f"invalid {where}{key} {value!r}: expected a non-negative integer")
+    return int(value)
+
+
+def _parse_port_key(key: str) -> tuple[str, str]:
+    port, _, proto = str(key).partition("/")
+    return port, (proto or "tcp").lower()
+
+
+def _host_port(text: str, where: str) -> int | None:
+    """A fixed host port; None for an ephemeral (empty/0) port or a range the engine picks from."""
+    text = str(text).strip()
+    if text in ("", "0"):
+        return None
+    if text.isdigit():
+        port = int(text)
+        if port > 65535:
+            raise InvalidSpec(f'invalid host port "{text}" for {where}: expected 1-65535')
+        return port
+    low, dash, high = text.partition("-")
+    if dash and low.isdigit() and high.isdigit():
+        return None
+    raise InvalidSpec(f'invalid host port "{text}" for {where}: expected a number or a range LOW-HIGH')
+
+
+def _requested_ports(body: dict, host_config: dict, network_mode: str) -> tuple[PortBinding, ...]:
+    out: list[PortBinding] = []
+    if network_mode == "host":
+        # with the host's network stack, every exposed port is a host port
+        for key in body.get("ExposedPorts") or {}:
+            port, proto = _parse_port_key(key)
+            if port.isdigit() and int(port) > 0:
+                out.append(PortBinding("0.0.0.0", int(port), proto))
+        return tuple(dict.fromkeys(out))
+    bindings = host_config.get("PortBindings") or {}
+    if not isinstance(bindings, dict):
+        raise InvalidSpec("invalid HostConfig.PortBindings: expected an object")
+    for key, entries in bindings.items():
+        _, proto = _parse_port_key(key)
+        for b in entries or []:
+            if not isinstance(b, dict):
+                raise InvalidSpec(f"invalid port binding for {key}: expected an object with HostIp/HostPort")
+            port = _host_port(b.get("HostPort") or "", key)
+            if port is not None:
+                out.append(PortBinding(b.get("HostIp") or "0.0.0.0", port, proto))
+    return tuple(dict.fromkeys(out))
+
+
+def _string_list(section: dict, key: str) -> list[str]:
+    value = section.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidSpec(f"invalid HostConfig.{key}: expected a list of strings")
+    return value
+
+
+def _dependencies(host_config: dict, network_mode: str) -> tuple[Dependency, ...]:
+    out: list[Dependency] = []
+    for entry in _string_list(host_config, "VolumesFrom"):
+        ref = entry.split(":", 1)[0].lstrip("/")
+        if ref:
+            out.append(Dependency("volumes-from", ref, f"--volumes-from={entry}"))
+    for entry in _string_list(host_config, "Links"):
+        ref = entry.split(":", 1)[0].lstrip("/")
+        if ref:
+            out.append(Dependency("link", ref, f"--link={entry}"))
+    if network_mode.startswith("container:"):
+        ref = network_mode.split(":", 1)[1].lstrip("/")
+        if not ref:
+            raise InvalidSpec(f'invalid network mode "{network_mode}": expected container:NAME|ID')
+        out.append(Dependency("net", ref, f"--net={network_mode}"))
+    return tuple(out)
+
+
+def _check_reschedule(policies: tuple[str, ...]) -> None:
+    if len(policies) > 1:
+        raise InvalidSpec(f"too many reschedule policies {list(policies)}: give at most one")
+    for p in policies:
+        if p not in RESCHEDULE_POLICIES:
+            raise InvalidSpec(f'invalid reschedule policy "{p}": expected one of {", ".join(RESCHEDULE_POLICIES)}')
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str | None
+    image: str
+    constraints: tuple[Expression, ...] = ()
+    affinities: tuple[Expression, ...] = ()
+    memory: int = 0                             # bytes requested (HostConfig.Memory)
+    cpus: float = 0.0                           # CPUs requested (HostConfig.NanoCpus / 1e9)
+    ports: tuple[PortBinding, ...] = ()         # fixed host ports it will bind
+    network_mode: str = ""
+    dependencies: tuple[Dependency, ...] = ()
+    reschedule_policies: tuple[str, ...] = ()
+
+    @property
+    def has_soft_rules(self) -> bool:
+        return any(e.soft for e in self.constraints) or any(e.soft for e in self.affinities)
+
+    @property
+    def reschedule_on_node_failure(self) -> bool:
+        return "on-node-failure" in self.reschedule_policies
+
+    @classmethod
+    def from_create(cls, body: dict, name: str | None = None) -> ContainerSpec:
+        """Reads a `POST /containers/create` body; malformed swarm rules raise InvalidSpec."""
+        if not isinstance(body, dict):
+            raise InvalidSpec("invalid create request: expected a JSON object")
+        host_config = body.get("HostConfig")
+        if host_config is None:
+            host_config = {}
+        if not isinstance(host_config, dict):
+            raise InvalidSpec("invalid HostConfig: expected an object")
+        network_mode = str(host_config.get("NetworkMode") or "")
+        rules = _rules(body)
+        _check_reschedule(rules.reschedule)
+        return cls(
+            name=(name or "").lstrip("/") or None,
+            image=str(body.get("Image") or ""),
+            constraints=parse_expressions("constraint", rules.constraints),
+            affinities=parse_expressions("affinity", rules.affinities),
+            memory=_int_field(host_config, "Memory", "HostConfig."),
+            cpus=_int_field(host_config, "NanoCpus", "HostConfig.") / 1e9,
+            ports=_requested_ports(body, host_config, network_mode),
+            network_mode=network_mode,
+            dependencies=_dependencies(host_config, network_mode),
+            reschedule_policies=rules.reschedule,
+        )
+
+    def normalized_create_body(self, body: dict) -> dict:
+        return normalized_create_body(body)
+
+
+def normalized_create_body(body: dict) -> dict:
+    """A copy of `body` for the engine: swarm rules moved from Env into the JSON-list labels."""
+    rules = _rules(body)
+    out = dict(body)
+    labels = dict(_labels_of(body))
+    for values, label in ((rules.constraints, CONSTRAINTS_LABEL), (rules.affinities, AFFINITIES_LABEL),
+                          (rules.reschedule, RESCHEDULE_LABEL)):
+        if values:
+            labels[label] = json.dumps(list(values))
+        else:
+            labels.pop(label, None)
+    if labels or "Labels" in body:
+        out["Labels"] = labels
+    if rules.env is not None:
+        out["Env"] = rules.env
+    return out

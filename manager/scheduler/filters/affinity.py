@@ -1,0 +1,83 @@
+"""Affinities place a container next to (`==`) or away from (`!=`) other containers or images.
+
+`container==NAME|ID` (nodes running such a container), `image==REF` (nodes holding the image by
+repository, tag or ID), any other key a container label (`com.example.tier==db`: nodes running a
+container with that label value). Soft rules (`==~`, `!=~`) are dropped when they would leave no
+candidate.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from manager.scheduler.errors import unsatisfied
+from manager.scheduler.filters.expressions import EQ, Expression
+from manager.scheduler.snapshot import is_hex, normalize_reference
+
+if TYPE_CHECKING:
+    from manager.scheduler.container_spec import ContainerSpec
+    from manager.scheduler.snapshot import NodeSnapshot
+
+
+def _container_test(expr: Expression) -> Callable[[NodeSnapshot], bool]:
+    if expr.is_plain:
+        v = expr.value.lstrip("/")
+        hexlike = is_hex(v)
+
+        def test(node: NodeSnapshot) -> bool:
+            idx = node.index
+            return (v in idx.container_names or v in idx.container_id_set
+                    or (hexlike and any(i.startswith(v) for i in idx.container_ids)))
+        return test
+    return lambda node: expr.matches_any(node.index.container_names) or expr.matches_any(node.index.container_ids)
+
+
+def _image_test(expr: Expression) -> Callable[[NodeSnapshot], bool]:
+    if expr.is_plain:
+        refs = {expr.value, normalize_reference(expr.value)}
+
+        def test(node: NodeSnapshot) -> bool:
+            idx = node.index
+            return not refs.isdisjoint(idx.image_refs) or idx.has_image_id(expr.value)
+        return test
+    return lambda node: expr.matches_any(node.index.image_refs) or expr.matches_any(node.index.image_ids)
+
+
+def _label_test(expr: Expression) -> Callable[[NodeSnapshot], bool]:
+    key, value = expr.key, expr.value
+    if expr.is_plain:
+        return lambda node: value in node.index.label_values(key)
+    return lambda node: expr.matches_any(node.index.label_values(key))
+
+
+def predicate(expr: Expression) -> Callable[[NodeSnapshot], bool]:
+    """Whether a node satisfies `expr`, operator included."""
+    if expr.key == "container":
+        hit = _container_test(expr)
+    elif expr.key == "image":
+        hit = _image_test(expr)
+    else:
+        hit = _label_test(expr)
+    if expr.operator == EQ:
+        return hit
+    return lambda node: not hit(node)
+
+
+class AffinityFilter:
+    name = "affinity"
+
+    def filter(self, spec: ContainerSpec, nodes: list[NodeSnapshot], *, soft: bool,
+               cluster: list[NodeSnapshot]) -> list[NodeSnapshot]:
+        applied: list[str] = []
+        for expr in spec.affinities:
+            if expr.soft and not soft:
+                continue
+            test = predicate(expr)
+            kept = [n for n in nodes if test(n)]
+            if not kept:
+                if expr.soft:
+                    continue
+                raise unsatisfied(self.name, applied + [str(expr)])
+            applied.append(str(expr))
+            nodes = kept
+        return nodes

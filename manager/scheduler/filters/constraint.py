@@ -1,0 +1,68 @@
+"""Constraints pin a container to nodes by name/ID (`node==node1`) or by node label
+(`region==us-east`, `storagedriver==overlay2`, …), with `!=`, globs, `/regex/` and soft `==~`.
+
+A node without the label compares as the empty string, as in classic swarm (so `region!=us`
+accepts it).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from manager.scheduler.errors import unsatisfied
+from manager.scheduler.filters.expressions import EQ, Expression
+
+if TYPE_CHECKING:
+    from manager.scheduler.container_spec import ContainerSpec
+    from manager.scheduler.snapshot import NodeSnapshot
+
+# engine facts the caller normally merges into the labels; read from the snapshot when it did not
+_FACTS = {"kernelversion": "kernel_version", "operatingsystem": "operating_system", "ostype": "os",
+          "architecture": "architecture"}
+
+
+def label_value(node: NodeSnapshot, key: str) -> str:
+    labels = node.labels
+    value = labels.get(key)
+    if value is not None:
+        return value
+    for k, v in labels.items():   # label keys compare case-insensitively
+        if k.lower() == key:
+            return v
+    attr = _FACTS.get(key)
+    return getattr(node, attr) if attr else ""
+
+
+def predicate(expr: Expression) -> Callable[[NodeSnapshot], bool]:
+    """Whether a node satisfies `expr`, operator included."""
+    key, value, one = expr.key, expr.value, expr.matches_one
+    if key == "node":
+        if expr.is_plain:
+            hit = lambda node: value == node.name or value == node.id  # noqa: E731
+        else:
+            hit = lambda node: one(node.name) or one(node.id)  # noqa: E731
+    else:
+        hit = lambda node: one(label_value(node, key))  # noqa: E731
+    if expr.operator == EQ:
+        return hit
+    return lambda node: not hit(node)
+
+
+class ConstraintFilter:
+    name = "constraint"
+
+    def filter(self, spec: ContainerSpec, nodes: list[NodeSnapshot], *, soft: bool,
+               cluster: list[NodeSnapshot]) -> list[NodeSnapshot]:
+        applied: list[str] = []
+        for expr in spec.constraints:
+            if expr.soft and not soft:
+                continue
+            test = predicate(expr)
+            kept = [n for n in nodes if test(n)]
+            if not kept:
+                if expr.soft:
+                    continue
+                raise unsatisfied(self.name, applied + [str(expr)])
+            applied.append(str(expr))
+            nodes = kept
+        return nodes

@@ -1,0 +1,29 @@
+"""A node labelled `containerslots=N` takes at most N containers (a label that is not a number is ignored)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from manager.scheduler.errors import unsatisfied
+
+if TYPE_CHECKING:
+    from manager.scheduler.container_spec import ContainerSpec
+    from manager.scheduler.snapshot import NodeSnapshot
+
+LABEL = "containerslots"
+
+
+def _has_free_slot(node: NodeSnapshot) -> bool:
+    idx = node.index
+    slots = idx.container_slots
+    return slots is None or idx.count < slots
+
+
+class ContainerSlotsFilter:
+    name = "containerslots"
+
+    def filter(self, spec: ContainerSpec, nodes: list[NodeSnapshot], *, soft: bool,
+               cluster: list[NodeSnapshot]) -> list[NodeSnapshot]:
+        free = [n for n in nodes if LABEL not in n.labels or _has_free_slot(n)]
+        if not free:
+            raise unsatisfied(self.name, ["available container slots"])
+        return nodes if len(free) == len(nodes) else free

@@ -1,0 +1,38 @@
+"""Binpack: the fullest node the container still fits on, so whole nodes stay free.
+
+Order: highest weight (the share of CPU and memory in use once placed), then most containers,
+then highest existing reservations, then name and ID for a deterministic choice.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from manager.scheduler.strategies import fitting, requests_resources, weight
+
+if TYPE_CHECKING:
+    from manager.scheduler.container_spec import ContainerSpec
+    from manager.scheduler.snapshot import NodeSnapshot
+
+
+def _idle_key(n: NodeSnapshot):
+    idx = n.index
+    return -idx.count, -idx.load, n.name, n.id
+
+
+class BinpackStrategy:
+    name = "binpack"
+
+    def _key(self, spec: ContainerSpec):
+        if not requests_resources(spec):
+            return _idle_key
+
+        def key(n: NodeSnapshot):
+            idx = n.index
+            return -weight(spec, n), -idx.count, -idx.load, n.name, n.id
+        return key
+
+    def rank(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> list[NodeSnapshot]:
+        return sorted(fitting(spec, nodes), key=self._key(spec))
+
+    def pick(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> NodeSnapshot:
+        return min(fitting(spec, nodes), key=self._key(spec))

@@ -1,0 +1,39 @@
+"""Spread: the least loaded node, so containers are spread over the cluster.
+
+Order: lowest weight (the CPU and memory the container asks for, as a share of what each node has
+left), then fewest containers, then lowest existing reservations, then name and ID so equal nodes
+are picked deterministically. With no resources requested, the node with fewest containers wins.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from manager.scheduler.strategies import fitting, requests_resources, weight
+
+if TYPE_CHECKING:
+    from manager.scheduler.container_spec import ContainerSpec
+    from manager.scheduler.snapshot import NodeSnapshot
+
+
+def _idle_key(n: NodeSnapshot):
+    idx = n.index
+    return idx.count, idx.load, n.name, n.id
+
+
+class SpreadStrategy:
+    name = "spread"
+
+    def _key(self, spec: ContainerSpec):
+        if not requests_resources(spec):
+            return _idle_key
+
+        def key(n: NodeSnapshot):
+            idx = n.index
+            return weight(spec, n), idx.count, idx.load, n.name, n.id
+        return key
+
+    def rank(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> list[NodeSnapshot]:
+        return sorted(fitting(spec, nodes), key=self._key(spec))
+
+    def pick(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> NodeSnapshot:
+        return min(fitting(spec, nodes), key=self._key(spec))
