@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agent import identity
-from agent.engine import Engine
+from agent.engine import Engine, EngineError
 from agent.node_info import NodeInfoSource, NodeSettings, parse_labels
 from agent.service import AgentService
 from swarm.v1 import agent_pb2, agent_pb2_grpc
@@ -105,8 +105,14 @@ async def keep_registered(registrar, source: NodeInfoSource, cfg: AgentConfig, e
                           membership_error: type[Exception]) -> int:
     """Waits for the engine's first answer, then heartbeats until cancelled; returns 1 on failure."""
     try:
-        await engine_up.wait()
-        first = await source.read()
+        while True:
+            await engine_up.wait()
+            try:
+                first = await source.read()
+                break
+            except EngineError as exc:
+                log.warning("engine info unreadable; retrying", error=exc.message)
+                await asyncio.sleep(cfg.engine_check)
         log.info("registering", node=first.node.name, id=first.node.id, addr=first.node.addr)
         await registrar.keep_alive(source.for_registration, cfg.heartbeat, cfg.ttl)
         log.error("registration ended unexpectedly")

@@ -449,6 +449,23 @@ def test_join_process_serves_health_registers_and_deregisters(lab, tmp_path):
         assert daemon.stop(timeout=15) == 0, daemon.log_tail()
 
 
+def test_join_process_exits_1_when_its_registration_is_refused(lab, tmp_path):
+    discovery_url = f"etcd://{lab.etcd.endpoint}/agent-test-{uuid.uuid4().hex[:8]}"
+    first, addr = _join(tmp_path / "a", lab.engines[1].url, discovery_url, "--name", "same-name")
+    try:
+        wait_until(lambda: len(_etcd_nodes(discovery_url)) == 1, 30, f"the first node\n{first.log_tail()}")
+        second, _ = _join(tmp_path / "b", lab.engines[2].url, discovery_url, "--name", "same-name")
+        try:
+            code = second.proc.wait(30)
+        finally:
+            second.stop()
+        assert code == 1, second.log_tail()
+        assert "registration refused" in second.log_tail() and "same-name" in second.log_tail()
+        assert [n.info.addr for n in _etcd_nodes(discovery_url).values()] == [addr]
+    finally:
+        assert first.stop(timeout=15) == 0, first.log_tail()
+
+
 def test_join_process_is_not_serving_without_its_engine(lab, tmp_path):
     discovery_url = f"etcd://{lab.etcd.endpoint}/agent-test-{uuid.uuid4().hex[:8]}"
     daemon, addr = _join(tmp_path, f"unix://{tmp_path}/no-engine.sock", discovery_url)
