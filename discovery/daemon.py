@@ -1,0 +1,99 @@
+"""`swarm discovery`: the discovery gRPC daemon (plus grpc.health.v1), in front of etcd."""
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+
+from discovery.service import DiscoveryService
+from swarm.v1 import discovery_pb2_grpc
+from swarmd import logs
+from swarmd.config import describe
+from swarmd.membership.etcd_store import EtcdStore, StoreUnavailable
+from swarmd.membership.urls import URLError, parse_endpoints
+from swarmd.membership.watch import Backoff
+
+log = logs.get("discovery")
+
+SERVICE_NAME = "swarm.v1.Discovery"
+ETCD_CHECK_INTERVAL = 2.0
+SERVER_OPTIONS = (
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.max_ping_strikes", 0),
+)
+
+
+async def watch_etcd(store: EtcdStore, health: health_aio.HealthServicer) -> None:
+    """Runs until cancelled: checks etcd, logs each change of reachability once, sets health."""
+    backoff = Backoff()
+    reachable: bool | None = None
+    while True:
+        try:
+            await store.ping()
+            ok, error = True, ""
+        except StoreUnavailable as exc:
+            ok, error = False, str(exc)
+        if ok != reachable:
+            status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+            for service in ("", SERVICE_NAME):
+                await health.set(service, status)
+            if ok:
+                log.info("etcd reachable", endpoint=store.endpoint)
+            else:
+                log.warning("etcd unreachable; retrying with backoff", error=error)
+            reachable = ok
+        if ok:
+            backoff.reset()
+            await asyncio.sleep(ETCD_CHECK_INTERVAL)
+        else:
+            await asyncio.sleep(backoff.next())
+
+
+async def serve(listen: str, endpoints: list[tuple[str, int]], ttl: float) -> int:
+    store = EtcdStore(endpoints)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    discovery_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryService(store, default_ttl=ttl), server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError as exc:
+        port, error = 0, str(exc)
+    else:
+        error = ""
+    if not port:
+        log.error("cannot listen", listen=listen, error=error or "address unavailable")
+        await store.close()
+        return 1
+    await server.start()
+    log.info("discovery serving", listen=listen, etcd=",".join(f"{h}:{p}" for h, p in endpoints),
+             ttl=f"{ttl}s")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            monitor = tg.create_task(watch_etcd(store, health), name="etcd-health")
+            await stop.wait()
+            log.info("discovery shutting down")
+            monitor.cancel()
+    finally:
+        await health.enter_graceful_shutdown()
+        await server.stop(grace=2)
+        await store.close()
+    return 0
+
+
+def run(args) -> int:
+    try:
+        endpoints = parse_endpoints(args.etcd)
+    except URLError as exc:
+        log.error("invalid --etcd", error=str(exc))
+        return 2
+    log.info("configuration", **describe(args))
+    return asyncio.run(serve(args.listen, endpoints, args.ttl))

@@ -1,0 +1,125 @@
+"""The Discovery gRPC service: cluster tokens and node membership, kept in etcd under leases."""
+from __future__ import annotations
+
+import grpc
+
+from discovery import tokens
+from swarm.v1 import discovery_pb2, discovery_pb2_grpc
+from swarmd import logs
+from swarmd.membership.etcd_store import (EtcdStore, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
+                                          cluster_key, invalid_node_info, lease_seconds)
+from swarmd.membership.watch import apply
+
+log = logs.get("discovery")
+
+UNKNOWN_TOKEN = "unknown cluster token"
+MALFORMED_TOKEN = "malformed token: a cluster token is 32 hexadecimal characters as printed by `swarm create`"
+
+_KINDS = {
+    "joined": discovery_pb2.NodeEvent.KIND_JOINED,
+    "updated": discovery_pb2.NodeEvent.KIND_UPDATED,
+    "left": discovery_pb2.NodeEvent.KIND_LEFT,
+}
+
+
+def heartbeat_period_ms(lease_ttl_seconds: int) -> int:
+    """Three heartbeats per lease: one lost heartbeat never costs a node its lease."""
+    return max(1, lease_ttl_seconds * 1000 // 3)
+
+
+class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
+    def __init__(self, store: EtcdStore, default_ttl: float = 6.0):
+        self.store = store
+        self.default_ttl = default_ttl
+
+    async def _nodes(self, token: str, context: grpc.aio.ServicerContext, known: bool = True) -> NodeSet:
+        """The cluster's node set; aborts for a malformed or (when `known`) unknown token."""
+        if not tokens.well_formed(token):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_TOKEN)
+        if known and not await self.store.cluster_exists(token):
+            log.warning("request for an unknown cluster token", token=tokens.fingerprint(token))
+            await context.abort(grpc.StatusCode.NOT_FOUND, UNKNOWN_TOKEN)
+        return NodeSet(self.store, cluster_key(token))
+
+    async def _unavailable(self, context: grpc.aio.ServicerContext, exc: StoreUnavailable) -> None:
+        log.warning("etcd unavailable for a request", error=str(exc))
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"discovery cannot reach etcd: {exc}")
+
+    async def CreateCluster(self, request, context):
+        token = tokens.new_token()
+        try:
+            await self.store.create_cluster(token)
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        log.info("cluster created", token=tokens.fingerprint(token))
+        return discovery_pb2.CreateClusterResponse(token=token)
+
+    async def Register(self, request, context):
+        token = request.token.lower()
+        info = request.node
+        try:
+            nodes = await self._nodes(token, context)
+            problem = invalid_node_info(info)
+            if problem:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            ttl = request.ttl_ms / 1000 if request.ttl_ms > 0 else self.default_ttl
+            lease_id, seconds = await nodes.register(info, ttl)
+        except NameTaken as exc:
+            log.warning("registration refused", token=tokens.fingerprint(token), reason=str(exc))
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        log.info("node registered", token=tokens.fingerprint(token), node=info.name, id=info.id[:12],
+                 addr=info.addr, ttl=f"{seconds}s")
+        return discovery_pb2.RegisterResponse(lease_id=lease_id, ttl_ms=seconds * 1000,
+                                              heartbeat_period_ms=heartbeat_period_ms(seconds))
+
+    async def Heartbeat(self, request, context):
+        token = request.token.lower()
+        try:
+            nodes = await self._nodes(token, context, known=False)
+            remaining = await nodes.heartbeat(request.node_id, request.lease_id)
+        except LeaseGone as exc:
+            log.info("heartbeat for a lost registration", token=tokens.fingerprint(token),
+                     id=request.node_id[:12], reason=str(exc))
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"{exc}: register again")
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        return discovery_pb2.HeartbeatResponse(heartbeat_period_ms=heartbeat_period_ms(remaining),
+                                               remaining_ttl_ms=remaining * 1000)
+
+    async def Deregister(self, request, context):
+        token = request.token.lower()
+        try:
+            nodes = await self._nodes(token, context, known=False)
+            existed = await nodes.deregister(request.node_id)
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        if existed:
+            log.info("node deregistered", token=tokens.fingerprint(token), id=request.node_id[:12])
+        return discovery_pb2.DeregisterResponse()
+
+    async def ListNodes(self, request, context):
+        token = request.token.lower()
+        try:
+            nodes = await self._nodes(token, context)
+            listing = await nodes.list()
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        return discovery_pb2.ListNodesResponse(nodes=listing)
+
+    async def WatchNodes(self, request, context):
+        token = request.token.lower()
+        known = {}
+        try:
+            nodes = await self._nodes(token, context)
+            log.info("membership watch opened", token=tokens.fingerprint(token), peer=context.peer())
+            async for kind, node in nodes.session():
+                if kind == "synced":
+                    yield discovery_pb2.NodeEvent(kind=discovery_pb2.NodeEvent.KIND_SYNCED)
+                    continue
+                event = apply(known, kind, node)
+                if event is not None:
+                    yield discovery_pb2.NodeEvent(kind=_KINDS[event.kind], node=event.node)
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)

@@ -1,0 +1,19 @@
+"""`swarm discovery`: run the discovery daemon (cluster tokens and membership over etcd)."""
+from __future__ import annotations
+
+from swarmd.config import add_flag, parse_duration
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("discovery", help="run the discovery daemon (gRPC, backed by etcd)")
+    add_flag(p, "--listen", default="0.0.0.0:4000", help="HOST:PORT to serve gRPC on")
+    add_flag(p, "--etcd", default="http://127.0.0.1:2379",
+             help="etcd endpoints, comma-separated (http://HOST:PORT or HOST:PORT)")
+    add_flag(p, "--ttl", type=parse_duration, default=6.0,
+             help="lease TTL for agents that do not ask for one")
+
+    def run(args) -> int:
+        from discovery.daemon import run as run_daemon
+        return run_daemon(args)
+
+    p.set_defaults(func=run)

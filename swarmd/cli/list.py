@@ -1,0 +1,47 @@
+"""`swarm list`: one line per node of a cluster: name, address, status."""
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from swarmd.config import add_flag
+
+STATUS = {0: "unknown", 1: "pending", 2: "healthy", 3: "unhealthy"}
+
+
+def format_nodes(nodes) -> list[str]:
+    """Aligned `name  address  status` lines, sorted by name then address."""
+    rows = sorted(((n.info.name or n.info.addr, n.info.addr, STATUS.get(n.state, "unknown")) for n in nodes))
+    if not rows:
+        return []
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    return [f"{name:<{w0}}  {addr:<{w1}}  {status}" for name, addr, status in rows]
+
+
+async def list_nodes(url: str, discovery_addr: str | None):
+    from swarmd.membership import open_membership
+    membership = open_membership(url, discovery_addr=discovery_addr)
+    try:
+        return await membership.list_nodes()
+    finally:
+        await membership.close()
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("list", help="list the nodes of a cluster")
+    add_flag(p, "--discovery-addr", default=None, help="discovery daemon HOST:PORT (for token://)")
+    p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://ADDR,… or file:///path")
+
+    def run(args) -> int:
+        from swarmd.membership import MembershipError, MembershipUnavailable
+        try:
+            nodes = asyncio.run(list_nodes(args.discovery_url, args.discovery_addr))
+        except (MembershipError, MembershipUnavailable) as exc:
+            print(f"swarm list: {exc}", file=sys.stderr)
+            return 1
+        for line in format_nodes(nodes):
+            print(line)
+        return 0
+
+    p.set_defaults(func=run)

@@ -1,0 +1,118 @@
+"""Cluster membership, whatever the discovery URL: who is in the cluster, and how to join it.
+
+A manager opens a `Membership` (list the nodes, watch joins/updates/leaves); an agent opens a
+`Registrar` (register its node under a lease and keep it alive). Both are chosen by the URL's
+scheme: `token://` through the discovery daemon, `etcd://` straight to etcd, `nodes://` and
+`file://` static lists checked through each agent's own gRPC health service.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import AsyncIterator, Awaitable, Callable
+
+from swarm.v1 import types_pb2
+
+EVENT_KINDS = ("joined", "updated", "left", "synced")
+
+
+@dataclass(frozen=True)
+class MemberEvent:
+    kind: str                      # "joined" | "updated" | "left" | "synced"
+    node: types_pb2.Node | None    # None for "synced"
+
+
+class MembershipError(Exception):
+    """Registration refused, a bad discovery URL or an unknown/malformed token (clear message)."""
+
+
+class MembershipUnavailable(ConnectionError):
+    """The discovery daemon or etcd cannot be reached right now: worth retrying."""
+
+
+NodeSource = Callable[[], Awaitable[types_pb2.NodeInfo]] | types_pb2.NodeInfo
+
+
+class Membership(abc.ABC):
+    """What a manager uses: the current nodes, and a stream of changes."""
+
+    @abc.abstractmethod
+    async def list_nodes(self) -> list[types_pb2.Node]:
+        ...
+
+    @abc.abstractmethod
+    def watch(self) -> AsyncIterator[MemberEvent]:
+        """Runs forever: every current node as "joined", "synced", then changes.
+
+        On failure it logs, backs off, reconnects, re-lists and emits the difference so the
+        consumer's view converges, then "synced" again.
+        """
+
+    async def close(self) -> None:
+        return None
+
+
+class Registrar(abc.ABC):
+    """What an agent uses: register its node and keep the registration alive."""
+
+    @abc.abstractmethod
+    async def register(self, node: types_pb2.NodeInfo, ttl: float) -> None:
+        ...
+
+    @abc.abstractmethod
+    async def keep_alive(self, node: NodeSource, heartbeat: float, ttl: float) -> None:
+        ...
+
+    async def deregister(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def _parse(url: str):
+    from swarmd.membership import urls
+    try:
+        return urls.parse(url)
+    except urls.URLError as exc:
+        raise MembershipError(str(exc)) from None
+
+
+def _need_addr(discovery_addr: str | None) -> str:
+    if not discovery_addr:
+        raise MembershipError("token:// needs the discovery daemon's address: pass --discovery-addr HOST:PORT")
+    return discovery_addr
+
+
+def open_membership(url: str, discovery_addr: str | None = None) -> Membership:
+    """The Membership for a discovery URL; raises MembershipError for a bad URL."""
+    from swarmd.membership import urls
+    parsed = _parse(url)
+    if isinstance(parsed, urls.TokenURL):
+        from swarmd.membership.token_client import TokenMembership
+        return TokenMembership(parsed.token, _need_addr(discovery_addr))
+    if isinstance(parsed, urls.EtcdURL):
+        from swarmd.membership.etcd_client import EtcdMembership
+        return EtcdMembership(parsed.endpoints, parsed.prefix)
+    from swarmd.membership.static import StaticMembership
+    return StaticMembership(parsed)
+
+
+def open_registrar(url: str, discovery_addr: str | None = None) -> Registrar:
+    """The Registrar for a discovery URL; raises MembershipError for a bad URL."""
+    from swarmd.membership import urls
+    parsed = _parse(url)
+    if isinstance(parsed, urls.TokenURL):
+        from swarmd.membership.token_client import TokenRegistrar
+        return TokenRegistrar(parsed.token, _need_addr(discovery_addr))
+    if isinstance(parsed, urls.EtcdURL):
+        from swarmd.membership.etcd_client import EtcdRegistrar
+        return EtcdRegistrar(parsed.endpoints, parsed.prefix)
+    from swarmd.membership.static import StaticRegistrar
+    return StaticRegistrar()
+
+
+__all__ = [
+    "MemberEvent", "MembershipError", "MembershipUnavailable", "Membership", "Registrar",
+    "open_membership", "open_registrar",
+]

@@ -1,0 +1,312 @@
+"""The etcd layout of membership, shared by the discovery daemon and the `etcd://` scheme.
+
+Keys (values are protobuf `swarm.v1.Node` bytes unless said otherwise):
+
+    /swarmd/clusters/<sha256(token) hex>                 JSON {"created": RFC 3339}
+    /swarmd/clusters/<hash>/nodes/<node_id>              Node, attached to the node's lease
+    /swarmd/clusters/<hash>/names/<node name>            node_id, same lease (unique names)
+    <PREFIX>/nodes/<node_id>, <PREFIX>/names/<name>      the same under an etcd:// prefix
+
+A node is alive while its lease is: an agent that stops heartbeating disappears when the lease
+expires, and every key it holds goes with it. Tokens are never stored, only their hash.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import math
+import time
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
+
+import aetcd
+import aetcd.exceptions
+import grpc
+
+from swarm.v1 import types_pb2
+from swarmd import logs
+
+log = logs.get("membership.etcd")
+
+CLUSTERS_ROOT = "/swarmd/clusters"
+MIN_TTL_SECONDS = 2
+T = TypeVar("T")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.lower().encode()).hexdigest()
+
+
+def cluster_key(token: str) -> str:
+    """The cluster's own key, which is also the base of its node keys."""
+    return f"{CLUSTERS_ROOT}/{token_hash(token)}"
+
+
+def nodes_prefix(base: str) -> str:
+    return f"{base}/nodes/"
+
+
+def node_key(base: str, node_id: str) -> str:
+    return f"{base}/nodes/{node_id}"
+
+
+def name_key(base: str, name: str) -> str:
+    return f"{base}/names/{name}"
+
+
+def lease_seconds(ttl: float) -> int:
+    """etcd leases are whole seconds; never below what a single etcd member accepts."""
+    return max(MIN_TTL_SECONDS, math.ceil(ttl))
+
+
+def cluster_record() -> bytes:
+    return json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+
+
+def name_taken_message(name: str, holder_id: str, holder_addr: str) -> str:
+    return f'node name "{name}" is already held by live node {holder_id[:12]} at {holder_addr}'
+
+
+def invalid_node_info(info: types_pb2.NodeInfo) -> str | None:
+    """Why a registration cannot be stored, or None if it can."""
+    missing = [f for f in ("id", "name", "addr") if not getattr(info, f)]
+    if missing:
+        return f"node registration is missing its {', '.join(missing)}"
+    if "/" in info.id:
+        return f"invalid node ID {info.id!r}: must not contain '/'"
+    return None
+
+
+class StoreUnavailable(ConnectionError):
+    """etcd could not be reached (or did not answer in time)."""
+
+
+class NameTaken(Exception):
+    """Another live node (a different node ID) holds the name."""
+
+
+class LeaseGone(Exception):
+    """The node's registration or lease no longer exists: register again."""
+
+
+class EtcdStore:
+    """One etcd client over a list of endpoints; a failed call resets it onto the next endpoint."""
+
+    def __init__(self, endpoints: list[tuple[str, int]] | tuple[tuple[str, int], ...], timeout: float = 5.0):
+        if not endpoints:
+            raise ValueError("no etcd endpoint")
+        self.endpoints = list(endpoints)
+        self.timeout = timeout
+        self._index = 0
+        self._client: aetcd.Client | None = None
+        self._generation = 0
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self.endpoints[self._index]
+        return f"{host}:{port}"
+
+    def _current(self) -> tuple[aetcd.Client, int]:
+        if self._client is None:
+            host, port = self.endpoints[self._index]
+            self._client = aetcd.Client(host=host, port=port, timeout=self.timeout)
+            self._generation += 1
+        return self._client, self._generation
+
+    async def _reset(self, generation: int) -> None:
+        if generation != self._generation or self._client is None:
+            return
+        client, self._client = self._client, None
+        self._index = (self._index + 1) % len(self.endpoints)
+        await _close_quietly(client)
+
+    async def run(self, op: Callable[[aetcd.Client], Awaitable[T]]) -> T:
+        """Runs `op(client)` with a deadline; connection failures become StoreUnavailable."""
+        client, generation = self._current()
+        endpoint = self.endpoint
+        try:
+            return await asyncio.wait_for(op(client), self.timeout)
+        except (aetcd.exceptions.ClientError, grpc.RpcError, asyncio.TimeoutError, OSError) as exc:
+            await self._reset(generation)
+            raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
+
+    async def watch_prefix(self, prefix: bytes, start_revision: int) -> AsyncIterator:
+        """Events under `prefix` from `start_revision`; raises StoreUnavailable when the watch breaks."""
+        client, generation = self._current()
+        endpoint = self.endpoint
+        try:
+            watch = await asyncio.wait_for(
+                client.watch_prefix(prefix, start_revision=start_revision), self.timeout)
+        except (aetcd.exceptions.ClientError, grpc.RpcError, asyncio.TimeoutError, OSError) as exc:
+            await self._reset(generation)
+            raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
+        try:
+            async for event in watch:
+                yield event
+        except (aetcd.exceptions.ClientError, grpc.RpcError, OSError) as exc:
+            await self._reset(generation)
+            raise StoreUnavailable(f"etcd watch on {endpoint} broke: {_describe(exc)}") from exc
+        finally:
+            try:
+                await asyncio.wait_for(watch.cancel(), 1.0)
+            except Exception:  # the client may be closed already
+                pass
+        raise StoreUnavailable(f"etcd watch on {endpoint} ended")
+
+    async def ping(self) -> None:
+        await self.run(lambda c: c.get(CLUSTERS_ROOT.encode()))
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        self._generation += 1
+        if client is not None:
+            await _close_quietly(client)
+
+    # -- clusters -------------------------------------------------------------------------------
+
+    async def create_cluster(self, token: str) -> None:
+        await self.run(lambda c: c.put(cluster_key(token).encode(), cluster_record()))
+
+    async def cluster_exists(self, token: str) -> bool:
+        return await self.run(lambda c: c.get(cluster_key(token).encode())) is not None
+
+
+async def _close_quietly(client: aetcd.Client) -> None:
+    try:
+        await asyncio.wait_for(client.close(), 2.0)
+    except Exception:
+        pass
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def decode_node(value: bytes) -> types_pb2.Node:
+    node = types_pb2.Node()
+    node.ParseFromString(value)
+    return node
+
+
+class NodeSet:
+    """The live nodes under one base key: register, heartbeat, deregister, list, watch."""
+
+    def __init__(self, store: EtcdStore, base: str):
+        self.store = store
+        self.base = base.rstrip("/")
+
+    async def register(self, info: types_pb2.NodeInfo, ttl: float) -> tuple[int, int]:
+        """Stores the node under a new lease; returns (lease ID, lease seconds).
+
+        Raises NameTaken when another live node holds the name. A node re-registering with
+        the same ID replaces its previous registration (and releases its previous lease).
+        """
+        node = types_pb2.Node(info=info, state=types_pb2.NODE_STATE_HEALTHY)
+        node.updated_at.GetCurrentTime()
+        seconds = lease_seconds(ttl)
+        nkey = node_key(self.base, info.id).encode()
+        mkey = name_key(self.base, info.name).encode()
+        node_id = info.id.encode()
+        value = node.SerializeToString()
+
+        async def op(c: aetcd.Client) -> int:
+            lease = await c.lease(seconds)
+            tx = c.transactions
+            puts = [tx.put(mkey, node_id, lease=lease.id), tx.put(nkey, value, lease=lease.id)]
+            try:
+                previous = await c.get(nkey)
+                ok, responses = await c.transaction(compare=[tx.version(mkey) == 0], success=puts,
+                                                    failure=[tx.get(mkey)])
+                if not ok:
+                    holder = responses[0][0][0].decode() if responses and responses[0] else ""
+                    if holder == info.id:
+                        ok, _ = await c.transaction(compare=[tx.value(mkey) == node_id], success=puts,
+                                                    failure=[])
+                    if not ok:
+                        holder_kv = await c.get(node_key(self.base, holder).encode()) if holder else None
+                        addr = decode_node(holder_kv.value).info.addr if holder_kv else "an unknown address"
+                        raise NameTaken(name_taken_message(info.name, holder, addr))
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await c.revoke_lease(lease.id)
+                raise
+            if previous is not None and previous.lease and previous.lease != lease.id:
+                await _revoke_quietly(c, previous.lease)
+            return lease.id
+
+        return await self.store.run(op), seconds
+
+    async def heartbeat(self, node_id: str, lease_id: int) -> int:
+        """Renews the node's lease; returns the remaining seconds. Raises LeaseGone."""
+        nkey = node_key(self.base, node_id).encode()
+
+        async def op(c: aetcd.Client) -> int:
+            kv = await c.get(nkey)
+            if kv is None or kv.lease != lease_id:
+                raise LeaseGone(f"node {node_id[:12]} is not registered under lease {lease_id:x}")
+            reply = await c.refresh_lease(lease_id)
+            if reply is None or reply.TTL <= 0:
+                raise LeaseGone(f"lease {lease_id:x} of node {node_id[:12]} has expired")
+            return reply.TTL
+
+        return await self.store.run(op)
+
+    async def deregister(self, node_id: str) -> bool:
+        """Removes the node and its lease at once; False if it was not registered."""
+        nkey = node_key(self.base, node_id).encode()
+
+        async def op(c: aetcd.Client) -> bool:
+            kv = await c.get(nkey)
+            if kv is None:
+                return False
+            if kv.lease:
+                await _revoke_quietly(c, kv.lease)
+            await c.delete(nkey)
+            return True
+
+        return await self.store.run(op)
+
+    async def list(self) -> list[types_pb2.Node]:
+        listing = await self.store.run(lambda c: c.get_prefix(nodes_prefix(self.base).encode()))
+        return [n for n in (self._decode(kv.key, kv.value) for kv in listing) if n is not None]
+
+    async def session(self) -> AsyncIterator[tuple[str, types_pb2.Node | None]]:
+        """Every node as "joined", then "synced", then live changes; raises StoreUnavailable."""
+        prefix = nodes_prefix(self.base).encode()
+        listing = await self.store.run(lambda c: c.get_prefix(prefix))
+        revision = listing.header.revision
+        nodes = [n for n in (self._decode(kv.key, kv.value) for kv in listing) if n is not None]
+        for node in nodes:
+            yield "joined", node
+        yield "synced", None
+        async for event in self.store.watch_prefix(prefix, revision + 1):
+            node_id = event.kv.key[len(prefix):].decode(errors="replace")
+            if event.kind == "DELETE":
+                yield "left", types_pb2.Node(info=types_pb2.NodeInfo(id=node_id))
+                continue
+            node = self._decode(event.kv.key, event.kv.value)
+            if node is not None:
+                yield "updated", node
+
+    def _decode(self, key: bytes, value: bytes) -> types_pb2.Node | None:
+        try:
+            node = decode_node(value)
+        except Exception as exc:  # a value this version cannot read: skip it, say so
+            log.warning("skipping unreadable node record", key=key.decode(errors="replace"), error=str(exc))
+            return None
+        if not node.info.id:
+            log.warning("skipping node record without an ID", key=key.decode(errors="replace"))
+            return None
+        return node
+
+
+async def _revoke_quietly(c: aetcd.Client, lease_id: int) -> None:
+    try:
+        await c.revoke_lease(lease_id)
+    except aetcd.exceptions.ClientError as exc:
+        if "not found" not in str(exc).lower():
+            raise

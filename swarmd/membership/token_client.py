@@ -1,0 +1,123 @@
+"""The `token://` scheme: membership through the discovery daemon's gRPC service."""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import grpc
+
+from swarm.v1 import discovery_pb2, discovery_pb2_grpc, types_pb2
+from swarmd import logs
+from swarmd.membership import (Membership, MemberEvent, MembershipError, MembershipUnavailable)
+from swarmd.membership.registrar import LeaseRegistrar, RegistrationLost
+from swarmd.membership.watch import converging_watch
+
+log = logs.get("membership.token")
+
+CALL_TIMEOUT = 5.0
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+)
+# Answers that will not change by asking again.
+REFUSALS = {
+    grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNIMPLEMENTED,
+}
+
+_KINDS = {
+    discovery_pb2.NodeEvent.KIND_JOINED: "joined",
+    discovery_pb2.NodeEvent.KIND_UPDATED: "updated",
+    discovery_pb2.NodeEvent.KIND_LEFT: "left",
+    discovery_pb2.NodeEvent.KIND_SYNCED: "synced",
+}
+
+
+def fingerprint(token: str) -> str:
+    """What may be logged of a token."""
+    return token[:4] + "…"
+
+
+def translate(err: grpc.RpcError, addr: str) -> Exception:
+    """A gRPC failure as MembershipError (refused) or MembershipUnavailable (try again)."""
+    code = err.code()
+    details = err.details() or code.name.lower()
+    if code in REFUSALS:
+        return MembershipError(details)
+    return MembershipUnavailable(f"discovery at {addr}: {details}")
+
+
+class _Client:
+    def __init__(self, token: str, addr: str):
+        self.token = token
+        self.addr = addr
+        self.channel = grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)
+        self.stub = discovery_pb2_grpc.DiscoveryStub(self.channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class TokenMembership(_Client, Membership):
+    async def list_nodes(self) -> list[types_pb2.Node]:
+        try:
+            reply = await self.stub.ListNodes(discovery_pb2.ListNodesRequest(token=self.token),
+                                              timeout=CALL_TIMEOUT)
+        except grpc.RpcError as err:
+            raise translate(err, self.addr) from None
+        return list(reply.nodes)
+
+    def watch(self) -> AsyncIterator[MemberEvent]:
+        return converging_watch(self._session, f"token://{fingerprint(self.token)} via {self.addr}", log)
+
+    async def _session(self):
+        call = self.stub.WatchNodes(discovery_pb2.WatchNodesRequest(token=self.token))
+        try:
+            async for event in call:
+                kind = _KINDS.get(event.kind)
+                if kind is None:
+                    continue
+                yield kind, (event.node if kind != "synced" else None)
+        except grpc.RpcError as err:
+            raise translate(err, self.addr) from None
+        finally:
+            call.cancel()
+
+
+class TokenRegistrar(_Client, LeaseRegistrar):
+    source = "discovery"
+
+    def __init__(self, token: str, addr: str):
+        _Client.__init__(self, token, addr)
+        LeaseRegistrar.__init__(self)
+        self.lease_id = 0
+
+    async def _register(self, info: types_pb2.NodeInfo, ttl: float) -> float | None:
+        request = discovery_pb2.RegisterRequest(token=self.token, node=info, ttl_ms=int(ttl * 1000))
+        try:
+            reply = await self.stub.Register(request, timeout=CALL_TIMEOUT)
+        except grpc.RpcError as err:
+            raise translate(err, self.addr) from None
+        self.lease_id = reply.lease_id
+        return reply.heartbeat_period_ms / 1000 if reply.heartbeat_period_ms > 0 else None
+
+    async def _heartbeat(self) -> float | None:
+        request = discovery_pb2.HeartbeatRequest(token=self.token, node_id=self.node_id or "",
+                                                 lease_id=self.lease_id)
+        try:
+            reply = await self.stub.Heartbeat(request, timeout=CALL_TIMEOUT)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                raise RegistrationLost(err.details() or "lease not found") from None
+            raise translate(err, self.addr) from None
+        return reply.heartbeat_period_ms / 1000 if reply.heartbeat_period_ms > 0 else None
+
+    async def _deregister(self, node_id: str) -> None:
+        try:
+            await self.stub.Deregister(discovery_pb2.DeregisterRequest(token=self.token, node_id=node_id),
+                                       timeout=CALL_TIMEOUT)
+        except grpc.RpcError as err:
+            raise translate(err, self.addr) from None
