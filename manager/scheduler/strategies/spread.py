@@ -1,7 +1,7 @@
 """Spread: the least loaded node, so containers are spread over the cluster.
 
-Order: lowest weight (the CPU and memory the container asks for, as a share of what each node has
-left), then fewest containers, then lowest existing reservations, then name and ID so equal nodes
+Order: lowest weight (the share of the node's CPUs and memory in use once the container is placed,
+for the resources it asks for), then fewest containers, then lowest existing reservations, then name and ID so equal nodes
 are picked deterministically. With no resources requested, the node with fewest containers wins.
 """
 from __future__ import annotations
