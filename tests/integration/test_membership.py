@@ -35,8 +35,9 @@ async def aswarm(*args: str) -> subprocess.CompletedProcess:
     return await asyncio.to_thread(swarm, *args)
 
 
-def start_discovery(etcd_url: str, root: Path, name: str = "discovery") -> tuple[Daemon, str]:
-    addr = f"127.0.0.1:{free_port()}"
+def start_discovery(etcd_url: str, root: Path, name: str = "discovery",
+                    addr: str | None = None) -> tuple[Daemon, str]:
+    addr = addr or f"127.0.0.1:{free_port()}"
     daemon = Daemon(name, swarm_argv("discovery", "--listen", addr, "--etcd", etcd_url),
                     root / f"{name}.log").start()
 
@@ -205,6 +206,11 @@ async def test_unknown_and_malformed_tokens(discovery):
     assert out.returncode != 0
     assert "malformed token" in out.stderr
 
+    membership = open_membership(f"token://{unknown}", discovery)
+    with pytest.raises(MembershipError, match="unknown cluster token"):
+        await asyncio.wait_for(anext(membership.watch()), 20)
+    await membership.close()
+
     registrar = open_registrar(f"token://{unknown}", discovery)
     with pytest.raises(MembershipError, match="unknown cluster token"):
         await asyncio.wait_for(registrar.keep_alive(node_info("lost"), HEARTBEAT, TTL), 20)
@@ -250,6 +256,38 @@ async def test_duplicate_name_refused(discovery, token):
         await same.close()
     finally:
         await stop_keep_alive(registrar, task)
+
+
+async def test_watch_converges_after_discovery_restart(lab, tmp_path):
+    watched, addr = start_discovery(lab.etcd.url, tmp_path, "watched")
+    other, other_addr = start_discovery(lab.etcd.url, tmp_path, "other")
+    token = create_token(addr)
+    url = f"token://{token}"
+    watcher = Watcher(open_membership(url, addr))
+    a = await start_keep_alive(url, node_info("conv-a"), other_addr)
+    b = await start_keep_alive(url, node_info("conv-b"), other_addr)
+    c = None
+    try:
+        await watcher.wait_for(lambda ev: has("joined", "conv-a")(ev) and has("joined", "conv-b")(ev))
+        watched.kill9()                             # the watch stream breaks
+        await stop_keep_alive(*a)                   # meanwhile a leaves and c joins
+        c = await start_keep_alive(url, node_info("conv-c"), other_addr)
+        membership = open_membership(url, other_addr)
+        await asyncio.wait_for(_until_listed(membership, "conv-c"), 20)
+        await membership.close()
+
+        watched, _ = start_discovery(lab.etcd.url, tmp_path, "watched", addr=addr)
+        await watcher.wait_for(lambda ev: has("left", "conv-a")(ev) and has("joined", "conv-c")(ev), 30,
+                               what="the watch to catch up after reconnecting")
+        assert [e.kind for e in watcher.events].count("synced") >= 2
+        assert watcher.kinds("conv-b") == ["joined"]
+    finally:
+        for running in (b, c):
+            if running:
+                await stop_keep_alive(*running)
+        await watcher.close()
+        watched.stop()
+        other.stop()
 
 
 def start_agent(lab, index: int, url: str, root: Path, discovery_addr: str | None = None,
