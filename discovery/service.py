@@ -7,7 +7,7 @@ from discovery import tokens
 from swarm.v1 import discovery_pb2, discovery_pb2_grpc
 from swarmd import logs
 from swarmd.membership.etcd_store import (EtcdStore, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
-                                          cluster_key, invalid_node_info, lease_seconds)
+                                          cluster_key, invalid_node_info)
 from swarmd.membership.watch import apply
 
 log = logs.get("discovery")
