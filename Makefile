@@ -39,7 +39,7 @@ unit: venv
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
 demo: venv
-	$(PY) -m tests.lab.demo
+	$(PY) -m swarmd.localcluster.demo
 
 bench: venv
 	$(PY) -m bench

@@ -1,0 +1,1 @@
+"""swarmd benchmarks: `make bench` prints a table and writes bench/results/latest.json."""

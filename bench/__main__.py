@@ -1,0 +1,30 @@
+"""`python -m bench [--quick] [--only NAME …]`: run the benchmarks, print the table, write JSON."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bench.report import Row, print_table, save
+
+SUITES = ("placement", "proxy", "failure")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--only", action="append", choices=SUITES, help="run only these suites")
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    for name in args.only or SUITES:
+        module = importlib.import_module(f"bench.{name}")
+        print(f"# {name} …", file=sys.stderr, flush=True)
+        rows += module.run(quick=args.quick)
+    print_table(rows)
+    path = save(rows)
+    print(f"\nwritten to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""gRPC client to one node's agent: typed calls, engine errors translated to ApiError."""
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import grpc
+
+from manager.httpd.errors import ApiError
+from manager.metrics import AGENT_RPC_ERRORS
+from swarm.v1 import agent_pb2, agent_pb2_grpc
+from swarmd.engine_errors import engine_error_from_rpc
+
+UNARY_TIMEOUT = 60.0      # seconds; every outbound unary call has a deadline
+INFO_TIMEOUT = 10.0
+
+_ACTIONS = {
+    "start": agent_pb2.ContainerActionRequest.ACTION_START,
+    "stop": agent_pb2.ContainerActionRequest.ACTION_STOP,
+    "kill": agent_pb2.ContainerActionRequest.ACTION_KILL,
+    "restart": agent_pb2.ContainerActionRequest.ACTION_RESTART,
+    "pause": agent_pb2.ContainerActionRequest.ACTION_PAUSE,
+    "unpause": agent_pb2.ContainerActionRequest.ACTION_UNPAUSE,
+    "remove": agent_pb2.ContainerActionRequest.ACTION_REMOVE,
+}
+
+
+class AgentClient:
+    """One channel to one agent. Methods raise ApiError carrying the engine's status and text."""
+
+    def __init__(self, addr: str, node_name: str = ""):
+        self.addr = addr
+        self.node_name = node_name or addr
+        self.channel = grpc.aio.insecure_channel(
+            addr,
+            options=[
+                ("grpc.max_receive_message_length", 256 << 20),
+                ("grpc.max_send_message_length", 256 << 20),
+                ("grpc.keepalive_time_ms", 10_000),
+                ("grpc.keepalive_timeout_ms", 5_000),
+            ],
+        )
+        self.stub = agent_pb2_grpc.AgentStub(self.channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    def _error(self, err: grpc.aio.AioRpcError) -> ApiError:
+        status, message = engine_error_from_rpc(err)
+        if status >= 500:
+            AGENT_RPC_ERRORS.labels(self.node_name, str(status)).inc()
+        if status in (503, 504):
+            message = f"node {self.node_name} ({self.addr}) is unreachable: {message}"
+        return ApiError(status, message)
+
+    async def engine_info(self) -> agent_pb2.EngineInfo:
+        try:
+            return await self.stub.GetEngineInfo(agent_pb2.GetEngineInfoRequest(), timeout=INFO_TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            raise self._error(err) from None
+
+    async def create_container(self, name: str, config: dict) -> dict:
+        try:
+            resp = await self.stub.CreateContainer(
+                agent_pb2.CreateContainerRequest(name=name or "", config_json=json.dumps(config).encode()),
+                timeout=UNARY_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise self._error(err) from None
+        return {"Id": resp.id, "Warnings": list(resp.warnings)}
+
+    async def list_containers(self, all: bool = True, filters: dict | None = None) -> list[dict]:
+        try:
+            resp = await self.stub.ListContainers(
+                agent_pb2.ListContainersRequest(all=all, filters_json=json.dumps(filters).encode() if filters else b""),
+                timeout=UNARY_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise self._error(err) from None
+        return json.loads(resp.containers_json or b"[]")
+
+    async def inspect_container(self, container_id: str) -> dict:
+        try:
+            resp = await self.stub.InspectContainer(
+                agent_pb2.InspectContainerRequest(id=container_id), timeout=UNARY_TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            raise self._error(err) from None
+        return json.loads(resp.json)
+
+    async def container_action(self, container_id: str, action: str, params: dict[str, str] | None = None) -> int:
+        try:
+            resp = await self.stub.ContainerAction(
+                agent_pb2.ContainerActionRequest(id=container_id, action=_ACTIONS[action], params=params or {}),
+                timeout=UNARY_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise self._error(err) from None
+        return resp.status or 204
+
+    async def engine_call(self, method: str, path: str, query: str = "", body: bytes = b"",
+                          headers: dict[str, str] | None = None) -> agent_pb2.EngineResponse:
+        req = agent_pb2.EngineRequest(
+            method=method, path=path, query=query, body=body,
+            headers=[agent_pb2.Header(name=k, value=v) for k, v in (headers or {}).items()],
+        )
+        try:
+            return await self.stub.EngineCall(req, timeout=UNARY_TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            raise self._error(err) from None
+
+    def engine_stream(self) -> grpc.aio.StreamStreamCall:
+        """A bidi EngineStream call; the caller writes `open` first (see manager.api.relay)."""
+        return self.stub.EngineStream()
+
+    async def events(self, since_unix_nano: int = 0) -> AsyncIterator[dict]:
+        call = self.stub.Events(agent_pb2.EventsRequest(since_unix_nano=since_unix_nano))
+        try:
+            async for ev in call:
+                yield json.loads(ev.json)
+        finally:
+            call.cancel()

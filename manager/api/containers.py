@@ -1,0 +1,254 @@
+"""`/containers/*`: placement on create, then every call addressed to the container's node."""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from manager.api import relay
+from manager.api.context import ManagerContext
+from manager.container_records import ContainerRecord, _requested_bindings
+from manager import metrics
+from manager.httpd.errors import ApiError
+from manager.httpd.request import Request
+from manager.httpd.response import Response, empty, json_response
+from manager.scheduler import ContainerSpec, NoSuitableNode, SchedulerError
+from manager.scheduler.snapshot import ContainerSnapshot
+from swarmd import logs
+
+log = logs.get("manager.api.containers")
+
+_VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_ACTIONS = {"start": (), "stop": ("t", "signal"), "kill": ("signal",), "restart": ("t", "signal"),
+            "pause": (), "unpause": ()}
+
+
+def _conflict(name: str, rec: ContainerRecord | None) -> ApiError:
+    cid = rec.id if rec else "(being created)"
+    return ApiError(409, f'Conflict. The container name "/{name}" is already in use by container "{cid}". '
+                         "You have to remove (or rename) that container to be able to reuse that name.")
+
+
+def _check_name(name: str) -> str:
+    if not _VALID_NAME.match(name):
+        raise ApiError(400, f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return name.lstrip("/")
+
+
+def _placeholder(name: str, body: dict) -> ContainerSnapshot:
+    hc = body.get("HostConfig") or {}
+    cpus = (hc.get("NanoCpus") or 0) / 1e9
+    return ContainerSnapshot(
+        id=f"pending:{name}:{id(body)}", name=name, image=str(body.get("Image") or ""), image_id="",
+        state="created", labels=dict(body.get("Labels") or {}),
+        ports=_requested_bindings({"HostConfig": hc, "ExposedPorts": body.get("ExposedPorts")}), cpus=cpus, memory=int(hc.get("Memory") or 0),
+    )
+
+
+def _match_filters(rec: ContainerRecord, summary: dict, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if not values:
+            continue
+        if key == "id":
+            ok = any(rec.id.startswith(v) for v in values)
+        elif key == "name":
+            names = (rec.name, f"{rec.node_name}/{rec.name}")
+            ok = any(re.search(v.lstrip("/"), n) for v in values for n in names)
+        elif key == "label":
+            labels = rec.labels
+            ok = all((labels.get(k) == v) if sep else (k in labels)
+                     for k, sep, v in (item.partition("=") for item in values))
+        elif key == "status":
+            ok = summary["State"] in values
+        elif key == "node":
+            ok = any(re.fullmatch(v.replace("*", ".*"), rec.node_name) for v in values)
+        elif key == "exited":
+            ok = summary["State"] == "exited" and str(rec.state.get("ExitCode")) in values
+        elif key == "ancestor":
+            image = summary["Image"]
+            ok = any(image == v or image.split(":")[0] == v or summary["ImageID"].startswith(v)
+                     or summary["ImageID"] == f"sha256:{v}" for v in values)
+        elif key == "health":
+            ok = ((rec.state.get("Health") or {}).get("Status") or "none") in values
+        elif key in ("before", "since", "volume", "network", "publish", "expose", "isolation", "is-task"):
+            continue   # accepted; not narrowed here
+        else:
+            raise ApiError(400, f"invalid filter '{key}'")
+        if not ok:
+            return False
+    return True
+
+
+def register(router, ctx: ManagerContext) -> None:
+    cluster = ctx.cluster
+
+    def locate(req: Request) -> tuple[ContainerRecord, object]:
+        rec = cluster.find_container(req.params["id"])
+        return rec, cluster.node_of(rec)
+
+    async def create(req: Request) -> Response:
+        body = req.json(default=None)
+        if not isinstance(body, dict):
+            raise ApiError(400, "config cannot be empty in order to create a container")
+        name = req.arg("name") or ""
+        if name:
+            name = _check_name(name)
+            if cluster.name_in_use(name) or name in ctx.pending_names:
+                raise _conflict(name, cluster.name_in_use(name))
+        if not body.get("Image"):
+            raise ApiError(400, "No command specified" if not body.get("Cmd") else "image is required")
+        started = time.perf_counter()
+        try:
+            spec = ContainerSpec.from_create(body, name or None)
+            node = ctx.scheduler.select(spec, cluster.snapshots())
+            engine_body = spec.normalized_create_body(body)
+        except NoSuitableNode as exc:
+            metrics.SCHEDULING.labels("no_suitable_node").inc()
+            raise ApiError(500, str(exc)) from None
+        except SchedulerError as exc:
+            metrics.SCHEDULING.labels("invalid").inc()
+            raise ApiError(400, str(exc)) from None
+        metrics.SCHEDULING.labels("placed").inc()
+        metrics.SCHEDULING_LATENCY.observe(time.perf_counter() - started)
+        view = cluster.nodes[node.id]
+        placeholder = _placeholder(name, engine_body)
+        view.pending.append(placeholder)
+        if name:
+            ctx.pending_names.add(name)
+        try:
+            result = await view.client.create_container(name, engine_body)
+            await cluster.refresh_container(view, result["Id"])
+        finally:
+            if placeholder in view.pending:
+                view.pending.remove(placeholder)
+            view.changed()
+            ctx.pending_names.discard(name)
+        log.info("container created", id=result["Id"][:12], name=name, node=view.name)
+        return json_response(result, 201)
+
+    async def list_containers(req: Request) -> Response:
+        show_all = req.flag("all")
+        limit = req.int_arg("limit", -1)
+        filters = req.filters()
+        out = []
+        for rec in cluster.containers():
+            if not show_all and not rec.state.get("Running") and "status" not in filters:
+                continue
+            summary = rec.summary()
+            if filters and not _match_filters(rec, summary, filters):
+                continue
+            out.append(summary)
+        out.sort(key=lambda s: s["Created"], reverse=True)
+        if limit and limit > 0:
+            out = out[:limit]
+        return json_response(out)
+
+    async def inspect(req: Request) -> Response:
+        rec, view = locate(req)
+        doc = dict(rec.doc)
+        snap = view.snapshot()
+        doc["Node"] = {"ID": view.id, "IP": view.node.info.host_ip, "Addr": view.addr, "Name": view.name,
+                       "Cpus": int(snap.total_cpus), "Memory": snap.total_memory, "Labels": snap.labels}
+        return json_response(doc)
+
+    def action_handler(action: str):
+        async def handler(req: Request) -> Response:
+            rec, view = locate(req)
+            params = {k: req.arg(k) for k in _ACTIONS[action] if req.arg(k) is not None}
+            status = await view.client.container_action(rec.id, action, params)
+            await cluster.refresh_container(view, rec.id)
+            return empty(status)
+        return handler
+
+    async def remove(req: Request) -> Response:
+        rec, view = locate(req)
+        params = {k: "1" if req.flag(k) else "0" for k in ("force", "v", "link")}
+        status = await view.client.container_action(rec.id, "remove", params)
+        cluster._forget(view, rec.id)
+        return empty(status)
+
+    async def rename(req: Request) -> Response:
+        rec, view = locate(req)
+        new = req.arg("name")
+        if not new:
+            raise ApiError(400, "new name cannot be blank")
+        new = _check_name(new)
+        other = cluster.name_in_use(new)
+        if (other and other.id != rec.id) or new in ctx.pending_names:
+            raise _conflict(new, other)
+        resp = await relay.unary(req, view.client, f"/containers/{rec.id}/rename")
+        await cluster.refresh_container(view, rec.id)
+        return resp
+
+    def forward_unary(suffix: str):
+        async def handler(req: Request) -> Response:
+            rec, view = locate(req)
+            return await relay.unary(req, view.client, f"/containers/{rec.id}{suffix}")
+        return handler
+
+    def forward_stream(suffix: str):
+        async def handler(req: Request):
+            rec, view = locate(req)
+            return await relay.stream(req, view.client, f"/containers/{rec.id}{suffix}")
+        return handler
+
+    async def stats(req: Request):
+        rec, view = locate(req)
+        if req.flag("stream", True):
+            return await relay.stream(req, view.client, f"/containers/{rec.id}/stats")
+        return await relay.unary(req, view.client, f"/containers/{rec.id}/stats")
+
+    async def exec_create(req: Request) -> Response:
+        rec, view = locate(req)
+        resp = await relay.unary(req, view.client, f"/containers/{rec.id}/exec")
+        if resp.status == 201:
+            cluster.execs[json.loads(resp.body)["Id"]] = view.id
+        return resp
+
+    async def update(req: Request) -> Response:
+        rec, view = locate(req)
+        resp = await relay.unary(req, view.client, f"/containers/{rec.id}/update")
+        await cluster.refresh_container(view, rec.id)
+        return resp
+
+    async def prune(req: Request) -> Response:
+        deleted, space = [], 0
+        for view in list(cluster.nodes.values()):
+            if not view.healthy:
+                continue
+            resp = await relay.unary(req, view.client, "/containers/prune")
+            if resp.status == 200:
+                doc = json.loads(resp.body or b"{}")
+                deleted += doc.get("ContainersDeleted") or []
+                space += doc.get("SpaceReclaimed") or 0
+        return json_response({"ContainersDeleted": deleted, "SpaceReclaimed": space})
+
+    router.add("POST", "/containers/create", create)
+    router.add("GET", "/containers/json", list_containers)
+    router.add("POST", "/containers/prune", prune)
+    router.add("GET", "/containers/{id:path}/json", inspect)
+    for action in _ACTIONS:
+        router.add("POST", f"/containers/{{id:path}}/{action}", action_handler(action))
+    router.add("DELETE", "/containers/{id:path}", remove)
+    router.add("POST", "/containers/{id:path}/rename", rename)
+    router.add("POST", "/containers/{id:path}/update", update)
+    router.add("POST", "/containers/{id:path}/exec", exec_create)
+    router.add("GET", "/containers/{id:path}/stats", stats)
+    for suffix in ("/top", "/changes"):
+        router.add("GET", f"/containers/{{id:path}}{suffix}", forward_unary(suffix))
+    router.add("POST", "/containers/{id:path}/resize", forward_unary("/resize"))
+    router.add("HEAD", "/containers/{id:path}/archive", forward_unary("/archive"))
+    router.add("PUT", "/containers/{id:path}/archive", forward_unary("/archive"))
+    router.add("GET", "/containers/{id:path}/archive", forward_stream("/archive"))
+    router.add("GET", "/containers/{id:path}/export", forward_stream("/export"))
+    router.add("GET", "/containers/{id:path}/logs", forward_stream("/logs"))
+    router.add("POST", "/containers/{id:path}/attach", forward_stream("/attach"))
+    router.add("POST", "/containers/{id:path}/wait", forward_stream("/wait"))
+    router.add("GET", "/containers/{id:path}/attach/ws", _unsupported("attach over websocket"))
+
+
+def _unsupported(what: str):
+    async def handler(req: Request) -> Response:
+        raise ApiError(501, f"{what} is not supported by swarmd")
+    return handler
+

@@ -1,0 +1,24 @@
+"""What every API handler reads: the cluster view, the scheduler and the manager's settings."""
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+
+from manager.cluster import ClusterView
+from manager.scheduler import Scheduler
+
+VERSION = "0.1.0"
+API_VERSION = "1.41"
+MIN_API_VERSION = "1.12"
+
+
+@dataclass
+class ManagerContext:
+    cluster: ClusterView
+    scheduler: Scheduler
+    role: str = "primary"
+    primary_addr: str = ""
+    name: str = field(default_factory=socket.gethostname)
+    started_at: float = field(default_factory=time.time)
+    pending_names: set[str] = field(default_factory=set)   # names being created right now

@@ -1,0 +1,156 @@
+"""`/images/*` across nodes: one row per image, with the nodes that hold it."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+from manager.api import relay
+from manager.api.context import ManagerContext
+from manager.httpd.errors import ApiError
+from manager.httpd.request import Request
+from manager.httpd.response import Response, json_response
+
+
+def _matches(img: dict, ref: str) -> bool:
+    if img.get("Id") == ref or img.get("Id", "").removeprefix("sha256:").startswith(ref.removeprefix("sha256:")):
+        return len(ref.removeprefix("sha256:")) >= 4
+    tags = img.get("RepoTags") or []
+    return ref in tags or (":" not in ref.rsplit("/", 1)[-1] and f"{ref}:latest" in tags)
+
+
+def register(router, ctx: ManagerContext) -> None:
+    cluster = ctx.cluster
+
+    def holders(ref: str):
+        return [v for v in cluster.nodes.values() if v.healthy and any(_matches(i, ref) for i in v.images)]
+
+    async def list_images(req: Request) -> Response:
+        merged: dict[str, dict] = {}
+        for view in sorted(cluster.nodes.values(), key=lambda v: v.name):
+            if not view.healthy:
+                continue
+            for img in view.images:
+                row = merged.get(img["Id"])
+                if row is None:
+                    row = merged[img["Id"]] = dict(img)
+                    row["RepoTags"] = list(img.get("RepoTags") or [])
+                    row["Containers"] = 0
+                else:
+                    row["RepoTags"] = sorted(set(row["RepoTags"]) | set(img.get("RepoTags") or []))
+        return json_response(sorted(merged.values(), key=lambda r: r.get("Created", 0), reverse=True))
+
+    async def inspect(req: Request) -> Response:
+        name = req.params["name"]
+        nodes = holders(name)
+        if not nodes:
+            raise ApiError(404, f"No such image: {name}")
+        resp = await relay.unary(req, nodes[0].client, f"/images/{relay.quote(name)}/json")
+        if resp.status == 200:
+            doc = json.loads(resp.body)
+            doc["Nodes"] = [v.name for v in nodes]
+            return json_response(doc)
+        return resp
+
+    async def pull(req: Request):
+        """Pulls on every healthy node (or the one named by ?node=), relaying the progress."""
+        if req.arg("fromSrc"):
+            raise ApiError(501, "image import through the manager is not supported yet")
+        if not req.arg("fromImage"):
+            raise ApiError(400, "fromImage is required")
+        targets = [v for v in cluster.nodes.values() if v.healthy]
+        if not targets:
+            raise ApiError(500, "no healthy node to pull on")
+        writer = await req.start_stream(200, "application/json")
+        query = "&".join(f"{k}={relay.quote(v)}" for k, vs in req.query.items() for v in vs)
+
+        async def one(view):
+            resp = await relay.unary(req, view.client, "/images/create", query=query)
+            for line in resp.body.splitlines():
+                if line.strip():
+                    try:
+                        doc = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(doc, dict) and doc.get("id") is not None:
+                        doc["id"] = f"{view.name}: {doc['id']}"
+                    elif isinstance(doc, dict) and doc.get("status"):
+                        doc["status"] = f"{view.name}: {doc['status']}"
+                    await writer.write(json.dumps(doc).encode() + b"\r\n")
+            await cluster.refresh_images(view)
+
+        await asyncio.gather(*(one(v) for v in targets))
+        await writer.close()
+        return None
+
+    async def remove(req: Request) -> Response:
+        """Removes the image from every node that holds it; the engine's answers are merged."""
+        name = req.params["name"]
+        nodes = holders(name)
+        if not nodes:
+            raise ApiError(404, f"No such image: {name}")
+        results = await asyncio.gather(*(relay.unary(req, v.client, f"/images/{relay.quote(name)}") for v in nodes))
+        merged = []
+        for view, resp in zip(nodes, results):
+            if resp.status != 200:
+                return resp
+            merged += json.loads(resp.body or b"[]")
+            await cluster.refresh_images(view)
+        return json_response(merged)
+
+    async def tag(req: Request) -> Response:
+        name = req.params["name"]
+        nodes = holders(name)
+        if not nodes:
+            raise ApiError(404, f"No such image: {name}")
+        for view in nodes:
+            resp = await relay.unary(req, view.client, f"/images/{relay.quote(name)}/tag")
+            if resp.status >= 400:
+                return resp
+            await cluster.refresh_images(view)
+        return Response(201)
+
+    async def history(req: Request) -> Response:
+        name = req.params["name"]
+        nodes = holders(name)
+        if not nodes:
+            raise ApiError(404, f"No such image: {name}")
+        return await relay.unary(req, nodes[0].client, f"/images/{relay.quote(name)}/history")
+
+    async def push(req: Request):
+        name = req.params["name"]
+        nodes = holders(name if not req.arg("tag") else f"{name}:{req.arg('tag')}") or holders(name)
+        if not nodes:
+            raise ApiError(404, f"No such image: {name}")
+        return await relay.stream(req, nodes[0].client, f"/images/{relay.quote(name)}/push", hijack=False)
+
+    async def commit(req: Request) -> Response:
+        ref = req.arg("container")
+        if not ref:
+            raise ApiError(400, "container is required")
+        rec = cluster.find_container(ref)
+        view = cluster.node_of(rec)
+        query = "&".join(f"{k}={relay.quote(v if k != 'container' else rec.id)}" for k, vs in req.query.items() for v in vs)
+        resp = await relay.unary(req, view.client, "/commit", query=query)
+        await cluster.refresh_images(view)
+        return resp
+
+    async def prune(req: Request) -> Response:
+        deleted, space = [], 0
+        for view in [v for v in cluster.nodes.values() if v.healthy]:
+            resp = await relay.unary(req, view.client, "/images/prune")
+            if resp.status == 200:
+                doc = json.loads(resp.body or b"{}")
+                deleted += doc.get("ImagesDeleted") or []
+                space += doc.get("SpaceReclaimed") or 0
+                await cluster.refresh_images(view)
+        return json_response({"ImagesDeleted": deleted, "SpaceReclaimed": space})
+
+    router.add("GET", "/images/json", list_images)
+    router.add("POST", "/images/prune", prune)
+    router.add("POST", "/commit", commit)
+    router.add("DELETE", "/images/{name:path}", remove)
+    router.add("POST", "/images/{name:path}/tag", tag)
+    router.add("GET", "/images/{name:path}/history", history)
+    router.add("POST", "/images/{name:path}/push", push)
+    router.add("POST", "/images/create", pull)
+    router.add("GET", "/images/{name:path}/json", inspect)

@@ -1,0 +1,145 @@
+"""Relays one Engine API call to a node's agent and the answer back to the HTTP client.
+
+Unary calls go through `EngineCall`; streaming and hijacked calls through `EngineStream`, whose
+frames are copied both ways as they arrive (stdin to the container, output to the client).
+"""
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+
+import grpc
+
+from manager.agents import AgentClient
+from manager.httpd.errors import ApiError
+from manager.httpd.request import Request
+from manager.httpd.response import ClientGone, Response
+from swarm.v1 import agent_pb2
+from swarmd import logs
+from swarmd.engine_errors import engine_error_from_rpc
+
+log = logs.get("manager.relay")
+
+# request headers worth passing to the engine
+_FORWARD_HEADERS = ("content-type", "x-registry-auth", "x-registry-config")
+
+
+def _header(headers, name: str, default: str = "") -> str:
+    lname = name.lower()
+    for h in headers:
+        if h.name.lower() == lname:
+            return h.value
+    return default
+
+
+def engine_request(req: Request, path: str, query: str | None = None, body: bytes | None = None,
+                   hijack: bool = False) -> agent_pb2.EngineRequest:
+    if query is None:
+        query = urllib.parse.urlencode([(k, v) for k, vs in req.query.items() for v in vs])
+    headers = [agent_pb2.Header(name=h, value=req.headers.get(h)) for h in _FORWARD_HEADERS if req.headers.get(h)]
+    if hijack:
+        headers += [agent_pb2.Header(name="Connection", value="Upgrade"), agent_pb2.Header(name="Upgrade", value="tcp")]
+    return agent_pb2.EngineRequest(method=req.method, path=path, query=query,
+                                   body=req.body if body is None else body, headers=headers)
+
+
+def quote(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+def wants_hijack(req: Request) -> bool:
+    return "upgrade" in (req.headers.get("connection") or "").lower() or bool(req.headers.get("upgrade"))
+
+
+async def unary(req: Request, client: AgentClient, path: str, query: str | None = None,
+                body: bytes | None = None) -> Response:
+    er = engine_request(req, path, query, body)
+    resp = await client.engine_call(er.method, er.path, er.query, er.body, {h.name: h.value for h in er.headers})
+    ctype = _header(resp.headers, "Content-Type", "application/json" if resp.body else "")
+    return Response(resp.status, resp.body, content_type=ctype or None, headers=_passed_headers(resp.headers))
+
+
+_NOT_PASSED = ("content-type", "content-length", "date", "server", "api-version", "ostype", "docker-experimental",
+               "transfer-encoding", "connection", "upgrade")
+
+
+def _passed_headers(headers) -> dict[str, str]:
+    """Engine response headers worth giving the client (e.g. X-Docker-Container-Path-Stat)."""
+    return {h.name: h.value for h in headers if h.name.lower() not in _NOT_PASSED}
+
+
+async def stream(req: Request, client: AgentClient, path: str, query: str | None = None,
+                 body: bytes | None = None, hijack: bool | None = None) -> Response | None:
+    """Streams (or hijacks, when the client asked to upgrade) an engine call through the agent."""
+    if hijack is None:
+        hijack = wants_hijack(req)
+    call = client.engine_stream()
+    try:
+        await call.write(agent_pb2.StreamFrame(open=engine_request(req, path, query, body, hijack)))
+        first = await call.read()
+        if first is grpc.aio.EOF or first.WhichOneof("frame") != "head":
+            raise ApiError(502, f"node {client.node_name} ended the stream without an answer")
+        head = first.head
+        ctype = _header(head.headers, "Content-Type", "application/json")
+        if head.status == 101:
+            await _pump_hijack(req, call, ctype)
+            return None
+        if head.status >= 300:
+            body_parts = []
+            while (frame := await call.read()) is not grpc.aio.EOF:
+                kind = frame.WhichOneof("frame")
+                if kind == "data":
+                    body_parts.append(frame.data)
+                elif kind == "end":
+                    break
+            return Response(head.status, b"".join(body_parts), content_type=ctype)
+        await _pump_stream(req, call, head.status, ctype, _passed_headers(head.headers))
+        return None
+    except grpc.aio.AioRpcError as err:
+        status, message = engine_error_from_rpc(err)
+        raise ApiError(status, f"node {client.node_name}: {message}") from None
+    finally:
+        call.cancel()
+
+
+async def _pump_stream(req: Request, call, status: int, ctype: str, headers: dict[str, str]) -> None:
+    writer = await req.start_stream(status, ctype, headers)
+    try:
+        while (frame := await call.read()) is not grpc.aio.EOF:
+            kind = frame.WhichOneof("frame")
+            if kind == "data":
+                await writer.write(frame.data)
+            elif kind == "end":
+                if frame.end.error:
+                    log.warning("engine stream ended with error", path=req.path, error=frame.end.error)
+                break
+        await writer.close()
+    except ClientGone:
+        pass   # the client left: the finally in stream() cancels the agent side
+
+
+async def _pump_hijack(req: Request, call, ctype: str) -> None:
+    conn = await req.hijack(ctype)
+
+    async def client_to_agent() -> None:
+        while True:
+            data = await conn.reader.read(65536)
+            if not data:
+                await call.write(agent_pb2.StreamFrame(close_write=True))
+                return
+            await call.write(agent_pb2.StreamFrame(data=data))
+
+    upstream = asyncio.create_task(client_to_agent())
+    try:
+        while (frame := await call.read()) is not grpc.aio.EOF:
+            kind = frame.WhichOneof("frame")
+            if kind == "data":
+                await conn.write(frame.data)
+            elif kind == "end":
+                break
+    except (ClientGone, ConnectionError):
+        pass
+    finally:
+        upstream.cancel()
+        await asyncio.gather(upstream, return_exceptions=True)
+        await conn.close()

@@ -1,0 +1,384 @@
+"""The manager's live view of the cluster.
+
+Nodes come from the membership watch; for each node the view keeps one agent connection, the
+engine's info, its containers (inspect documents) and images, kept current from the agent's event
+stream rather than by polling. The scheduler reads immutable snapshots built from this view.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from manager.agents import AgentClient
+from manager.container_records import ContainerRecord
+from manager.httpd.errors import ApiError
+from manager.scheduler.snapshot import ContainerSnapshot, ImageSnapshot, NodeSnapshot
+from swarm.v1 import types_pb2
+from swarmd import logs
+
+log = logs.get("manager.cluster")
+
+# container events after which the record is re-read; the rest change nothing we keep
+_NO_REFRESH = {"attach", "detach", "resize", "top", "exec_create", "exec_start", "exec_die",
+               "exec_detach", "archive-path", "extract-to-dir", "copy", "export", "commit"}
+_SYNC_CONCURRENCY = 16
+
+
+def _engine_labels(info: dict) -> dict[str, str]:
+    out = {}
+    for item in info.get("Labels") or []:
+        k, _, v = item.partition("=")
+        out[k] = v
+    return out
+
+
+def with_node(event: dict, view: "NodeView") -> dict:
+    """The event as classic swarm sent it: `node` at the top, and `node.*` in Actor.Attributes
+    (the only place the docker CLI's `--format` can see it)."""
+    event = dict(event)
+    ip = view.node.info.host_ip
+    event["node"] = {"Name": view.name, "Id": view.id, "Addr": view.addr, "Ip": ip}
+    actor = dict(event.get("Actor") or {})
+    attrs = dict(actor.get("Attributes") or {})
+    attrs.update({"node.name": view.name, "node.id": view.id, "node.addr": view.addr, "node.ip": ip})
+    actor["Attributes"] = attrs
+    event["Actor"] = actor
+    return event
+
+
+@dataclass
+class NodeView:
+    """One node as the manager sees it now."""
+
+    node: types_pb2.Node
+    client: AgentClient
+    info: dict = field(default_factory=dict)
+    containers: dict[str, ContainerRecord] = field(default_factory=dict)
+    images: list[dict] = field(default_factory=list)
+    connected: bool = False
+    error: str = ""
+    updated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    pending: list[ContainerSnapshot] = field(default_factory=list)   # placed, not yet seen
+    task: asyncio.Task | None = None
+    _snapshot: NodeSnapshot | None = None
+
+    @property
+    def id(self) -> str:
+        return self.node.info.id
+
+    @property
+    def name(self) -> str:
+        return self.node.info.name
+
+    @property
+    def addr(self) -> str:
+        return self.node.info.addr
+
+    @property
+    def healthy(self) -> bool:
+        return self.connected and self.node.state == types_pb2.NODE_STATE_HEALTHY
+
+    @property
+    def status(self) -> str:
+        if self.healthy:
+            return "Healthy"
+        if self.node.state == types_pb2.NODE_STATE_PENDING and not self.error:
+            return "Pending"
+        return "Unhealthy"
+
+    def labels(self) -> dict[str, str]:
+        labels = _engine_labels(self.info)
+        labels.update(self.node.info.labels)
+        if self.info:
+            labels.setdefault("storagedriver", self.info.get("Driver", ""))
+            labels.setdefault("kernelversion", self.info.get("KernelVersion", ""))
+            labels.setdefault("operatingsystem", self.info.get("OperatingSystem", ""))
+            labels.setdefault("ostype", self.info.get("OSType", ""))
+            labels.setdefault("architecture", self.info.get("Architecture", ""))
+        return labels
+
+    def changed(self) -> None:
+        self._snapshot = None
+        self.updated_at = datetime.now(timezone.utc)
+
+    def snapshot(self) -> NodeSnapshot:
+        if self._snapshot is None:
+            i = self.node.info
+            images = tuple(
+                ImageSnapshot(id=img.get("Id", ""), repo_tags=tuple(img.get("RepoTags") or ()))
+                for img in self.images
+            )
+            self._snapshot = NodeSnapshot(
+                id=i.id, name=i.name, addr=i.addr, labels=self.labels(), healthy=self.healthy,
+                total_cpus=float(self.info.get("NCPU") or i.cpus),
+                total_memory=int(self.info.get("MemTotal") or i.memory_bytes),
+                containers=tuple(c.snapshot() for c in self.containers.values()),
+                images=images,
+                engine_version=self.info.get("ServerVersion") or i.engine_version,
+                os=self.info.get("OSType") or i.os or "linux",
+                kernel_version=self.info.get("KernelVersion") or i.kernel_version,
+                operating_system=self.info.get("OperatingSystem") or i.operating_system,
+                architecture=self.info.get("Architecture") or i.architecture,
+            )
+        if self.pending:
+            snap = self._snapshot
+            return NodeSnapshot(**{**snap.__dict__, "containers": snap.containers + tuple(self.pending)})
+        return self._snapshot
+
+
+class ClusterView:
+    """Nodes and containers of the whole cluster. All mutation happens on the event loop."""
+
+    def __init__(self, client_factory: Callable[[types_pb2.Node], AgentClient] | None = None):
+        self.nodes: dict[str, NodeView] = {}
+        self._by_id: dict[str, ContainerRecord] = {}
+        self._by_name: dict[str, ContainerRecord] = {}
+        self.execs: dict[str, str] = {}            # exec ID -> node ID
+        self.synced = asyncio.Event()              # the membership listing has been seen once
+        self._client_factory = client_factory or (lambda n: AgentClient(n.info.addr, n.info.name))
+        self._subscribers: set[asyncio.Queue] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._closing = False
+
+    # -- membership ---------------------------------------------------------------------------
+
+    async def follow_membership(self, membership) -> None:
+        """Runs until cancelled: applies membership events to the view."""
+        async for event in membership.watch():
+            if event.kind == "synced":
+                self.synced.set()
+                continue
+            node = event.node
+            if event.kind in ("joined", "updated"):
+                self.node_joined(node)
+            elif event.kind == "left":
+                self.node_left(node.info.id, "node left the cluster (lease expired or deregistered)")
+
+    def node_joined(self, node: types_pb2.Node) -> None:
+        view = self.nodes.get(node.info.id)
+        if view is not None and view.addr == node.info.addr:
+            view.node = node
+            view.changed()
+            if view.task is None or view.task.done():
+                self._start_follow(view)
+            return
+        if view is not None:
+            self._stop_follow(view)
+        view = NodeView(node=node, client=self._client_factory(node))
+        self.nodes[node.info.id] = view
+        log.info("node joined", node=node.info.name, addr=node.info.addr, id=node.info.id[:12])
+        self._start_follow(view)
+
+    def node_left(self, node_id: str, reason: str) -> None:
+        view = self.nodes.get(node_id)
+        if view is None:
+            return
+        log.warning("node lost", node=view.name, reason=reason)
+        self._stop_follow(view)
+        view.connected = False
+        view.error = reason
+        view.node.state = types_pb2.NODE_STATE_UNHEALTHY
+        view.changed()
+
+    def _start_follow(self, view: NodeView) -> None:
+        view.task = asyncio.get_running_loop().create_task(self._follow(view), name=f"follow-{view.name}")
+        self._tasks.add(view.task)
+        view.task.add_done_callback(self._tasks.discard)
+
+    def _stop_follow(self, view: NodeView) -> None:
+        if view.task and not view.task.done():
+            view.task.cancel()
+        client = view.client
+        t = asyncio.get_running_loop().create_task(client.close())
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(v.client.close() for v in self.nodes.values()), return_exceptions=True)
+
+    # -- per-node sync ------------------------------------------------------------------------
+
+    async def _follow(self, view: NodeView) -> None:
+        backoff = 0.25
+        while True:
+            try:
+                since = time.time_ns() - 1_000_000_000
+                events = view.client.events(since_unix_nano=since)
+                await self._resync(view)
+                view.connected = True
+                view.error = ""
+                view.changed()
+                backoff = 0.25
+                async for event in events:
+                    await self._apply_event(view, event)
+                raise ApiError(503, "event stream ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # agent unreachable, stream broken: retry with backoff
+                message = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
+                if view.connected or view.error != message:
+                    log.warning("node unreachable", node=view.name, error=message, retry_in=f"{backoff:.2f}s")
+                view.connected = False
+                view.error = message
+                view.changed()
+                await asyncio.sleep(backoff * (1 + random.random() / 4))
+                backoff = min(backoff * 2, 5.0)
+
+    async def _resync(self, view: NodeView) -> None:
+        engine = await view.client.engine_info()
+        view.info = json.loads(engine.info_json or b"{}")
+        listed = await view.client.list_containers(all=True)
+        sem = asyncio.Semaphore(_SYNC_CONCURRENCY)
+
+        async def inspect(cid: str):
+            async with sem:
+                try:
+                    return await view.client.inspect_container(cid)
+                except ApiError as err:
+                    if err.status == 404:
+                        return None
+                    raise
+
+        docs = await asyncio.gather(*(inspect(c["Id"]) for c in listed))
+        for rec in list(view.containers.values()):
+            self._unindex(rec)
+        view.containers = {}
+        for doc in docs:
+            if doc:
+                self._store(view, doc)
+        await self.refresh_images(view)
+        view.changed()
+
+    async def refresh_images(self, view: NodeView) -> None:
+        resp = await view.client.engine_call("GET", "/images/json")
+        if resp.status == 200:
+            view.images = json.loads(resp.body or b"[]")
+            view.changed()
+
+    async def _apply_event(self, view: NodeView, event: dict) -> None:
+        self._publish(view, event)
+        kind = event.get("Type")
+        action = (event.get("Action") or event.get("status") or "").split(":")[0]
+        actor = (event.get("Actor") or {}).get("ID") or event.get("id") or ""
+        if kind == "container" and actor:
+            if action == "destroy":
+                self._forget(view, actor)
+            elif action not in _NO_REFRESH:
+                await self.refresh_container(view, actor)
+        elif kind == "image":
+            await self.refresh_images(view)
+
+    # -- container records --------------------------------------------------------------------
+
+    def _store(self, view: NodeView, doc: dict) -> ContainerRecord:
+        old = view.containers.get(doc["Id"])
+        if old is not None:
+            self._unindex(old)
+        rec = ContainerRecord(node_id=view.id, node_name=view.name, doc=doc, host_ip=view.node.info.host_ip)
+        view.containers[rec.id] = rec
+        self._by_id[rec.id] = rec
+        if rec.name:
+            self._by_name[rec.name] = rec
+        view.pending = [p for p in view.pending if p.name != rec.name or not rec.name]
+        view.changed()
+        return rec
+
+    def _unindex(self, rec: ContainerRecord) -> None:
+        if self._by_id.get(rec.id) is rec:
+            del self._by_id[rec.id]
+        if rec.name and self._by_name.get(rec.name) is rec:
+            del self._by_name[rec.name]
+
+    def _forget(self, view: NodeView, container_id: str) -> None:
+        rec = view.containers.pop(container_id, None)
+        if rec is not None:
+            self._unindex(rec)
+            view.changed()
+
+    async def refresh_container(self, view: NodeView, container_id: str) -> ContainerRecord | None:
+        """Re-reads one container from its node; forgets it if the engine no longer has it."""
+        try:
+            doc = await view.client.inspect_container(container_id)
+        except ApiError as err:
+            if err.status == 404:
+                self._forget(view, container_id)
+                return None
+            raise
+        return self._store(view, doc)
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def containers(self) -> list[ContainerRecord]:
+        return [c for v in self.nodes.values() for c in v.containers.values()]
+
+    def node_by_name(self, name: str) -> NodeView | None:
+        for v in self.nodes.values():
+            if v.name == name:
+                return v
+        return None
+
+    def find_container(self, ref: str) -> ContainerRecord:
+        """By full ID, name, `node/name`, or unique ID prefix; 404 as the engine words it."""
+        key = ref.lstrip("/")
+        rec = self._by_id.get(key) or self._by_name.get(key)
+        if rec is not None:
+            return rec
+        if "/" in key:
+            node_name, _, name = key.partition("/")
+            view = self.node_by_name(node_name)
+            rec = self._by_name.get(name)
+            if view is not None and rec is not None and rec.node_id == view.id:
+                return rec
+        elif key:
+            matches = [r for i, r in self._by_id.items() if i.startswith(key)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise ApiError(400, f"multiple IDs found with provided prefix: {ref}")
+        raise ApiError(404, f"No such container: {ref}")
+
+    def name_in_use(self, name: str) -> ContainerRecord | None:
+        return self._by_name.get(name.lstrip("/"))
+
+    def node_of(self, rec: ContainerRecord) -> NodeView:
+        view = self.nodes.get(rec.node_id)
+        if view is None:
+            raise ApiError(404, f"No such container: {rec.id}")
+        return view
+
+    def snapshots(self) -> list[NodeSnapshot]:
+        return [v.snapshot() for v in self.nodes.values()]
+
+    # -- events fan-out -----------------------------------------------------------------------
+
+    def subscribe(self, maxsize: int = 1024) -> asyncio.Queue:
+        q: asyncio.Queue = asyncio.Queue(maxsize)
+        self._subscribers.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        self._subscribers.discard(q)
+
+    def _publish(self, view: NodeView, event: dict) -> None:
+        if not self._subscribers:
+            return
+        event = with_node(event, view)
+        for q in list(self._subscribers):
+            try:
+                q.put_nowait(event)
+            except asyncio.QueueFull:
+                # a reader that cannot keep up is ended (None) rather than fed a gapped stream
+                self._subscribers.discard(q)
+                while not q.empty():
+                    q.get_nowait()
+                q.put_nowait(None)

@@ -1,0 +1,117 @@
+"""What the manager remembers of one container, derived from the engine's inspect document."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from manager.container_status import parse_time, status_text
+from manager.scheduler.snapshot import ContainerSnapshot, PortBinding
+
+
+def _command(doc: dict) -> str:
+    path = doc.get("Path") or ""
+    args = [f"'{a}'" if " " in a else a for a in (doc.get("Args") or [])]
+    return f"{path} {' '.join(args)}" if args else path
+
+
+def _published_ports(doc: dict, host_ip: str) -> list[dict]:
+    out = []
+    ports = ((doc.get("NetworkSettings") or {}).get("Ports")) or {}
+    for key, bindings in sorted(ports.items()):
+        port, _, proto = key.partition("/")
+        if not bindings:
+            out.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+            continue
+        for b in bindings:
+            ip = b.get("HostIp") or "0.0.0.0"
+            if ip in ("0.0.0.0", "::") and host_ip:
+                ip = host_ip   # as classic swarm: say where the port really is
+            out.append({"IP": ip, "PrivatePort": int(port), "PublicPort": int(b.get("HostPort") or 0),
+                        "Type": proto or "tcp"})
+    return out
+
+
+def _requested_bindings(doc: dict) -> tuple[PortBinding, ...]:
+    """Host ports the container holds: its bindings, or every exposed port on the host network."""
+    out = []
+    hc = doc.get("HostConfig") or {}
+    if hc.get("NetworkMode") == "host":
+        for key in (doc.get("Config") or {}).get("ExposedPorts") or doc.get("ExposedPorts") or {}:
+            port, _, proto = key.partition("/")
+            if port.isdigit():
+                out.append(PortBinding("0.0.0.0", int(port), proto or "tcp"))
+        return tuple(out)
+    for key, bindings in (hc.get("PortBindings") or {}).items():
+        _, _, proto = key.partition("/")
+        for b in bindings or []:
+            hp = str(b.get("HostPort") or "")
+            if hp.isdigit() and int(hp) > 0:
+                out.append(PortBinding(b.get("HostIp") or "0.0.0.0", int(hp), proto or "tcp"))
+    return tuple(out)
+
+
+@dataclass
+class ContainerRecord:
+    node_id: str
+    node_name: str
+    doc: dict                     # the engine's inspect document
+    host_ip: str = ""
+    _snapshot: ContainerSnapshot | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.doc["Id"]
+
+    @property
+    def name(self) -> str:
+        return (self.doc.get("Name") or "").lstrip("/")
+
+    @property
+    def state(self) -> dict:
+        return self.doc.get("State") or {}
+
+    @property
+    def tty(self) -> bool:
+        return bool((self.doc.get("Config") or {}).get("Tty"))
+
+    @property
+    def labels(self) -> dict:
+        return (self.doc.get("Config") or {}).get("Labels") or {}
+
+    @property
+    def created(self) -> datetime | None:
+        return parse_time(self.doc.get("Created"))
+
+    def snapshot(self) -> ContainerSnapshot:
+        if self._snapshot is None:
+            cfg = self.doc.get("Config") or {}
+            hc = self.doc.get("HostConfig") or {}
+            cpus = (hc.get("NanoCpus") or 0) / 1e9
+            self._snapshot = ContainerSnapshot(
+                id=self.id, name=self.name, image=cfg.get("Image") or "", image_id=self.doc.get("Image") or "",
+                state=self.state.get("Status") or "", labels=dict(cfg.get("Labels") or {}),
+                ports=_requested_bindings(self.doc), cpus=cpus, memory=int(hc.get("Memory") or 0),
+            )
+        return self._snapshot
+
+    def summary(self) -> dict:
+        """The `GET /containers/json` entry, names as `/node/name`, Status computed now."""
+        cfg = self.doc.get("Config") or {}
+        hc = self.doc.get("HostConfig") or {}
+        created = self.created
+        ns = self.doc.get("NetworkSettings") or {}
+        return {
+            "Id": self.id,
+            "Names": [f"/{self.node_name}/{self.name}"],
+            "Image": cfg.get("Image") or "",
+            "ImageID": self.doc.get("Image") or "",
+            "Command": _command(self.doc),
+            "Created": int(created.timestamp()) if created else 0,
+            "Ports": _published_ports(self.doc, self.host_ip),
+            "Labels": cfg.get("Labels") or {},
+            "State": self.state.get("Status") or "",
+            "Status": status_text(self.state),
+            "HostConfig": {"NetworkMode": hc.get("NetworkMode") or "default"},
+            "NetworkSettings": {"Networks": ns.get("Networks") or {}},
+            "Mounts": self.doc.get("Mounts") or [],
+        }

@@ -1,0 +1,100 @@
+"""`swarm manage`: the membership watch, the cluster view and the HTTP frontend, as one process."""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+import urllib.parse
+
+from manager.api import build_router
+from manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
+from manager.cluster import ClusterView
+from manager.httpd.server import HttpServer
+from manager import metrics
+from manager.scheduler import Scheduler
+from swarmd import logs
+from swarmd.config import describe
+from swarmd.membership import open_membership
+from swarmd.metrics_endpoint import MetricsEndpoint
+
+log = logs.get("manager")
+
+
+class ConfigError(Exception):
+    pass
+
+
+def check_listen(hosts: list[str], insecure_tcp: bool) -> list[str]:
+    """Normalizes -H values; plain TCP beyond loopback needs --insecure-tcp (this API is root)."""
+    out = []
+    for h in hosts:
+        if "://" not in h:
+            h = f"tcp://{h}"
+        u = urllib.parse.urlsplit(h)
+        if u.scheme == "unix":
+            out.append(h)
+            continue
+        if u.scheme != "tcp" or not u.hostname or u.port is None:
+            raise ConfigError(f"invalid -H address {h!r}: use tcp://HOST:PORT or unix:///path")
+        host = u.hostname
+        loopback = host == "localhost"
+        try:
+            loopback = loopback or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            pass
+        if not loopback and not insecure_tcp:
+            raise ConfigError(
+                f"refusing to serve the Docker API on {h} without TLS: anyone who can reach it is root on "
+                "every node. Use --tlsverify, a loopback or unix address, or --insecure-tcp to insist.")
+        out.append(h)
+    return out
+
+
+async def run(args) -> int:
+    try:
+        listen = check_listen(args.host or ["unix:///var/run/swarmd.sock"], args.insecure_tcp)
+        scheduler = Scheduler(args.strategy, args.filter or None)
+    except Exception as exc:  # bad flags: say so and stop
+        log.error("invalid configuration", error=str(exc))
+        return 2
+    log.info("manager starting", **describe(args))
+    try:
+        membership = open_membership(args.discovery_url, discovery_addr=args.discovery_addr)
+    except Exception as exc:
+        log.error("invalid discovery", error=str(exc))
+        return 2
+    cluster = ClusterView()
+    ctx = ManagerContext(cluster=cluster, scheduler=scheduler)
+    server = HttpServer(build_router(ctx), api_version=API_VERSION, min_api_version=MIN_API_VERSION,
+                        server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}",
+                        observer=metrics.observe_request)
+    metrics.watch_cluster(cluster)
+    metrics.LEADER.set(1)
+    metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            follower = tg.create_task(cluster.follow_membership(membership), name="membership")
+            await server.start(listen)
+            if args.metrics_addr:
+                await metrics_endpoint.start(args.metrics_addr)
+            log.info("manager serving", listen=",".join(server.addresses), strategy=scheduler.strategy_name,
+                     filters=",".join(scheduler.filter_names), discovery=args.discovery_url)
+            waiter = tg.create_task(stop.wait())
+            done, _ = await asyncio.wait({follower, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            log.info("manager shutting down")
+            follower.cancel()
+            waiter.cancel()
+    finally:
+        await server.close()
+        await metrics_endpoint.close()
+        await cluster.close()
+        await membership.close()
+    return 0
+
+
+def main(args) -> int:
+    return asyncio.run(run(args))

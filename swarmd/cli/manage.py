@@ -1,0 +1,25 @@
+"""`swarm manage`: serve the Docker API for the whole cluster."""
+from __future__ import annotations
+
+from swarmd.config import add_flag
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("manage", help="run the manager (Docker API frontend and scheduler)")
+    add_flag(p, "--host", "-H", action="append", default=None,
+             help="address to serve the Docker API on: tcp://HOST:PORT or unix:///path (repeatable)")
+    add_flag(p, "--strategy", default="spread", choices=["spread", "binpack", "random"],
+             help="placement strategy")
+    add_flag(p, "--filter", action="append", default=None,
+             help="scheduler filter to enable (repeatable; default: all)")
+    add_flag(p, "--discovery-addr", default=None, help="discovery daemon HOST:PORT (for token://)")
+    add_flag(p, "--insecure-tcp", action="store_true", default=False,
+             help="allow plain TCP on a non-loopback address")
+    add_flag(p, "--metrics-addr", default=None, help="HOST:PORT to serve Prometheus metrics on (/metrics)")
+    p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://ADDR,… or file:///path")
+
+    def run(args) -> int:
+        from manager.daemon import main
+        return main(args)
+
+    p.set_defaults(func=run)

@@ -1,0 +1,129 @@
+"""The swarmd daemons on top of a Lab: discovery, one agent per engine, and managers."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from swarmd.localcluster.lab import Lab
+from swarmd.localcluster.processes import Daemon, DaemonExited, free_port, wait_until
+
+
+def swarm_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "swarmd", *args]
+
+
+class SwarmCluster:
+    """Runs `swarm discovery`, `swarm join` per lab engine and `swarm manage` as real processes."""
+
+    def __init__(self, lab: Lab, root: Path | None = None, heartbeat: str = "1s", ttl: str = "3s"):
+        self.lab = lab
+        self.root = root or lab.root / "swarm"
+        self.heartbeat = heartbeat
+        self.ttl = ttl
+        self.discovery: Daemon | None = None
+        self.discovery_addr = f"127.0.0.1:{free_port()}"
+        self.token = ""
+        self.agents: dict[str, Daemon] = {}
+        self.agent_addrs: dict[str, str] = {}
+        self.managers: list[Daemon] = []
+        self.manager_addrs: list[str] = []
+
+    @property
+    def discovery_url(self) -> str:
+        return f"token://{self.token}"
+
+    @property
+    def docker_host(self) -> str:
+        return f"tcp://{self.manager_addrs[0]}"
+
+    # -- daemons ------------------------------------------------------------------------------
+
+    def start_discovery(self) -> None:
+        self.discovery = Daemon(
+            "discovery",
+            swarm_argv("discovery", "--listen", self.discovery_addr, "--etcd", self.lab.etcd.url),
+            self.root / "discovery.log",
+        ).start()
+        self.token = wait_until(self._create_token, 20, "swarm create to answer")
+
+    def _create_token(self) -> str:
+        if not self.discovery.running():
+            raise DaemonExited(f"discovery exited:\n{self.discovery.log_tail()}")
+        out = subprocess.run(swarm_argv("create", "--discovery-addr", self.discovery_addr),
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode != 0:
+            return ""
+        return out.stdout.strip().splitlines()[-1]
+
+    def start_agent(self, index: int) -> Daemon:
+        engine = self.lab.engines[index]
+        name = engine.name
+        addr = self.agent_addrs.get(name) or f"127.0.0.1:{free_port()}"
+        self.agent_addrs[name] = addr
+        agent = Daemon(
+            f"agent-{name}",
+            swarm_argv("join", "--advertise", addr, "--engine", engine.url, "--name", name,
+                       "--heartbeat", self.heartbeat, "--ttl", self.ttl,
+                       "--state-dir", str(self.root / f"agent-{name}"), "--host-ip", engine.host_ip,
+                       "--discovery-addr", self.discovery_addr, self.discovery_url),
+            self.root / f"agent-{name}.log",
+        ).start()
+        self.agents[name] = agent
+        return agent
+
+    def start_manager(self, *extra: str) -> str:
+        addr = f"127.0.0.1:{free_port()}"
+        index = len(self.managers)
+        manager = Daemon(
+            f"manager{index}",
+            swarm_argv("manage", "-H", f"tcp://{addr}", "--discovery-addr", self.discovery_addr,
+                       *extra, self.discovery_url),
+            self.root / f"manager{index}.log",
+        ).start()
+        self.managers.append(manager)
+        self.manager_addrs.append(addr)
+        return addr
+
+    def wait_nodes(self, count: int, manager: int = 0, timeout: float = 30) -> dict:
+        """Waits until the manager's `docker info` shows `count` healthy nodes."""
+        def ready():
+            m = self.managers[manager]
+            if not m.running():
+                raise DaemonExited(f"manager exited:\n{m.log_tail()}")
+            info = self.info(manager)
+            healthy = [p for p in info["SystemStatus"] if p[0] == "  └ Status" and p[1] == "Healthy"]
+            return info if len(healthy) == count else None
+        return wait_until(ready, timeout, f"{count} healthy nodes", interval=0.2)
+
+    def info(self, manager: int = 0) -> dict:
+        with urllib.request.urlopen(f"http://{self.manager_addrs[manager]}/info", timeout=5) as r:
+            return json.loads(r.read())
+
+    def start(self, managers: int = 1, manager_args: tuple[str, ...] = ()) -> "SwarmCluster":
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.start_discovery()
+            for i in range(len(self.lab.engines)):
+                self.start_agent(i)
+            for _ in range(managers):
+                self.start_manager(*manager_args)
+            self.wait_nodes(len(self.lab.engines))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for d in [*self.managers, *self.agents.values(), self.discovery]:
+            if d is not None:
+                d.stop()
+
+    def logs(self) -> str:
+        parts = []
+        for d in [self.discovery, *self.agents.values(), *self.managers]:
+            if d is not None:
+                parts.append(f"--- {d.name}\n{d.log_tail(30)}")
+        return "\n".join(parts)
