@@ -13,8 +13,8 @@ from manager.httpd.server import HttpServer
 from manager import metrics
 from manager.scheduler import Scheduler
 from swarmd import logs
-from swarmd.config import describe
-from swarmd.membership import open_membership
+from swarmd.config import describe, mask_token_url
+from swarmd.membership import MembershipError, open_membership
 from swarmd.metrics_endpoint import MetricsEndpoint
 
 log = logs.get("manager")
@@ -60,7 +60,7 @@ async def run(args) -> int:
     log.info("manager starting", **describe(args))
     try:
         membership = open_membership(args.discovery_url, discovery_addr=args.discovery_addr)
-    except Exception as exc:
+    except MembershipError as exc:
         log.error("invalid discovery", error=str(exc))
         return 2
     cluster = ClusterView()
@@ -75,25 +75,41 @@ async def run(args) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    exit_code = 0
+
+    async def follow() -> None:
+        nonlocal exit_code
+        try:
+            await cluster.follow_membership(membership)
+        except MembershipError as exc:   # refused token, unknown cluster: nothing to serve
+            log.error("membership refused", error=str(exc))
+            exit_code = 1
+            stop.set()
+
     try:
         async with asyncio.TaskGroup() as tg:
-            follower = tg.create_task(cluster.follow_membership(membership), name="membership")
-            await server.start(listen)
-            if args.metrics_addr:
-                await metrics_endpoint.start(args.metrics_addr)
-            log.info("manager serving", listen=",".join(server.addresses), strategy=scheduler.strategy_name,
-                     filters=",".join(scheduler.filter_names), discovery=args.discovery_url)
-            waiter = tg.create_task(stop.wait())
-            done, _ = await asyncio.wait({follower, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            follower = tg.create_task(follow(), name="membership")
+            try:
+                await server.start(listen)
+                if args.metrics_addr:
+                    await metrics_endpoint.start(args.metrics_addr)
+            except OSError as exc:
+                log.error("cannot listen", error=str(exc))
+                exit_code = 1
+                stop.set()
+            else:
+                log.info("manager serving", listen=",".join(server.addresses), strategy=scheduler.strategy_name,
+                         filters=",".join(scheduler.filter_names), discovery=mask_token_url(args.discovery_url))
+            await stop.wait()
             log.info("manager shutting down")
             follower.cancel()
-            waiter.cancel()
     finally:
         await server.close()
         await metrics_endpoint.close()
         await cluster.close()
         await membership.close()
-    return 0
+    log.info("manager stopped", exit_code=exit_code)
+    return exit_code
 
 
 def main(args) -> int:

@@ -52,5 +52,14 @@ def describe(args: argparse.Namespace) -> dict:
             continue
         if any(s in k for s in ("token", "key", "secret", "password")) and v:
             v = "***"
+        elif isinstance(v, str):
+            v = mask_token_url(v)
         out[k] = v
     return out
+
+
+def mask_token_url(value: str) -> str:
+    """`token://0123abcd…` -> `token://0123…`: cluster tokens are secrets and never logged whole."""
+    if value.startswith("token://") and len(value) > len("token://") + 4:
+        return value[: len("token://") + 4] + "…"
+    return value

@@ -14,9 +14,9 @@ def add_parser(sub) -> None:
     add_flag(p, "--name", default=None, help="node name (default: the engine's hostname)")
     add_flag(p, "--label", action="append", default=None,
              help="node label KEY=VALUE, added to the engine's labels (repeatable)")
-    add_flag(p, "--heartbeat", type=parse_duration, default=parse_duration("20s"),
+    add_flag(p, "--heartbeat", type=parse_duration, default=parse_duration("2s"),
              help="period between registration heartbeats")
-    add_flag(p, "--ttl", type=parse_duration, default=parse_duration("60s"),
+    add_flag(p, "--ttl", type=parse_duration, default=parse_duration("6s"),
              help="how long the registration lives without a heartbeat")
     add_flag(p, "--engine-check", type=parse_duration, default=parse_duration("3s"),
              help="period between engine pings (drives the gRPC health status)")
