@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+PORT_FREE_STATES = frozenset({"exited", "dead", "removing"})
+
+
 @dataclass(frozen=True)
 class PortBinding:
     """A host port a container binds (or asks to bind): `host_ip` "0.0.0.0"/"" means every address."""
@@ -104,10 +107,16 @@ class NodeIndex:
 
     @property
     def bound_ports(self) -> dict[tuple[int, str], frozenset[str]]:
-        """(host port, protocol) -> host addresses bound by the node's containers, whatever their state."""
+        """(host port, protocol) -> host addresses bound by the node's live containers.
+
+        Running, paused and restarting containers hold their ports, and so do created ones (a
+        placement in flight is created first). A stopped container holds nothing, as on the
+        engine: compose stops the old container before it creates its replacement."""
         if self._ports is None:
             found: dict[tuple[int, str], set[str]] = {}
             for c in self._containers:
+                if c.state in PORT_FREE_STATES:
+                    continue
                 for p in c.ports:
                     found.setdefault((p.host_port, p.protocol), set()).add(
                         "0.0.0.0" if p.all_interfaces else p.host_ip)

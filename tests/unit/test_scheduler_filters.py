@@ -45,9 +45,9 @@ def test_health_with_no_healthy_node():
 
 # -- port -----------------------------------------------------------------------------------------
 
-def test_port_skips_nodes_with_the_port_bound_by_any_container():
+def test_port_skips_nodes_with_the_port_bound_by_a_live_container():
     nodes = [node("a", containers=[ctr("w", ports=[PortBinding("0.0.0.0", 8080, "tcp")])]),
-             node("b", containers=[ctr("x", state="exited", ports=[PortBinding("0.0.0.0", 8080, "tcp")])]),
+             node("b", containers=[ctr("x", state="paused", ports=[PortBinding("0.0.0.0", 8080, "tcp")])]),
              node("c", containers=[ctr("y", ports=[PortBinding("0.0.0.0", 8080, "udp")])]),
              node("d", containers=[ctr("z", ports=[PortBinding("127.0.0.1", 8080, "tcp")])])]
     assert run(PortFilter(), spec(hc=ports(("", 8080, "tcp"))), nodes) == ["c"]
@@ -55,6 +55,12 @@ def test_port_skips_nodes_with_the_port_bound_by_any_container():
     assert run(PortFilter(), spec(hc=ports(("127.0.0.1", 8080, "tcp"))), nodes) == ["c"]
     assert run(PortFilter(), spec(hc=ports(("0.0.0.0", 8080, "udp"))), nodes) == ["a", "b", "d"]
     assert run(PortFilter(), spec(hc=ports(("0.0.0.0", 9090, "tcp"))), nodes) == ["a", "b", "c", "d"]
+
+
+def test_stopped_containers_hold_no_port():
+    nodes = [node("a", containers=[ctr("old", state="exited", ports=[PortBinding("0.0.0.0", 8080, "tcp")])]),
+             node("b", containers=[ctr("new", state="created", ports=[PortBinding("0.0.0.0", 8080, "tcp")])])]
+    assert run(PortFilter(), spec(hc=ports(("", 8080, "tcp"))), nodes) == ["a"]
 
 
 def test_port_message_names_the_port_in_classic_words():

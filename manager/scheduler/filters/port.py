@@ -1,7 +1,7 @@
 """A fixed host port can be bound by one container per node (per protocol and address).
 
-Every container on the node counts, whatever its state: a stopped container gets its binding
-back when it starts again. With `--net=host` the container's exposed ports are its host ports.
+Live containers count (running, paused, restarting, created); a stopped one holds no port,
+as on the engine. With `--net=host` the container's exposed ports are its host ports.
 """
 from __future__ import annotations
 
