@@ -52,31 +52,49 @@ def register(router, ctx: ManagerContext) -> None:
         return resp
 
     async def pull(req: Request):
-        """Pulls on every healthy node (or the one named by ?node=), relaying the progress."""
+        """Pulls on every healthy node (or on `?node=NAME` only), relaying progress as it comes.
+
+        Each progress line names its node; a node that fails reports an in-band error line
+        (`error` and `errorDetail`, as the engine does) while the others carry on."""
         if req.arg("fromSrc"):
-            raise ApiError(501, "image import through the manager is not supported yet")
+            raise ApiError(501, "image import through the manager is not supported")
         if not req.arg("fromImage"):
             raise ApiError(400, "fromImage is required")
-        targets = [v for v in cluster.nodes.values() if v.healthy]
+        targets = sorted((v for v in cluster.nodes.values() if v.healthy), key=lambda v: v.name)
+        only = req.arg("node")
+        if only:
+            targets = [v for v in targets if v.name == only]
+            if not targets:
+                raise ApiError(404, f"No such node: {only}")
         if not targets:
             raise ApiError(500, "no healthy node to pull on")
+        query = "&".join(f"{k}={relay.quote(v)}" for k, vs in req.query.items() if k != "node" for v in vs)
         writer = await req.start_stream(200, "application/json")
-        query = "&".join(f"{k}={relay.quote(v)}" for k, vs in req.query.items() for v in vs)
+        lock = asyncio.Lock()
 
-        async def one(view):
-            resp = await relay.unary(req, view.client, "/images/create", query=query)
-            for line in resp.body.splitlines():
-                if line.strip():
-                    try:
-                        doc = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(doc, dict) and doc.get("id") is not None:
-                        doc["id"] = f"{view.name}: {doc['id']}"
-                    elif isinstance(doc, dict) and doc.get("status"):
-                        doc["status"] = f"{view.name}: {doc['status']}"
-                    await writer.write(json.dumps(doc).encode() + b"\r\n")
-            await cluster.refresh_images(view)
+        async def emit(doc: dict) -> None:
+            async with lock:
+                await writer.write(json.dumps(doc).encode() + b"\r\n")
+
+        async def one(view) -> None:
+            try:
+                async for doc in relay.json_lines(req, view.client, "/images/create", query):
+                    if isinstance(doc, dict):
+                        if doc.get("id") is not None:
+                            doc["id"] = f"{view.name}: {doc['id']}"
+                        elif doc.get("status"):
+                            doc["status"] = f"{view.name}: {doc['status']}"
+                        elif doc.get("error"):
+                            doc["error"] = f"{view.name}: {doc['error']}"
+                            doc["errorDetail"] = {"message": doc["error"]}
+                    await emit(doc)
+            except ApiError as err:
+                message = f"{view.name}: {err.message}"
+                await emit({"error": message, "errorDetail": {"message": message}})
+            try:
+                await cluster.refresh_images(view)
+            except ApiError:
+                pass
 
         await asyncio.gather(*(one(v) for v in targets))
         await writer.close()

@@ -6,7 +6,9 @@ frames are copied both ways as they arrive (stdin to the container, output to th
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.parse
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -143,3 +145,55 @@ async def _pump_hijack(req: Request, call, ctype: str) -> None:
         upstream.cancel()
         await asyncio.gather(upstream, return_exceptions=True)
         await conn.close()
+
+
+async def json_lines(req: Request, client: AgentClient, path: str, query: str) -> AsyncIterator[dict]:
+    """A streamed engine call read as newline-delimited JSON documents, as they arrive.
+
+    An engine error before the stream starts is raised as ApiError; one during the stream comes
+    as the engine sends it, an `{"error": …}` document."""
+    call = client.engine_stream()
+    try:
+        await call.write(agent_pb2.StreamFrame(open=engine_request(req, path, query, b"", hijack=False)))
+        first = await call.read()
+        if first is grpc.aio.EOF or first.WhichOneof("frame") != "head":
+            raise ApiError(502, f"node {client.node_name} ended the stream without an answer")
+        status = first.head.status
+        buf = b""
+        body = []
+        while (frame := await call.read()) is not grpc.aio.EOF:
+            kind = frame.WhichOneof("frame")
+            if kind == "end":
+                break
+            if kind != "data":
+                continue
+            if status >= 300:
+                body.append(frame.data)
+                continue
+            buf += frame.data
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                doc = _json_or_none(line)
+                if doc is not None:
+                    yield doc
+        if status >= 300:
+            doc = _json_or_none(b"".join(body)) or {}
+            raise ApiError(status, doc.get("message") or f"node {client.node_name} answered {status}")
+        doc = _json_or_none(buf)
+        if doc is not None:
+            yield doc
+    except grpc.aio.AioRpcError as err:
+        status, message = engine_error_from_rpc(err)
+        raise ApiError(status, f"node {client.node_name}: {message}") from None
+    finally:
+        call.cancel()
+
+
+def _json_or_none(line: bytes):
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None

@@ -50,6 +50,25 @@ def test_pull_through_the_manager_from_the_local_registry(cli, lab):
     assert ref not in cli.out("images", "--format", "{{.Repository}}:{{.Tag}}")
     missing = cli.run("image", "inspect", "no-such-image:42", check=False)
     assert missing.returncode == 1 and "No such image" in missing.stderr
+    failed = cli.run("pull", f"{lab.registry.address}/swarmd/never-pushed:1", check=False)
+    assert failed.returncode == 1 and "never-pushed" in failed.stderr
+
+
+def test_pull_on_one_node(swarm, lab):
+    ref = f"{lab.registry.address}/swarmd/one-node"
+    pusher = lab.engines[0].client()
+    pusher.images.get("busybox").tag(f"{ref}:1")
+    for line in pusher.images.push(f"{ref}:1", stream=True, decode=True):
+        assert "error" not in line, line
+    pusher.images.remove(f"{ref}:1")
+    req = urllib.request.Request(f"http://{swarm.manager_addrs[0]}/v1.41/images/create?fromImage={ref}&tag=1"
+                                 f"&node={lab.engines[1].name}", method="POST", data=b"")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        lines = [json.loads(line) for line in r.read().splitlines() if line.strip()]
+    assert lines and all(str(d.get("id") or d.get("status")).startswith(lab.engines[1].name) for d in lines)
+    held = [e.name for e in lab.engines if any(f"{ref}:1" in i.tags for i in e.client().images.list())]
+    assert held == [lab.engines[1].name]
+    lab.engines[1].client().images.remove(f"{ref}:1")
 
 
 def test_run_pulls_an_image_missing_on_the_chosen_node(cli, lab):
