@@ -163,7 +163,45 @@ def register(router, ctx: ManagerContext) -> None:
                 await cluster.refresh_images(view)
         return json_response({"ImagesDeleted": deleted, "SpaceReclaimed": space})
 
+    async def save_one(req: Request):
+        name = req.params["name"]
+        nodes = holders(name)
+        if not nodes:
+            raise ApiError(404, f"No such image: {name}")
+        return await relay.stream(req, nodes[0].client, f"/images/{relay.quote(name)}/get", hijack=False)
+
+    async def save_many(req: Request):
+        names = req.args("names")
+        if not names:
+            raise ApiError(400, "names is required")
+        nodes = [v for v in holders(names[0]) if all(any(_matches(i, n) for i in v.images) for n in names)]
+        if not nodes:
+            raise ApiError(404, f"no single node holds all of: {', '.join(names)}")
+        return await relay.stream(req, nodes[0].client, "/images/get", hijack=False)
+
+    async def load(req: Request) -> Response:
+        """Loads the archive on every healthy node, so the image is wherever containers may land."""
+        targets = [v for v in cluster.nodes.values() if v.healthy]
+        if not targets:
+            raise ApiError(500, "no healthy node to load on")
+        results = await asyncio.gather(*(relay.unary(req, v.client, "/images/load") for v in targets))
+        for view, resp in zip(targets, results):
+            if resp.status >= 400:
+                return resp
+            await cluster.refresh_images(view)
+        return results[0]
+
+    async def search(req: Request) -> Response:
+        targets = [v for v in cluster.nodes.values() if v.healthy]
+        if not targets:
+            raise ApiError(500, "no healthy node to search from")
+        return await relay.unary(req, targets[0].client, "/images/search")
+
     router.add("GET", "/images/json", list_images)
+    router.add("GET", "/images/search", search)
+    router.add("GET", "/images/get", save_many)
+    router.add("POST", "/images/load", load)
+    router.add("GET", "/images/{name:path}/get", save_one)
     router.add("POST", "/images/prune", prune)
     router.add("POST", "/commit", commit)
     router.add("DELETE", "/images/{name:path}", remove)

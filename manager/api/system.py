@@ -1,10 +1,13 @@
 """`/_ping`, `/version`, `/info`: the cluster presented as one Docker host."""
 from __future__ import annotations
 
+import json
 import platform
 from datetime import datetime
 
+from manager.api import relay
 from manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
+from manager.httpd.errors import ApiError
 from manager.httpd.request import Request
 from manager.httpd.response import Response, json_response
 
@@ -55,6 +58,37 @@ def register(router, ctx: ManagerContext) -> None:
     async def info(req: Request) -> Response:
         return json_response(cluster_info(ctx))
 
+    async def auth(req: Request) -> Response:
+        """Registry credentials are checked by a healthy node's engine (they are the same everywhere)."""
+        healthy = [v for v in ctx.cluster.nodes.values() if v.healthy]
+        if not healthy:
+            raise ApiError(500, "no healthy node to check the credentials with")
+        return await relay.unary(req, healthy[0].client, "/auth")
+
+    async def disk_usage(req: Request) -> Response:
+        """`docker system df`: every healthy node's usage, objects named `node/name` where node-local."""
+        out = {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []}
+        seen_images: set[str] = set()
+        for view in sorted((v for v in ctx.cluster.nodes.values() if v.healthy), key=lambda v: v.name):
+            resp = await view.client.engine_call("GET", "/system/df", "")
+            if resp.status != 200:
+                continue
+            doc = json.loads(resp.body or b"{}")
+            out["LayersSize"] += doc.get("LayersSize") or 0
+            for img in doc.get("Images") or []:
+                if img.get("Id") not in seen_images:
+                    seen_images.add(img.get("Id"))
+                    out["Images"].append(img)
+            for c in doc.get("Containers") or []:
+                c["Names"] = [f"/{view.name}{n}" for n in c.get("Names") or []]
+                out["Containers"].append(c)
+            for vol in doc.get("Volumes") or []:
+                vol["Name"] = f"{view.name}/{vol.get('Name', '')}"
+                out["Volumes"].append(vol)
+        return json_response(out)
+
+    router.add("POST", "/auth", auth)
+    router.add("GET", "/system/df", disk_usage)
     for method in ("GET", "HEAD"):
         router.add(method, "/_ping", ping)
     router.add("GET", "/version", version)

@@ -183,3 +183,22 @@ def test_sdk_images_networks_volumes_events(sdk, lab):
                         filters={"type": "container", "container": "sdk-events"})
     actions = {e["Action"] for e in events}
     assert {"create", "start", "die"} <= actions
+
+
+def test_system_df_save_load_and_login(cli, lab, tmp_path):
+    cli.run("run", "-d", "--name", "df-box", "busybox", "sleep", "300")
+    df = cli.out("system", "df", "-v")
+    assert "df-box" in df and "busybox" in df
+    archive = tmp_path / "hello.tar"
+    cli.run("save", "-o", str(archive), "hello-world")
+    assert tarfile.open(archive).getnames()
+    cli.run("tag", "hello-world", "swarmd/to-save:1")
+    cli.run("save", "-o", str(tmp_path / "tagged.tar"), "swarmd/to-save:1")
+    cli.run("rmi", "swarmd/to-save:1")
+    out = cli.out("load", "-i", str(tmp_path / "tagged.tar"))
+    assert "swarmd/to-save:1" in out
+    for engine in lab.engines:
+        assert engine.client().images.get("swarmd/to-save:1")
+    cli.run("rmi", "swarmd/to-save:1")
+    login = cli.run("login", "-u", "someone", "--password-stdin", lab.registry.address, input="secret\n", check=False)
+    assert login.returncode == 0 and "Login Succeeded" in login.stdout

@@ -1,0 +1,93 @@
+"""Which Engine API v1.41 endpoints the manager serves: the README's coverage table, from the router.
+
+`python -m manager.api.coverage SPEC.yaml` prints the Markdown table. An endpoint is *supported*
+when a route serves it across the cluster, *partial* when it is routed with the limits noted in
+PARTIAL, and *unsupported* when it answers 501 (swarm mode, plugins, builds) or is not routed.
+"""
+from __future__ import annotations
+
+import re
+import sys
+
+from manager.api import build_router
+from manager.api.unsupported import UNSUPPORTED
+from manager.httpd.errors import ApiError
+
+PARTIAL = {
+    ("POST", "/images/create"): "pulls on every healthy node or `?node=`; `fromSrc` import is not supported",
+    ("POST", "/images/load"): "loads the archive on every healthy node",
+    ("GET", "/images/get"): "from a node holding every named image",
+    ("GET", "/system/df"): "every healthy node's usage; images counted once",
+    ("GET", "/events"): "merged from all healthy nodes; each event names its node",
+    ("GET", "/images/json"): "one row per image ID across nodes",
+    ("POST", "/networks/create"): "node-local: `node/name` on one node, a plain name on every healthy node",
+    ("POST", "/volumes/create"): "node-local: `node/name` on one node, a plain name on every healthy node",
+    ("GET", "/info"): "cluster totals; nodes listed in SystemStatus as classic swarm did",
+    ("POST", "/images/{name}/push"): "pushes from the first node holding the image",
+}
+
+NOT_SERVED = {("GET", "/containers/{id}/attach/ws"): "websocket attach: 501"}
+
+_PATH = re.compile(r"^  (/[^:]*):\s*$")
+_METHOD = re.compile(r"^    (get|post|put|delete|head):\s*$")
+
+
+def spec_endpoints(spec_text: str) -> list[tuple[str, str]]:
+    out, path = [], None
+    for line in spec_text.splitlines():
+        m = _PATH.match(line)
+        if m:
+            path = m.group(1)
+            continue
+        m = _METHOD.match(line)
+        if m and path:
+            out.append((m.group(1).upper(), path))
+    return out
+
+
+class _Stub:
+    """Enough of a ManagerContext to build the router without a cluster."""
+
+    def __getattr__(self, name):
+        return _Stub()
+
+
+def classify(endpoints: list[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
+    router = build_router(_Stub())
+    rows = []
+    for method, path in endpoints:
+        concrete = re.sub(r"\{[^}]+\}", "x", path)
+        note = ""
+        try:
+            router.resolve(method, concrete)
+            routed = True
+        except ApiError:
+            routed = False
+        if not routed:
+            status = "unsupported"
+            note = "not routed: answers 404"
+        elif (method, path) in NOT_SERVED:
+            status, note = "unsupported", NOT_SERVED[(method, path)]
+        elif any(concrete == p or concrete.startswith(p + "/") for p, _ in UNSUPPORTED):
+            status = "unsupported"
+            note = next(w for p, w in UNSUPPORTED if concrete == p or concrete.startswith(p + "/")) + ": 501"
+        elif (method, path) in PARTIAL:
+            status, note = "partial", PARTIAL[(method, path)]
+        else:
+            status = "supported"
+        rows.append((method, path, status, note))
+    return rows
+
+
+def markdown(rows: list[tuple[str, str, str, str]]) -> str:
+    counts = {s: sum(1 for r in rows if r[2] == s) for s in ("supported", "partial", "unsupported")}
+    lines = [f"{counts['supported']} supported, {counts['partial']} partial, {counts['unsupported']} unsupported "
+             f"of {len(rows)} endpoints in API v1.41.", "",
+             "| Method | Path | Status | Notes |", "|---|---|---|---|"]
+    lines += [f"| {m} | `{p}` | {s} | {n} |" for m, p, s, n in rows]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        print(markdown(classify(spec_endpoints(f.read()))), end="")
