@@ -169,6 +169,15 @@ def test_unsupported_and_unknown_endpoints_answer_clearly(swarm):
 
 def test_sdk_images_networks_volumes_events(sdk, lab):
     assert {t for img in sdk.images.list() for t in img.tags} >= {"busybox:latest", "hello-world:latest"}
+    ref = f"{lab.registry.address}/swarmd/sdk-pulled"
+    pusher = lab.engines[0].client()
+    pusher.images.get("hello-world").tag(f"{ref}:1")
+    for line in pusher.images.push(f"{ref}:1", stream=True, decode=True):
+        assert "error" not in line, line
+    pusher.images.remove(f"{ref}:1")
+    pulled = sdk.images.pull(ref, tag="1")
+    assert pulled.id == pusher.images.get("hello-world").id
+    sdk.images.remove(f"{ref}:1")
     net = sdk.networks.create(f"{lab.engines[0].name}/sdknet")
     try:
         assert any(n.name == f"{lab.engines[0].name}/sdknet" for n in sdk.networks.list())
