@@ -10,6 +10,7 @@ from manager.httpd.errors import ApiError
 from manager.metrics import AGENT_RPC_ERRORS
 from swarm.v1 import agent_pb2, agent_pb2_grpc
 from swarmd.engine_errors import engine_error_from_rpc
+from swarmd.tls import open_channel
 
 UNARY_TIMEOUT = 60.0      # seconds; every outbound unary call has a deadline
 INFO_TIMEOUT = 10.0
@@ -28,11 +29,11 @@ _ACTIONS = {
 class AgentClient:
     """One channel to one agent. Methods raise ApiError carrying the engine's status and text."""
 
-    def __init__(self, addr: str, node_name: str = ""):
+    def __init__(self, addr: str, node_name: str = "", tls=None):
         self.addr = addr
         self.node_name = node_name or addr
-        self.channel = grpc.aio.insecure_channel(
-            addr,
+        self.channel = open_channel(           # mutual TLS when `tls` (swarmd.tls.TLSConfig) is given
+            addr, tls,
             options=[
                 ("grpc.max_receive_message_length", 256 << 20),
                 ("grpc.max_send_message_length", 256 << 20),

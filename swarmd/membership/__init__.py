@@ -84,27 +84,46 @@ def _need_addr(discovery_addr: str | None) -> str:
     return discovery_addr
 
 
-def open_membership(url: str, discovery_addr: str | None = None) -> Membership:
-    """The Membership for a discovery URL; raises MembershipError for a bad URL."""
+def check_ca_digest(parsed, tls) -> None:
+    """A token that names a CA is only used with TLS whose --tlscacert is that very CA."""
+    if not getattr(parsed, "ca_digest", ""):
+        return
+    want = parsed.ca_digest
+    if tls is None or not tls.ca_pem:
+        raise MembershipError(f"this token belongs to a TLS cluster (CA sha256:{want[:12]}…): "
+                              "pass --tlsverify --tlscacert/--tlscert/--tlskey")
+    have = tls.ca_digest()
+    if have != want:
+        raise MembershipError(f"--tlscacert is not the cluster's CA: the token names sha256:{want[:12]}…, "
+                              f"the file is sha256:{have[:12]}…")
+
+
+def open_membership(url: str, discovery_addr: str | None = None, tls=None) -> Membership:
+    """The Membership for a discovery URL; raises MembershipError for a bad URL.
+
+    `tls` (swarmd.tls.TLSConfig) secures the gRPC channels to the discovery daemon or agents.
+    """
     from swarmd.membership import urls
     parsed = _parse(url)
     if isinstance(parsed, urls.TokenURL):
         from swarmd.membership.token_client import TokenMembership
-        return TokenMembership(parsed.token, _need_addr(discovery_addr))
+        check_ca_digest(parsed, tls)
+        return TokenMembership(parsed.token, _need_addr(discovery_addr), tls=tls)
     if isinstance(parsed, urls.EtcdURL):
         from swarmd.membership.etcd_client import EtcdMembership
         return EtcdMembership(parsed.endpoints, parsed.prefix)
     from swarmd.membership.static import StaticMembership
-    return StaticMembership(parsed)
+    return StaticMembership(parsed, tls=tls)
 
 
-def open_registrar(url: str, discovery_addr: str | None = None) -> Registrar:
+def open_registrar(url: str, discovery_addr: str | None = None, tls=None) -> Registrar:
     """The Registrar for a discovery URL; raises MembershipError for a bad URL."""
     from swarmd.membership import urls
     parsed = _parse(url)
     if isinstance(parsed, urls.TokenURL):
         from swarmd.membership.token_client import TokenRegistrar
-        return TokenRegistrar(parsed.token, _need_addr(discovery_addr))
+        check_ca_digest(parsed, tls)
+        return TokenRegistrar(parsed.token, _need_addr(discovery_addr), tls=tls)
     if isinstance(parsed, urls.EtcdURL):
         from swarmd.membership.etcd_client import EtcdRegistrar
         return EtcdRegistrar(parsed.endpoints, parsed.prefix)

@@ -17,6 +17,7 @@ from swarm.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 from swarmd import logs
 from swarmd.membership import Membership, MemberEvent, MembershipError, Registrar, urls
 from swarmd.membership.watch import converging_watch, left_node
+from swarmd.tls import open_channel
 
 log = logs.get("membership.static")
 
@@ -26,8 +27,9 @@ CHECK_TIMEOUT = 2.0
 
 class StaticMembership(Membership):
     def __init__(self, url: urls.NodesURL | urls.FileURL, interval: float = CHECK_INTERVAL,
-                 timeout: float = CHECK_TIMEOUT):
+                 timeout: float = CHECK_TIMEOUT, tls=None):
         self.url = url
+        self.tls = tls
         self.interval = interval
         self.timeout = timeout
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -51,7 +53,7 @@ class StaticMembership(Membership):
     def _channel(self, addr: str) -> grpc.aio.Channel:
         channel = self._channels.get(addr)
         if channel is None:
-            channel = grpc.aio.insecure_channel(addr, options=(
+            channel = open_channel(addr, self.tls, options=(
                 ("grpc.initial_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 2_000)))
             self._channels[addr] = channel
         return channel

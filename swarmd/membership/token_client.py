@@ -10,6 +10,7 @@ from swarmd import logs
 from swarmd.membership import (Membership, MemberEvent, MembershipError, MembershipUnavailable)
 from swarmd.membership.registrar import LeaseRegistrar, RegistrationLost
 from swarmd.membership.watch import converging_watch
+from swarmd.tls import open_channel
 
 log = logs.get("membership.token")
 
@@ -51,10 +52,10 @@ def translate(err: grpc.RpcError, addr: str) -> Exception:
 
 
 class _Client:
-    def __init__(self, token: str, addr: str):
+    def __init__(self, token: str, addr: str, tls=None):
         self.token = token
         self.addr = addr
-        self.channel = grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)
+        self.channel = open_channel(addr, tls, options=CHANNEL_OPTIONS)
         self.stub = discovery_pb2_grpc.DiscoveryStub(self.channel)
 
     async def close(self) -> None:
@@ -90,8 +91,8 @@ class TokenMembership(_Client, Membership):
 class TokenRegistrar(_Client, LeaseRegistrar):
     source = "discovery"
 
-    def __init__(self, token: str, addr: str):
-        _Client.__init__(self, token, addr)
+    def __init__(self, token: str, addr: str, tls=None):
+        _Client.__init__(self, token, addr, tls)
         LeaseRegistrar.__init__(self)
         self.lease_id = 0
 

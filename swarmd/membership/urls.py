@@ -1,6 +1,8 @@
 """Discovery URLs: what `swarm join`, `swarm manage` and `swarm list` are pointed at.
 
 - `token://TOKEN`: a cluster created with `swarm create`, reached through the discovery daemon.
+  With TLS the token also names the cluster CA: `SWMTKN-1-<sha256 of the CA>-<secret>`, and a
+  joining daemon checks its `--tlscacert` against that digest before trusting the discovery.
 - `etcd://HOST:PORT[,HOST:PORT]/PREFIX`: straight to etcd, nodes under `/PREFIX/nodes/`.
 - `nodes://ADDR,ADDR`: a static list of agent addresses, with classic ranges
   (`127.0.0.[1:3]:4101`, `10.0.0.1:[4101:4103]`).
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TOKEN_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+JOIN_TOKEN_RE = re.compile(r"^SWMTKN-1-([0-9a-fA-F]{64})-([0-9a-fA-F]{32})$")
 _RANGE_RE = re.compile(r"\[(\d+):(\d+)\]")
 MAX_RANGE = 65536
 DEFAULT_ETCD_PORT = 2379
@@ -25,6 +28,7 @@ class URLError(ValueError):
 @dataclass(frozen=True)
 class TokenURL:
     token: str
+    ca_digest: str = ""              # SHA-256 of the cluster CA (hex) when the token names one
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,11 @@ def well_formed_token(token: str) -> bool:
     return bool(TOKEN_RE.match(token))
 
 
+def join_token(ca_digest: str, secret: str) -> str:
+    """The TLS form of a cluster token: `SWMTKN-1-<CA digest>-<secret>`."""
+    return f"SWMTKN-1-{ca_digest.lower()}-{secret.lower()}"
+
+
 def parse(url: str) -> DiscoveryURL:
     """Parses a discovery URL; raises URLError with a message naming what is wrong."""
     if "://" not in url:
@@ -61,9 +70,12 @@ def parse(url: str) -> DiscoveryURL:
     scheme = scheme.lower()
     if scheme == "token":
         token = rest.strip().rstrip("/")
+        m = JOIN_TOKEN_RE.match(token)
+        if m:
+            return TokenURL(m.group(2).lower(), m.group(1).lower())
         if not well_formed_token(token):
             raise URLError("malformed token: a cluster token is 32 hexadecimal characters "
-                           "as printed by `swarm create`")
+                           "(or SWMTKN-1-<CA digest>-<secret> with TLS) as printed by `swarm create`")
         return TokenURL(token.lower())
     if scheme == "etcd":
         return _parse_etcd(rest)

@@ -1,0 +1,142 @@
+"""TLS for every swarmd listener and channel, built in one place from classic swarm's flags.
+
+`--tls` serves TLS with `--tlscert`/`--tlskey`; `--tlsverify` (which implies `--tls`) also
+requires peers to present a certificate signed by `--tlscacert`: the Docker API then refuses a
+client without one at the handshake, and gRPC runs with mutual TLS. A daemon's one key pair is
+used both for what it serves and for what it calls (node certificates carry serverAuth and
+clientAuth), and outbound channels always verify the server against `--tlscacert`.
+"""
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from swarmd.config import add_flag
+
+
+class TLSConfigError(ValueError):
+    """TLS flags that cannot work together, or files that cannot be read."""
+
+
+def add_tls_flags(parser) -> None:
+    add_flag(parser, "--tls", action="store_true", default=False,
+             help="use TLS (implied by --tlsverify)")
+    add_flag(parser, "--tlsverify", action="store_true", default=False,
+             help="use TLS and require peers to present a certificate signed by --tlscacert")
+    add_flag(parser, "--tlscacert", default=None, help="the cluster CA certificate (PEM)")
+    add_flag(parser, "--tlscert", default=None, help="this daemon's certificate (PEM)")
+    add_flag(parser, "--tlskey", default=None, help="this daemon's private key (PEM)")
+
+
+def _read(path: str, flag: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise TLSConfigError(f"{flag} {path}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    ca_pem: bytes | None
+    cert_pem: bytes | None
+    key_pem: bytes | None
+    verify: bool                      # require and verify the peer's certificate
+    cacert_path: str | None = None
+    cert_path: str | None = None
+    key_path: str | None = None
+
+    @classmethod
+    def from_files(cls, cacert: str | None, cert: str | None, key: str | None, verify: bool = True) -> "TLSConfig":
+        if verify and not cacert:
+            raise TLSConfigError("--tlsverify needs --tlscacert (the CA that signs peers' certificates)")
+        if bool(cert) != bool(key):
+            raise TLSConfigError("--tlscert and --tlskey go together")
+        cfg = cls(ca_pem=_read(cacert, "--tlscacert") if cacert else None,
+                  cert_pem=_read(cert, "--tlscert") if cert else None,
+                  key_pem=_read(key, "--tlskey") if key else None,
+                  verify=verify, cacert_path=cacert, cert_path=cert, key_path=key)
+        if cert:
+            try:   # fail at start-up, naming the files, rather than at the first handshake
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+            except (ssl.SSLError, OSError) as exc:
+                raise TLSConfigError(f"--tlscert {cert} / --tlskey {key}: {exc}") from None
+        if cacert:
+            try:
+                ssl.create_default_context(cafile=cacert)
+            except (ssl.SSLError, OSError) as exc:
+                raise TLSConfigError(f"--tlscacert {cacert}: {exc}") from None
+        return cfg
+
+    @classmethod
+    def from_args(cls, args) -> "TLSConfig | None":
+        """None when neither --tls nor --tlsverify is given (plain mode)."""
+        if not (getattr(args, "tls", False) or getattr(args, "tlsverify", False)):
+            return None
+        return cls.from_files(args.tlscacert, args.tlscert, args.tlskey, verify=bool(args.tlsverify))
+
+    def _need_pair(self, what: str) -> None:
+        if not self.cert_pem:
+            raise TLSConfigError(f"{what} with TLS needs --tlscert and --tlskey")
+
+    # -- HTTP (the Docker API) -------------------------------------------------------------
+
+    def server_ssl_context(self) -> ssl.SSLContext:
+        self._need_pair("serving")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.cert_path, self.key_path)
+        if self.verify:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cafile=self.cacert_path)
+        return ctx
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cacert_path)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.cert_path:
+            ctx.load_cert_chain(self.cert_path, self.key_path)
+        return ctx
+
+    # -- gRPC ------------------------------------------------------------------------------
+
+    def grpc_server_credentials(self):
+        import grpc
+        self._need_pair("serving gRPC")
+        return grpc.ssl_server_credentials([(self.key_pem, self.cert_pem)],
+                                           root_certificates=self.ca_pem if self.verify else None,
+                                           require_client_auth=self.verify)
+
+    def grpc_channel_credentials(self):
+        import grpc
+        return grpc.ssl_channel_credentials(root_certificates=self.ca_pem, private_key=self.key_pem,
+                                            certificate_chain=self.cert_pem)
+
+    def ca_digest(self) -> str | None:
+        if not self.ca_pem:
+            return None
+        from swarmd.pki import PKIError, ca_digest
+        try:
+            return ca_digest(self.ca_pem)
+        except PKIError as exc:
+            raise TLSConfigError(f"--tlscacert {self.cacert_path}: {exc}") from None
+
+
+def channel_credentials(tls: TLSConfig | None):
+    """gRPC channel credentials for `tls`, or None for a plain channel."""
+    return tls.grpc_channel_credentials() if tls is not None else None
+
+
+def open_channel(addr: str, tls: TLSConfig | None = None, options=()):
+    """A grpc.aio channel to `addr`: secure (verifying the server) with `tls`, plain without."""
+    import grpc
+    if tls is None:
+        return grpc.aio.insecure_channel(addr, options=options)
+    return grpc.aio.secure_channel(addr, tls.grpc_channel_credentials(), options=options)
+
+
+def add_server_port(server, listen: str, tls: TLSConfig | None) -> int:
+    """Adds a secure (with `tls`) or plain port to a grpc.aio server; returns the bound port."""
+    if tls is None:
+        return server.add_insecure_port(listen)
+    return server.add_secure_port(listen, tls.grpc_server_credentials())
