@@ -3,7 +3,7 @@
 Start-up: read (or create) the node id, serve gRPC (Agent + health), wait for the engine to
 answer, then keep the node registered with the discovery service until told to stop. Health is
 SERVING only while the engine answers its ping. SIGTERM/SIGINT: stop heartbeating, deregister,
-stop the server with a short grace, exit 0.
+stop the server with a short grace, exit 0. SIGHUP re-reads the log level (swarmd.reload).
 """
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agent import identity
+from agent import metrics
 from agent.engine import Engine, EngineError
 from agent.node_info import NodeInfoSource, NodeSettings, parse_labels
 from agent.service import AgentService
 from swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd import config, logs
+from swarmd import config, logs, reload
+from swarmd.metrics_endpoint import MetricsEndpoint
+from swarmd.tls import TLSConfig, add_server_port
 
 log = logs.get("agent")
 
@@ -89,6 +92,7 @@ async def watch_engine(engine: Engine, health_servicer, interval: float, engine_
         ok = not problem
         if ok != up:
             up = ok
+            metrics.ENGINE_UP.set(1 if ok else 0)
             status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
             for service in ("", SERVICE_NAME):
                 await health_servicer.set(service, status)
@@ -131,31 +135,46 @@ async def run(args) -> int:
         node_id = identity.load_or_create(args.state_dir)
         cfg = make_config(args, node_id)
         engine = Engine(cfg.engine_url)
-        registrar = open_registrar(args.discovery_url, args.discovery_addr)
+        tls = TLSConfig.from_args(args)
+        if tls is not None:
+            tls.grpc_server_credentials()      # a node serves gRPC: it needs its key pair
+        registrar = open_registrar(args.discovery_url, args.discovery_addr, tls=tls)
     except (ConfigError, identity.IdentityError, MembershipError, ValueError) as exc:
         log.error("invalid configuration", error=str(exc))
         return 2
 
     source = NodeInfoSource(engine, cfg.settings)
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    metrics.watch_registrar(registrar)
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[metrics.interceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, source), server)
     health_servicer = health.aio.HealthServicer()
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     try:
-        server.add_insecure_port(cfg.listen)
+        add_server_port(server, cfg.listen, tls)
     except RuntimeError as exc:
         log.error("cannot listen", listen=cfg.listen, error=str(exc))
         await registrar.close()
         return 1
     await server.start()
+    metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)
+    metrics_addr = getattr(args, "metrics_addr", None)
+    if metrics_addr:
+        try:
+            await metrics_endpoint.start(metrics_addr)
+        except (OSError, ValueError) as exc:
+            log.error("cannot serve metrics", metrics_addr=metrics_addr, error=str(exc))
+            await server.stop(0)
+            await registrar.close()
+            return 1
     log.info("agent serving", listen=cfg.listen, advertise=cfg.advertise, engine=engine.url, node_id=node_id)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reload.install(loop, getattr(args, "env_file", None))
     engine_up = asyncio.Event()
     code = 0
     try:
@@ -176,6 +195,8 @@ async def run(args) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        reload.uninstall(loop)
+        await metrics_endpoint.close()
         await _shutdown(registrar, server, deregister=code == 0)
     return code
 

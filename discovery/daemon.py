@@ -8,13 +8,16 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
+from discovery import metrics
 from discovery.service import DiscoveryService
 from swarm.v1 import discovery_pb2_grpc
-from swarmd import logs
+from swarmd import logs, reload
 from swarmd.config import describe
 from swarmd.membership.etcd_store import EtcdStore, StoreUnavailable
 from swarmd.membership.urls import URLError, parse_endpoints
 from swarmd.membership.watch import Backoff
+from swarmd.metrics_endpoint import MetricsEndpoint
+from swarmd.tls import TLSConfig, TLSConfigError, add_server_port
 
 log = logs.get("discovery")
 
@@ -53,14 +56,15 @@ async def watch_etcd(store: EtcdStore, health: health_aio.HealthServicer) -> Non
             await asyncio.sleep(backoff.next())
 
 
-async def serve(listen: str, endpoints: list[tuple[str, int]], ttl: float) -> int:
-    store = EtcdStore(endpoints)
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+async def serve(listen: str, endpoints: list[tuple[str, int]], ttl: float, tls: TLSConfig | None = None,
+                metrics_addr: str | None = None, env_file: str | None = None) -> int:
+    store = metrics.MeteredEtcdStore(endpoints)
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[metrics.interceptor()])
     discovery_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryService(store, default_ttl=ttl), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     try:
-        port = server.add_insecure_port(listen)
+        port = add_server_port(server, listen, tls)
     except RuntimeError as exc:
         port, error = 0, str(exc)
     else:
@@ -70,19 +74,33 @@ async def serve(listen: str, endpoints: list[tuple[str, int]], ttl: float) -> in
         await store.close()
         return 1
     await server.start()
+    metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)
+    if metrics_addr:
+        try:
+            await metrics_endpoint.start(metrics_addr)
+        except (OSError, ValueError) as exc:
+            log.error("cannot serve metrics", metrics_addr=metrics_addr, error=str(exc))
+            await server.stop(0)
+            await store.close()
+            return 1
     log.info("discovery serving", listen=listen, etcd=",".join(f"{h}:{p}" for h, p in endpoints),
-             ttl=f"{ttl}s")
+             ttl=f"{ttl}s", tls="mutual" if tls and tls.verify else ("on" if tls else "off"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reload.install(loop, env_file)
     try:
         async with asyncio.TaskGroup() as tg:
             monitor = tg.create_task(watch_etcd(store, health), name="etcd-health")
+            sampler = tg.create_task(metrics.sample_nodes(store, ETCD_CHECK_INTERVAL), name="metrics-sampler")
             await stop.wait()
             log.info("discovery shutting down")
             monitor.cancel()
+            sampler.cancel()
     finally:
+        reload.uninstall(loop)
+        await metrics_endpoint.close()
         await health.enter_graceful_shutdown()
         await server.stop(grace=2)
         await store.close()
@@ -95,5 +113,13 @@ def run(args) -> int:
     except URLError as exc:
         log.error("invalid --etcd", error=str(exc))
         return 2
+    try:
+        tls = TLSConfig.from_args(args)
+        if tls is not None:
+            tls.grpc_server_credentials()
+    except TLSConfigError as exc:
+        log.error("invalid TLS configuration", error=str(exc))
+        return 2
     log.info("configuration", **describe(args))
-    return asyncio.run(serve(args.listen, endpoints, args.ttl))
+    return asyncio.run(serve(args.listen, endpoints, args.ttl, tls, metrics_addr=getattr(args, "metrics_addr", None),
+                             env_file=getattr(args, "env_file", None)))

@@ -47,6 +47,15 @@ def setup(fmt: str = "text", level: str = "info") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def set_level(level: str) -> None:
+    """Changes the level of every logger that follows the root (SIGHUP reload)."""
+    logging.getLogger().setLevel(level.upper())
+
+
+def current_level() -> str:
+    return logging.getLevelName(logging.getLogger().level).lower()
+
+
 class Logger:
     """A thin wrapper: `log.info("node joined", node="n1", addr=…)` carries key=value fields."""
 

@@ -9,16 +9,18 @@ import argparse
 import importlib
 import sys
 
-from swarmd import logs
+from swarmd import logs, reload
 from swarmd.config import add_flag
 
-VERBS = ("discovery", "create", "list", "manage", "join")
+VERBS = ("discovery", "create", "list", "manage", "join", "up", "down", "ca")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swarm", description="swarmd: a cluster of Docker hosts as one")
     add_flag(parser, "--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_flag(parser, "--log-format", default="text", choices=["text", "json"])
+    add_flag(parser, "--env-file", default=None,
+             help="file of SWARM_*=value lines read as defaults; SIGHUP re-reads its SWARM_LOG_LEVEL")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
     for verb in VERBS:
         try:
@@ -32,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    env_file = reload.env_file_from(sys.argv[1:] if argv is None else argv)
+    if env_file:
+        try:
+            reload.load_env_file(env_file)
+        except OSError as exc:
+            print(f"swarm: cannot read --env-file {env_file}: {exc}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from swarmd.config import add_flag, parse_duration
+from swarmd.tls import add_tls_flags
 
 
 def add_parser(sub) -> None:
@@ -11,6 +12,8 @@ def add_parser(sub) -> None:
              help="etcd endpoints, comma-separated (http://HOST:PORT or HOST:PORT)")
     add_flag(p, "--ttl", type=parse_duration, default=6.0,
              help="lease TTL for agents that do not ask for one")
+    add_flag(p, "--metrics-addr", default=None, help="HOST:PORT to serve Prometheus metrics on (/metrics)")
+    add_tls_flags(p)
 
     def run(args) -> int:
         from discovery.daemon import run as run_daemon

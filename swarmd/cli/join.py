@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from swarmd.config import add_flag, parse_duration
+from swarmd.tls import add_tls_flags
 
 
 def add_parser(sub) -> None:
@@ -24,6 +25,8 @@ def add_parser(sub) -> None:
     add_flag(p, "--host-ip", default=None,
              help="address published ports are reachable on (default: the host of --advertise)")
     add_flag(p, "--discovery-addr", default=None, help="discovery daemon HOST:PORT (for token://)")
+    add_flag(p, "--metrics-addr", default=None, help="HOST:PORT to serve Prometheus metrics on (/metrics)")
+    add_tls_flags(p)
     p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://… or file:///path")
 
     def run(args) -> int:

@@ -18,8 +18,12 @@ def swarm_argv(*args: str) -> list[str]:
 class SwarmCluster:
     """Runs `swarm discovery`, `swarm join` per lab engine and `swarm manage` as real processes."""
 
-    def __init__(self, lab: Lab, root: Path | None = None, heartbeat: str = "1s", ttl: str = "3s"):
+    def __init__(self, lab: Lab, root: Path | None = None, heartbeat: str = "1s", ttl: str = "3s",
+                 metrics: bool = False, agent_args: tuple[str, ...] = ()):
         self.lab = lab
+        self.agent_args = agent_args       # extra `swarm join` flags for every agent (e.g. --label)
+        self.metrics = metrics             # every daemon serves --metrics-addr (see metrics_addrs)
+        self.metrics_addrs: dict[str, str] = {}
         self.root = root or lab.root / "swarm"
         self.heartbeat = heartbeat
         self.ttl = ttl
@@ -41,10 +45,18 @@ class SwarmCluster:
 
     # -- daemons ------------------------------------------------------------------------------
 
+    def _metrics_args(self, name: str) -> list[str]:
+        if not self.metrics:
+            return []
+        addr = self.metrics_addrs.get(name) or f"127.0.0.1:{free_port()}"
+        self.metrics_addrs[name] = addr
+        return ["--metrics-addr", addr]
+
     def start_discovery(self) -> None:
         self.discovery = Daemon(
             "discovery",
-            swarm_argv("discovery", "--listen", self.discovery_addr, "--etcd", self.lab.etcd.url),
+            swarm_argv("discovery", "--listen", self.discovery_addr, "--etcd", self.lab.etcd.url,
+                       *self._metrics_args("discovery")),
             self.root / "discovery.log",
         ).start()
         self.token = wait_until(self._create_token, 20, "swarm create to answer")
@@ -68,24 +80,30 @@ class SwarmCluster:
             swarm_argv("join", "--advertise", addr, "--engine", engine.url, "--name", name,
                        "--heartbeat", self.heartbeat, "--ttl", self.ttl,
                        "--state-dir", str(self.root / f"agent-{name}"), "--host-ip", engine.host_ip,
-                       "--discovery-addr", self.discovery_addr, self.discovery_url),
+                       "--discovery-addr", self.discovery_addr, *self._metrics_args(f"agent-{name}"),
+                       *self.agent_args, self.discovery_url),
             self.root / f"agent-{name}.log",
         ).start()
         self.agents[name] = agent
         return agent
 
-    def start_manager(self, *extra: str) -> str:
-        addr = f"127.0.0.1:{free_port()}"
+    def start_manager(self, *extra: str, addr: str | None = None) -> str:
+        addr = addr or f"127.0.0.1:{free_port()}"
         index = len(self.managers)
         manager = Daemon(
             f"manager{index}",
             swarm_argv("manage", "-H", f"tcp://{addr}", "--discovery-addr", self.discovery_addr,
-                       *extra, self.discovery_url),
+                       *self._metrics_args(f"manager{index}"), *extra, self.discovery_url),
             self.root / f"manager{index}.log",
         ).start()
         self.managers.append(manager)
         self.manager_addrs.append(addr)
         return addr
+
+    def start_replica(self, *extra: str, ttl: str = "3s") -> str:
+        """A `--replication` manager advertising its own API address; returns that address."""
+        addr = f"127.0.0.1:{free_port()}"
+        return self.start_manager("--replication", "--advertise", addr, "--replication-ttl", ttl, *extra, addr=addr)
 
     def wait_nodes(self, count: int, manager: int = 0, timeout: float = 30) -> dict:
         """Waits until the manager's `docker info` shows `count` healthy nodes."""

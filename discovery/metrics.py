@@ -1,0 +1,117 @@
+"""The discovery daemon's Prometheus metrics: nodes per cluster, lease renewals, etcd errors.
+
+Nodes per cluster are counted from etcd by a sampler task (clusters are labelled by the first
+12 hex digits of their token's SHA-256, as stored in etcd: tokens themselves are secrets).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from swarmd import logs
+from swarmd.grpc_metrics import RpcMetrics, code_name
+from swarmd.membership.etcd_store import CLUSTERS_ROOT, EtcdStore, StoreUnavailable
+
+log = logs.get("discovery.metrics")
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RPC_LATENCY = Histogram("swarmd_discovery_rpc_seconds", "Discovery gRPC calls served, by method and status "
+                        "code (watches count their whole life)", ["method", "code"], registry=REGISTRY,
+                        buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 60))
+LEASE_RENEWALS = Counter("swarmd_discovery_lease_renewals_total", "Heartbeats answered, by status code",
+                         ["code"], registry=REGISTRY)
+REGISTRATIONS = Counter("swarmd_discovery_registrations_total", "Registrations answered, by status code",
+                        ["code"], registry=REGISTRY)
+ETCD_ERRORS = Counter("swarmd_discovery_etcd_errors_total", "etcd calls that failed (unreachable, timed out)",
+                      registry=REGISTRY)
+ETCD_UP = Gauge("swarmd_discovery_etcd_up", "1 while etcd answered the last sample", registry=REGISTRY)
+
+
+class DiscoveryRpcMetrics(RpcMetrics):
+    def _observe(self, method, context, started, exc) -> None:
+        super()._observe(method, context, started, exc)
+        if method in ("Discovery/Heartbeat", "Discovery/Register"):
+            counter = LEASE_RENEWALS if method == "Discovery/Heartbeat" else REGISTRATIONS
+            counter.labels(code_name(context, exc)).inc()
+
+
+def interceptor() -> RpcMetrics:
+    return DiscoveryRpcMetrics(RPC_LATENCY)
+
+
+class MeteredEtcdStore(EtcdStore):
+    """An EtcdStore that counts its failed calls."""
+
+    async def run(self, op):
+        try:
+            return await super().run(op)
+        except StoreUnavailable:
+            ETCD_ERRORS.inc()
+            raise
+
+    async def watch_prefix(self, prefix, start_revision):
+        try:
+            async for event in super().watch_prefix(prefix, start_revision):
+                yield event
+        except StoreUnavailable:
+            ETCD_ERRORS.inc()
+            raise
+
+
+def count_nodes(keys: list[bytes]) -> dict[str, int]:
+    """Keys under /swarmd/clusters/ -> {cluster label: registered nodes} (clusters with none: 0)."""
+    counts: dict[str, int] = {}
+    root = CLUSTERS_ROOT.encode() + b"/"
+    for key in keys:
+        if not key.startswith(root):
+            continue
+        parts = key[len(root):].split(b"/")
+        label = parts[0][:12].decode(errors="replace")
+        counts.setdefault(label, 0)
+        if len(parts) == 3 and parts[1] == b"nodes" and parts[2]:
+            counts[label] += 1
+    return counts
+
+
+class NodeCounts:
+    """The last sample of registered nodes per cluster, scraped as a gauge family."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.sampled_at: float | None = None
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        family = GaugeMetricFamily("swarmd_discovery_registered_nodes",
+                                   "Nodes holding a live registration, per cluster", labels=["cluster"])
+        for cluster, n in sorted(self.counts.items()):
+            family.add_metric([cluster], n)
+        yield family
+        clusters = GaugeMetricFamily("swarmd_discovery_clusters", "Clusters created (tokens)")
+        clusters.add_metric([], len(self.counts))
+        yield clusters
+
+
+NODE_COUNTS = NodeCounts()
+REGISTRY.register(NODE_COUNTS)
+
+
+async def sample_nodes(store: EtcdStore, interval: float) -> None:
+    """Runs until cancelled: counts registered nodes per cluster every `interval` seconds."""
+    prefix = CLUSTERS_ROOT.encode() + b"/"
+    while True:
+        try:
+            listing = await store.run(lambda c: c.get_prefix(prefix, keys_only=True))
+        except StoreUnavailable:
+            ETCD_UP.set(0)
+        else:
+            NODE_COUNTS.counts = count_nodes([kv.key for kv in listing])
+            NODE_COUNTS.sampled_at = time.monotonic()
+            ETCD_UP.set(1)
+        await asyncio.sleep(interval)
