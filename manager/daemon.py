@@ -6,13 +6,9 @@ import ipaddress
 import signal
 import urllib.parse
 
-from manager.agents import AgentClient
 from manager.api import build_router
 from manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
 from manager.cluster import ClusterView
-from manager.election import LeaderState, Roles, follow_leadership, open_election
-from manager.forwarding import Forwarder, RoleRouter
-from manager.rescheduler import Rescheduler
 from manager.httpd.server import HttpServer
 from manager import metrics
 from manager.scheduler import Scheduler
@@ -20,7 +16,6 @@ from swarmd import logs, reload
 from swarmd.config import describe, mask_token_url
 from swarmd.membership import MembershipError, open_membership
 from swarmd.metrics_endpoint import MetricsEndpoint
-from swarmd.tls import TLSConfig
 
 log = logs.get("manager")
 
@@ -57,40 +52,24 @@ def check_listen(hosts: list[str], insecure_tcp: bool) -> list[str]:
 
 async def run(args) -> int:
     try:
-        tls = TLSConfig.from_args(args)
-        ssl_context = tls.server_ssl_context() if tls is not None else None
-        # with --tlsverify every client is authenticated, so any address may be served
-        listen = check_listen(args.host or ["unix:///var/run/swarmd.sock"],
-                              args.insecure_tcp or (tls is not None and tls.verify))
+        listen = check_listen(args.host or ["unix:///var/run/swarmd.sock"], args.insecure_tcp)
         scheduler = Scheduler(args.strategy, args.filter or None)
     except Exception as exc:  # bad flags: say so and stop
         log.error("invalid configuration", error=str(exc))
         return 2
     log.info("manager starting", **describe(args))
     try:
-        membership = open_membership(args.discovery_url, discovery_addr=args.discovery_addr, tls=tls)
+        membership = open_membership(args.discovery_url, discovery_addr=args.discovery_addr)
     except MembershipError as exc:
         log.error("invalid discovery", error=str(exc))
         return 2
-    cluster = ClusterView(client_factory=lambda n: AgentClient(n.info.addr, n.info.name, tls=tls))
-    ctx = ManagerContext(cluster=cluster, scheduler=scheduler, advertise=args.advertise or "")
-    router = build_router(ctx)
-    election = None
-    if args.replication:
-        try:
-            election = open_election(membership, ctx.advertise, args.replication_ttl)
-        except MembershipError as exc:
-            log.error("invalid replication settings", error=str(exc))
-            await membership.close()
-            return 2
-        ctx.role = "replica"     # until elected
-        router = RoleRouter(router, lambda: ctx.role == "primary", Forwarder(ctx))
-    roles = Roles(ctx, Rescheduler(cluster, scheduler).run)
-    server = HttpServer(router, api_version=API_VERSION, min_api_version=MIN_API_VERSION,
+    cluster = ClusterView()
+    ctx = ManagerContext(cluster=cluster, scheduler=scheduler)
+    server = HttpServer(build_router(ctx), api_version=API_VERSION, min_api_version=MIN_API_VERSION,
                         server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}",
-                        observer=metrics.observe_request, ssl_context=ssl_context)
+                        observer=metrics.observe_request)
     metrics.watch_cluster(cluster)
-    metrics.LEADER.set(0 if election else 1)
+    metrics.LEADER.set(1)
     metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -108,21 +87,9 @@ async def run(args) -> int:
             exit_code = 1
             stop.set()
 
-    async def lead() -> None:
-        nonlocal exit_code
-        try:
-            await follow_leadership(election.states(), args.replication_ttl, roles.apply)
-        except MembershipError as exc:
-            log.error("replication refused", error=str(exc))
-            exit_code = 1
-            stop.set()
-
     try:
         async with asyncio.TaskGroup() as tg:
             follower = tg.create_task(follow(), name="membership")
-            leader = tg.create_task(lead(), name="election") if election else None
-            if election is None:
-                roles.apply(LeaderState(ctx.advertise, True))   # the only manager: always primary
             try:
                 await server.start(listen)
                 if args.metrics_addr:
@@ -137,13 +104,8 @@ async def run(args) -> int:
             await stop.wait()
             log.info("manager shutting down")
             follower.cancel()
-            if leader is not None:
-                leader.cancel()
     finally:
-        await roles.close()
         await server.close()
-        if election is not None:
-            await election.close()
         await metrics_endpoint.close()
         await cluster.close()
         await membership.close()
