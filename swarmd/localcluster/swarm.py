@@ -19,8 +19,9 @@ class SwarmCluster:
     """Runs `swarm discovery`, `swarm join` per lab engine and `swarm manage` as real processes."""
 
     def __init__(self, lab: Lab, root: Path | None = None, heartbeat: str = "1s", ttl: str = "3s",
-                 metrics: bool = False, agent_args: tuple[str, ...] = ()):
+                 metrics: bool = False, agent_args: tuple[str, ...] = (), tls: bool = False):
         self.lab = lab
+        self.tls = tls                     # a cluster CA under root/pki; every daemon runs --tlsverify
         self.agent_args = agent_args       # extra `swarm join` flags for every agent (e.g. --label)
         self.metrics = metrics             # every daemon serves --metrics-addr (see metrics_addrs)
         self.metrics_addrs: dict[str, str] = {}
@@ -45,6 +46,25 @@ class SwarmCluster:
 
     # -- daemons ------------------------------------------------------------------------------
 
+    @property
+    def pki_dir(self) -> Path:
+        return self.root / "pki"
+
+    def _make_pki(self) -> None:
+        from swarmd import pki
+        ca = pki.create_ca("swarmd local CA")
+        pki.write_ca(self.pki_dir, ca, force=True)
+        pki.write_issued(self.pki_dir / "node", ca.cert_pem, pki.issue(ca, "node", hosts=["127.0.0.1", "localhost"]))
+        pki.write_issued(self.pki_dir / "client", ca.cert_pem, pki.issue(ca, "client", kind="client"))
+
+    def tls_args(self, who: str = "node") -> list[str]:
+        """`--tlsverify --tlscacert … --tlscert … --tlskey …` for a daemon ("node") or a client."""
+        if not self.tls:
+            return []
+        d = self.pki_dir / who
+        return ["--tlsverify", "--tlscacert", str(d / "ca.pem"), "--tlscert", str(d / "cert.pem"),
+                "--tlskey", str(d / "key.pem")]
+
     def _metrics_args(self, name: str) -> list[str]:
         if not self.metrics:
             return []
@@ -52,11 +72,11 @@ class SwarmCluster:
         self.metrics_addrs[name] = addr
         return ["--metrics-addr", addr]
 
-    def start_discovery(self) -> None:
+    def start_discovery(self, etcd_url: str | None = None) -> None:
         self.discovery = Daemon(
             "discovery",
-            swarm_argv("discovery", "--listen", self.discovery_addr, "--etcd", self.lab.etcd.url,
-                       *self._metrics_args("discovery")),
+            swarm_argv("discovery", "--listen", self.discovery_addr, "--etcd", etcd_url or self.lab.etcd.url,
+                       *self._metrics_args("discovery"), *self.tls_args()),
             self.root / "discovery.log",
         ).start()
         self.token = wait_until(self._create_token, 20, "swarm create to answer")
@@ -64,7 +84,7 @@ class SwarmCluster:
     def _create_token(self) -> str:
         if not self.discovery.running():
             raise DaemonExited(f"discovery exited:\n{self.discovery.log_tail()}")
-        out = subprocess.run(swarm_argv("create", "--discovery-addr", self.discovery_addr),
+        out = subprocess.run(swarm_argv("create", "--discovery-addr", self.discovery_addr, *self.tls_args()),
                              capture_output=True, text=True, timeout=10)
         if out.returncode != 0:
             return ""
@@ -81,7 +101,7 @@ class SwarmCluster:
                        "--heartbeat", self.heartbeat, "--ttl", self.ttl,
                        "--state-dir", str(self.root / f"agent-{name}"), "--host-ip", engine.host_ip,
                        "--discovery-addr", self.discovery_addr, *self._metrics_args(f"agent-{name}"),
-                       *self.agent_args, self.discovery_url),
+                       *self.tls_args(), *self.agent_args, self.discovery_url),
             self.root / f"agent-{name}.log",
         ).start()
         self.agents[name] = agent
@@ -93,7 +113,7 @@ class SwarmCluster:
         manager = Daemon(
             f"manager{index}",
             swarm_argv("manage", "-H", f"tcp://{addr}", "--discovery-addr", self.discovery_addr,
-                       *self._metrics_args(f"manager{index}"), *extra, self.discovery_url),
+                       *self._metrics_args(f"manager{index}"), *self.tls_args(), *extra, self.discovery_url),
             self.root / f"manager{index}.log",
         ).start()
         self.managers.append(manager)
@@ -117,11 +137,19 @@ class SwarmCluster:
         return wait_until(ready, timeout, f"{count} healthy nodes", interval=0.2)
 
     def info(self, manager: int = 0) -> dict:
+        if self.tls:
+            from swarmd.tls import TLSConfig
+            d = self.pki_dir / "client"
+            ctx = TLSConfig.from_files(str(d / "ca.pem"), str(d / "cert.pem"), str(d / "key.pem")).client_ssl_context()
+            with urllib.request.urlopen(f"https://{self.manager_addrs[manager]}/info", timeout=5, context=ctx) as r:
+                return json.loads(r.read())
         with urllib.request.urlopen(f"http://{self.manager_addrs[manager]}/info", timeout=5) as r:
             return json.loads(r.read())
 
     def start(self, managers: int = 1, manager_args: tuple[str, ...] = ()) -> "SwarmCluster":
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.tls:
+            self._make_pki()
         try:
             self.start_discovery()
             for i in range(len(self.lab.engines)):
