@@ -197,3 +197,16 @@ def _interactive(cli, args: list[str], keys: bytes, timeout: float = 30) -> tupl
         return out, os.waitstatus_to_exitcode(status)
     finally:
         os.close(fd)
+
+
+def test_volumes_named_and_bind(cli, lab, tmp_path):
+    host_dir = tmp_path / "bind"
+    host_dir.mkdir()
+    (host_dir / "in.txt").write_text("from the host\n")
+    out = cli.out("run", "--rm", "-v", f"{host_dir}:/mnt", "-v", "walk-data:/data", "-e", "constraint:node==node2",
+                  "busybox", "sh", "-c", "cat /mnt/in.txt; echo kept > /data/f")
+    assert out == "from the host\n"
+    assert cli.out("run", "--rm", "-v", "walk-data:/data", "-e", "constraint:node==node2", "busybox",
+                   "cat", "/data/f") == "kept\n"
+    assert lab.engines[1].client().volumes.get("walk-data")
+    lab.engines[1].client().volumes.get("walk-data").remove()
