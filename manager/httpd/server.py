@@ -22,6 +22,7 @@ from manager.httpd.errors import ApiError
 from manager.httpd.request import Headers, Request
 from manager.httpd.response import JSON, ClientGone, HijackedConnection, Response, StreamWriter, error_response
 from manager.httpd.router import Router
+from manager.httpd.tls_stream import TLSStream
 from swarmd import logs
 
 log = logs.get("manager.httpd")
@@ -69,13 +70,12 @@ class HttpServer:
                 if os.path.exists(path):
                     os.unlink(path)
                 os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                server = await asyncio.start_unix_server(self._serve, path, ssl=self.ssl_context,
-                                                         limit=MAX_HEADER_BYTES)
+                server = await asyncio.start_unix_server(self._accept, path, limit=MAX_HEADER_BYTES)
                 os.chmod(path, 0o660)
                 self._unix_paths.append(path)
                 self.addresses.append(f"unix://{path}")
             elif u.scheme == "tcp":
-                server = await asyncio.start_server(self._serve, u.hostname, u.port, ssl=self.ssl_context,
+                server = await asyncio.start_server(self._accept, u.hostname, u.port,
                                                     reuse_address=True, limit=MAX_HEADER_BYTES)
                 for sock in server.sockets:
                     host, port = sock.getsockname()[:2]
@@ -104,6 +104,26 @@ class HttpServer:
         self._servers.clear()
 
     # -- connections --------------------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Plain connections go straight to `_serve`; with TLS, the handshake comes first (a client
+        without an acceptable certificate is refused here) on a stream that can half-close."""
+        if self.ssl_context is None:
+            await self._serve(reader, writer)
+            return
+        task = asyncio.current_task()
+        self._connections.add(task)
+        stream = TLSStream(self.ssl_context, reader, writer)
+        try:
+            await stream.handshake()
+        except (ssl_module.SSLError, ConnectionError, OSError, TimeoutError) as exc:
+            peer = writer.get_extra_info("peername")
+            log.info("TLS handshake refused", peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix",
+                     error=getattr(exc, "reason", None) or str(exc) or type(exc).__name__)
+            self._connections.discard(task)
+            writer.close()
+            return
+        await self._serve(stream, stream)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
