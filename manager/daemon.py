@@ -6,6 +6,7 @@ import ipaddress
 import signal
 import urllib.parse
 
+from manager.agents import AgentClient
 from manager.api import build_router
 from manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
 from manager.cluster import ClusterView
@@ -16,6 +17,7 @@ from swarmd import logs, reload
 from swarmd.config import describe, mask_token_url
 from swarmd.membership import MembershipError, open_membership
 from swarmd.metrics_endpoint import MetricsEndpoint
+from swarmd.tls import TLSConfig
 
 log = logs.get("manager")
 
@@ -52,22 +54,26 @@ def check_listen(hosts: list[str], insecure_tcp: bool) -> list[str]:
 
 async def run(args) -> int:
     try:
-        listen = check_listen(args.host or ["unix:///var/run/swarmd.sock"], args.insecure_tcp)
+        tls = TLSConfig.from_args(args)
+        ssl_context = tls.server_ssl_context() if tls is not None else None
+        # with --tlsverify every client is authenticated, so any address may be served
+        listen = check_listen(args.host or ["unix:///var/run/swarmd.sock"],
+                              args.insecure_tcp or (tls is not None and tls.verify))
         scheduler = Scheduler(args.strategy, args.filter or None)
     except Exception as exc:  # bad flags: say so and stop
         log.error("invalid configuration", error=str(exc))
         return 2
     log.info("manager starting", **describe(args))
     try:
-        membership = open_membership(args.discovery_url, discovery_addr=args.discovery_addr)
+        membership = open_membership(args.discovery_url, discovery_addr=args.discovery_addr, tls=tls)
     except MembershipError as exc:
         log.error("invalid discovery", error=str(exc))
         return 2
-    cluster = ClusterView()
+    cluster = ClusterView(client_factory=lambda n: AgentClient(n.info.addr, n.info.name, tls=tls))
     ctx = ManagerContext(cluster=cluster, scheduler=scheduler)
     server = HttpServer(build_router(ctx), api_version=API_VERSION, min_api_version=MIN_API_VERSION,
                         server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}",
-                        observer=metrics.observe_request)
+                        observer=metrics.observe_request, ssl_context=ssl_context)
     metrics.watch_cluster(cluster)
     metrics.LEADER.set(1)
     metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from swarmd.config import add_flag
+from swarmd.tls import add_tls_flags
 
 
 def add_parser(sub) -> None:
@@ -16,6 +17,7 @@ def add_parser(sub) -> None:
     add_flag(p, "--insecure-tcp", action="store_true", default=False,
              help="allow plain TCP on a non-loopback address")
     add_flag(p, "--metrics-addr", default=None, help="HOST:PORT to serve Prometheus metrics on (/metrics)")
+    add_tls_flags(p)
     p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://ADDR,… or file:///path")
 
     def run(args) -> int:
