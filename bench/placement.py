@@ -36,7 +36,7 @@ SPECS = {
     "plain": {"Image": "busybox"},
     "constraint+affinity+port": {"Image": "busybox", "Env": ["constraint:zone==z1", "affinity:image==busybox"],
                                  "HostConfig": {"Memory": 128 << 20, "NanoCpus": 500_000_000,
-                                                "PortBindings": {"80/tcp": [{"HostPort": "10005"}]}}},
+                                                "PortBindings": {"80/tcp": [{"HostPort": "10001"}]}}},
 }
 
 

@@ -1,6 +1,7 @@
 """What the manager remembers of one container, derived from the engine's inspect document."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -52,11 +53,20 @@ def _requested_bindings(doc: dict) -> tuple[PortBinding, ...]:
 
 @dataclass
 class ContainerRecord:
+    """One container's inspect document and what is derived from it, computed once.
+
+    A record is never changed in place (a refresh stores a new one), so the derived values
+    (name, snapshot, the static part of the `docker ps` entry and its JSON) are cached.
+    """
+
     node_id: str
     node_name: str
     doc: dict                     # the engine's inspect document
     host_ip: str = ""
     _snapshot: ContainerSnapshot | None = field(default=None, repr=False)
+    _name: str | None = field(default=None, repr=False)
+    _static: dict | None = field(default=None, repr=False)
+    _static_json: bytes | None = field(default=None, repr=False)
 
     @property
     def id(self) -> str:
@@ -64,7 +74,9 @@ class ContainerRecord:
 
     @property
     def name(self) -> str:
-        return (self.doc.get("Name") or "").lstrip("/")
+        if self._name is None:
+            self._name = (self.doc.get("Name") or "").lstrip("/")
+        return self._name
 
     @property
     def state(self) -> dict:
@@ -94,24 +106,37 @@ class ContainerRecord:
             )
         return self._snapshot
 
-    def summary(self) -> dict:
-        """The `GET /containers/json` entry, names as `/node/name`, Status computed now."""
-        cfg = self.doc.get("Config") or {}
-        hc = self.doc.get("HostConfig") or {}
-        created = self.created
-        ns = self.doc.get("NetworkSettings") or {}
-        return {
-            "Id": self.id,
-            "Names": [f"/{self.node_name}/{self.name}"],
-            "Image": cfg.get("Image") or "",
-            "ImageID": self.doc.get("Image") or "",
-            "Command": _command(self.doc),
-            "Created": int(created.timestamp()) if created else 0,
-            "Ports": _published_ports(self.doc, self.host_ip),
-            "Labels": cfg.get("Labels") or {},
-            "State": self.state.get("Status") or "",
-            "Status": status_text(self.state),
-            "HostConfig": {"NetworkMode": hc.get("NetworkMode") or "default"},
-            "NetworkSettings": {"Networks": ns.get("Networks") or {}},
-            "Mounts": self.doc.get("Mounts") or [],
-        }
+    def _static_summary(self) -> dict:
+        """The parts of the `docker ps` entry that only change with the document (all but Status/State)."""
+        if self._static is None:
+            cfg = self.doc.get("Config") or {}
+            hc = self.doc.get("HostConfig") or {}
+            created = self.created
+            ns = self.doc.get("NetworkSettings") or {}
+            self._static = {
+                "Id": self.id,
+                "Names": [f"/{self.node_name}/{self.name}"],
+                "Image": cfg.get("Image") or "",
+                "ImageID": self.doc.get("Image") or "",
+                "Command": _command(self.doc),
+                "Created": int(created.timestamp()) if created else 0,
+                "Ports": _published_ports(self.doc, self.host_ip),
+                "Labels": cfg.get("Labels") or {},
+                "HostConfig": {"NetworkMode": hc.get("NetworkMode") or "default"},
+                "NetworkSettings": {"Networks": ns.get("Networks") or {}},
+                "Mounts": self.doc.get("Mounts") or [],
+            }
+        return self._static
+
+    def summary(self, now: datetime | None = None) -> dict:
+        """The `GET /containers/json` entry, names as `/node/name`, Status computed at `now`."""
+        return {**self._static_summary(), "State": self.state.get("Status") or "",
+                "Status": status_text(self.state, now)}
+
+    def summary_json(self, summary: dict) -> bytes:
+        """`summary` (from `summary()`, State and Status possibly overridden) as JSON bytes; the
+        static part is encoded once per record."""
+        if self._static_json is None:
+            self._static_json = json.dumps(self._static_summary(), separators=(",", ":")).encode()[:-1]
+        return b"".join((self._static_json, b',"State":', json.dumps(summary["State"]).encode(),
+                         b',"Status":', json.dumps(summary["Status"]).encode(), b"}"))

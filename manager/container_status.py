@@ -5,11 +5,13 @@ example "Up 5 seconds") would go stale; this recomputes it as the engine does.
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 
 _ZERO = "0001-01-01T00:00:00Z"
 
 
+@functools.lru_cache(maxsize=1 << 16)     # pure; `docker ps` parses every container's times
 def parse_time(text: str | None) -> datetime | None:
     if not text or text.startswith("0001-01-01"):
         return None
