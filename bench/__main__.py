@@ -7,7 +7,7 @@ import sys
 
 from bench.report import Row, print_table, save
 
-SUITES = ("placement", "proxy", "failure")
+SUITES = ("placement", "proxy", "throughput", "scale", "failure")
 
 
 def main(argv: list[str] | None = None) -> int:
