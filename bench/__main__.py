@@ -7,7 +7,7 @@ import sys
 
 from bench.report import Row, print_table, save
 
-SUITES = ("placement", "proxy", "throughput", "scale", "failure")
+SUITES = ("placement", "proxy", "throughput", "scale", "failover")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,11 +6,14 @@ import grpc
 from discovery import tokens
 from swarm.v1 import discovery_pb2, discovery_pb2_grpc
 from swarmd import logs
+from swarmd.membership.etcd_election import campaign, current_leader, leader_key
 from swarmd.membership.etcd_store import (EtcdStore, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
                                           cluster_key, invalid_node_info)
 from swarmd.membership.watch import apply
 
 log = logs.get("discovery")
+
+DEFAULT_LEADER_TTL = 3.0
 
 UNKNOWN_TOKEN = "unknown cluster token"
 MALFORMED_TOKEN = "malformed token: a cluster token is 32 hexadecimal characters as printed by `swarm create`"
@@ -123,3 +126,31 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
                     yield discovery_pb2.NodeEvent(kind=_KINDS[event.kind], node=event.node)
         except StoreUnavailable as exc:
             await self._unavailable(context, exc)
+
+    async def Campaign(self, request, context):
+        token = request.token.lower()
+        if not request.candidate:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a candidate address is required")
+        try:
+            await self._nodes(token, context)
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        ttl = request.ttl_ms / 1000 if request.ttl_ms > 0 else DEFAULT_LEADER_TTL
+        log.info("manager campaigning", token=tokens.fingerprint(token), candidate=request.candidate,
+                 peer=context.peer())
+        states = campaign(self.store, leader_key(cluster_key(token)), request.candidate, ttl)
+        try:
+            async for state in states:
+                yield discovery_pb2.LeaderEvent(leader=state.leader, elected=state.elected)
+        finally:
+            await states.aclose()   # revokes the lease when this candidate led: immediate failover
+            log.info("manager campaign ended", token=tokens.fingerprint(token), candidate=request.candidate)
+
+    async def GetLeader(self, request, context):
+        token = request.token.lower()
+        try:
+            await self._nodes(token, context)
+            leader = await current_leader(self.store, leader_key(cluster_key(token)))
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        return discovery_pb2.GetLeaderResponse(leader=leader)

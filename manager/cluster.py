@@ -165,6 +165,9 @@ class ClusterView:
             view.node = node
             view.changed()
             if view.task is None or view.task.done():
+                # the node had left (its client was closed with its follow task): it is back
+                log.info("node rejoined", node=node.info.name, addr=node.info.addr, id=node.info.id[:12])
+                view.client = self._client_factory(node)
                 self._start_follow(view)
             return
         if view is not None:

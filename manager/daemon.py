@@ -10,6 +10,9 @@ from manager.agents import AgentClient
 from manager.api import build_router
 from manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
 from manager.cluster import ClusterView
+from manager.election import LeaderState, Roles, follow_leadership, open_election
+from manager.forwarding import Forwarder, RoleRouter
+from manager.rescheduler import Rescheduler
 from manager.httpd.server import HttpServer
 from manager import metrics
 from manager.scheduler import Scheduler
@@ -70,12 +73,24 @@ async def run(args) -> int:
         log.error("invalid discovery", error=str(exc))
         return 2
     cluster = ClusterView(client_factory=lambda n: AgentClient(n.info.addr, n.info.name, tls=tls))
-    ctx = ManagerContext(cluster=cluster, scheduler=scheduler)
-    server = HttpServer(build_router(ctx), api_version=API_VERSION, min_api_version=MIN_API_VERSION,
+    ctx = ManagerContext(cluster=cluster, scheduler=scheduler, advertise=args.advertise or "")
+    router = build_router(ctx)
+    election = None
+    if args.replication:
+        try:
+            election = open_election(membership, ctx.advertise, args.replication_ttl)
+        except MembershipError as exc:
+            log.error("invalid replication settings", error=str(exc))
+            await membership.close()
+            return 2
+        ctx.role = "replica"     # until elected
+        router = RoleRouter(router, lambda: ctx.role == "primary", Forwarder(ctx))
+    roles = Roles(ctx, Rescheduler(cluster, scheduler).run)
+    server = HttpServer(router, api_version=API_VERSION, min_api_version=MIN_API_VERSION,
                         server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}",
                         observer=metrics.observe_request, ssl_context=ssl_context)
     metrics.watch_cluster(cluster)
-    metrics.LEADER.set(1)
+    metrics.LEADER.set(0 if election else 1)
     metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -93,9 +108,21 @@ async def run(args) -> int:
             exit_code = 1
             stop.set()
 
+    async def lead() -> None:
+        nonlocal exit_code
+        try:
+            await follow_leadership(election.states(), args.replication_ttl, roles.apply)
+        except MembershipError as exc:
+            log.error("replication refused", error=str(exc))
+            exit_code = 1
+            stop.set()
+
     try:
         async with asyncio.TaskGroup() as tg:
             follower = tg.create_task(follow(), name="membership")
+            leader = tg.create_task(lead(), name="election") if election else None
+            if election is None:
+                roles.apply(LeaderState(ctx.advertise, True))   # the only manager: always primary
             try:
                 await server.start(listen)
                 if args.metrics_addr:
@@ -110,8 +137,13 @@ async def run(args) -> int:
             await stop.wait()
             log.info("manager shutting down")
             follower.cancel()
+            if leader is not None:
+                leader.cancel()
     finally:
+        await roles.close()
         await server.close()
+        if election is not None:
+            await election.close()
         await metrics_endpoint.close()
         await cluster.close()
         await membership.close()

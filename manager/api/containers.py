@@ -134,9 +134,18 @@ def register(router, ctx: ManagerContext) -> None:
         now = datetime.now(timezone.utc)
         out = []
         for rec in cluster.containers():
+            view = cluster.nodes.get(rec.node_id)
+            down = view is not None and not view.healthy
+            if down:
+                holder = cluster.name_in_use(rec.name)
+                if holder is not None and holder.node_id != rec.node_id:
+                    continue     # rescheduled: the copy elsewhere is the container now
             if not show_all and not rec.state.get("Running") and "status" not in filters:
                 continue
             summary = rec.summary(now)
+            if down:             # as classic swarm showed containers of an unhealthy node
+                summary["Status"] = "Host Down"
+                summary["State"] = "unknown"
             if filters and not _match_filters(rec, summary, filters):
                 continue
             out.append((summary, rec))

@@ -17,8 +17,9 @@ MIN_API_VERSION = "1.12"
 class ManagerContext:
     cluster: ClusterView
     scheduler: Scheduler
-    role: str = "primary"
-    primary_addr: str = ""
+    role: str = "primary"                 # "primary" or "replica" (see manager.election)
+    primary_addr: str = ""                # the primary's advertised API address, when known
+    advertise: str = ""                   # this manager's own advertised API address (--advertise)
     name: str = field(default_factory=socket.gethostname)
     started_at: float = field(default_factory=time.time)
     pending_names: set[str] = field(default_factory=set)   # names being created right now

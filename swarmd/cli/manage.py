@@ -1,7 +1,7 @@
 """`swarm manage`: serve the Docker API for the whole cluster."""
 from __future__ import annotations
 
-from swarmd.config import add_flag
+from swarmd.config import add_flag, parse_duration
 from swarmd.tls import add_tls_flags
 
 
@@ -17,6 +17,12 @@ def add_parser(sub) -> None:
     add_flag(p, "--insecure-tcp", action="store_true", default=False,
              help="allow plain TCP on a non-loopback address")
     add_flag(p, "--metrics-addr", default=None, help="HOST:PORT to serve Prometheus metrics on (/metrics)")
+    add_flag(p, "--replication", action="store_true", default=False,
+             help="run with other managers of the same cluster: one primary, elected in etcd; replicas forward")
+    add_flag(p, "--advertise", default=None,
+             help="HOST:PORT at which other managers reach this manager's API (needed with --replication)")
+    add_flag(p, "--replication-ttl", type=parse_duration, default=parse_duration("3s"),
+             help="lease of the primary's election key: a lost primary is replaced within about this long")
     add_tls_flags(p)
     p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://ADDR,… or file:///path")
 

@@ -1,0 +1,139 @@
+"""Failure handling on real daemons: primary manager failover and rescheduling after an agent dies.
+
+A lab of 3 engines, the discovery daemon, 3 agents with the default heartbeat (2 s) and TTL (6 s),
+and two `--replication` managers (default election TTL 3 s). Times are taken from `kill -9` to
+what a client sees through the API (`/info` roles, node status, `/containers/json`), polled every
+50 ms.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+from bench.report import Row, judged
+from swarmd.localcluster.lab import Lab
+from swarmd.localcluster.processes import wait_until
+from swarmd.localcluster.swarm import SwarmCluster
+
+POLL = 0.05
+LOST = "node2"
+POLICY = json.dumps(["on-node-failure"])
+
+
+def _get(addr: str, path: str):
+    with urllib.request.urlopen(f"http://{addr}{path}", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _role(addr: str) -> str:
+    try:
+        return dict(_get(addr, "/info")["SystemStatus"][:1]).get("Role", "")
+    except (OSError, urllib.error.URLError, ValueError):
+        return "down"
+
+
+def _primary(addrs: list[str], timeout: float = 30) -> str:
+    def one():
+        primaries = [a for a in addrs if _role(a) == "primary"]
+        return primaries[0] if len(primaries) == 1 else None
+    return wait_until(one, timeout, "one primary", interval=POLL)
+
+
+def _node_status(addr: str, node: str) -> str:
+    status = _get(addr, "/info")["SystemStatus"]
+    for i, (k, _) in enumerate(status):
+        if k.strip() == node:
+            return next(v for key, v in status[i + 1:] if key == "  └ Status")
+    return ""
+
+
+def _post(addr: str, path: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else b""
+    req = urllib.request.Request(f"http://{addr}{path}", data=data, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        raw = r.read()
+    return json.loads(raw) if raw else {}
+
+
+def _elapsed(predicate, t0: float, timeout: float, what: str) -> float:
+    wait_until(predicate, timeout, what, interval=POLL)
+    return time.monotonic() - t0
+
+
+def measure_failover(swarm: SwarmCluster, rounds: int) -> list[float]:
+    out = []
+    for _ in range(rounds):
+        addrs = swarm.manager_addrs
+        primary = _primary(addrs)
+        index = addrs.index(primary)
+        survivor = next(a for a in addrs if a != primary)
+        t0 = time.monotonic()
+        swarm.managers[index].kill9()
+        out.append(_elapsed(lambda: _role(survivor) == "primary", t0, 30, "a replica to become primary"))
+        swarm.managers[index].start()
+        wait_until(lambda: _role(primary) == "replica", 30, "the old primary back as a replica", interval=POLL)
+    return out
+
+
+def measure_reschedule(swarm: SwarmCluster, lab: Lab) -> tuple[float, float]:
+    primary = _primary(swarm.manager_addrs)
+    lost_index = next(i for i, e in enumerate(lab.engines) if e.name == LOST)
+    name = f"bench-resched-{uuid.uuid4().hex[:8]}"
+    created = _post(primary, f"/containers/create?name={name}", {
+        "Image": "busybox", "Cmd": ["sleep", "600"], "Env": [f"constraint:node==~{LOST}"],
+        "Labels": {"com.docker.swarm.reschedule-policies": POLICY, "bench": "failover"}})
+    _post(primary, f"/containers/{created['Id']}/start")
+
+    def moved() -> bool:
+        for c in _get(primary, '/containers/json?filters={"label":["bench=failover"]}'):
+            if c["Names"][0].split("/")[-1] == name and not c["Names"][0].startswith(f"/{LOST}/") \
+                    and c["State"] == "running":
+                return True
+        return False
+    try:
+        t0 = time.monotonic()
+        swarm.agents[LOST].kill9()
+        unhealthy = _elapsed(lambda: _node_status(primary, LOST) == "Unhealthy", t0, 30, "node unhealthy")
+        running = _elapsed(moved, t0, 60, "the container running elsewhere")
+    finally:
+        if not swarm.agents[LOST].running():
+            swarm.start_agent(lost_index)
+        swarm.wait_nodes(len(lab.engines), manager=swarm.manager_addrs.index(primary))
+    return unhealthy, running
+
+
+def run(quick: bool = False) -> list[Row]:
+    rounds = 1 if quick else 3
+    with Lab(engines=3, registry=False) as lab:
+        swarm = SwarmCluster(lab, root=Path(tempfile.mkdtemp(prefix="swarmd-bench-failover-")),
+                             heartbeat="2s", ttl="6s")
+        swarm.root.mkdir(parents=True, exist_ok=True)
+        try:
+            swarm.start_discovery()
+            for i in range(len(lab.engines)):
+                swarm.start_agent(i)
+            for _ in range(2):
+                swarm.start_replica()
+            _primary(swarm.manager_addrs)
+            for i in range(len(swarm.managers)):
+                swarm.wait_nodes(len(lab.engines), manager=i)
+            failovers = measure_failover(swarm, rounds)
+            resched = [measure_reschedule(swarm, lab) for _ in range(rounds)]
+        finally:
+            swarm.stop()
+            for engine in lab.engines:
+                engine.remove_all_containers()
+    return [
+        judged("failover: primary kill -> replica primary", statistics.median(failovers), "s", "<= 5"),
+        judged("failover: primary kill -> replica primary (max)", max(failovers), "s"),
+        judged("reschedule: agent kill -> node unhealthy", statistics.median(r[0] for r in resched), "s", "<= 6"),
+        judged("reschedule: agent kill -> container running elsewhere",
+               statistics.median(r[1] for r in resched), "s"),
+    ]

@@ -1,0 +1,190 @@
+"""Which manager is primary: leader election for `swarm manage --replication`.
+
+The leader key lives in etcd under a lease (swarmd.membership.etcd_election): for `token://`
+clusters the discovery daemon holds it for the manager while the manager's `Campaign` stream
+lives; for `etcd://` clusters the manager campaigns in etcd itself. Either way a manager reads a
+stream of LeaderState, and `follow_leadership` turns it into role changes, stepping down on its
+own when an elected state is not confirmed in time (etcd or the discovery daemon lost), so a
+primary that cannot renew its lease never keeps acting as one.
+"""
+from __future__ import annotations
+
+import abc
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+
+from swarm.v1 import discovery_pb2
+from swarmd import logs
+from swarmd.membership import Membership, MembershipError
+from swarmd.membership.etcd_election import LeaderState, campaign, leader_key
+from swarmd.membership.etcd_store import EtcdStore, lease_seconds
+from swarmd.membership.watch import Backoff
+
+log = logs.get("manager.election")
+
+DEFAULT_TTL = 3.0
+CONFIRM_SLACK = 0.2      # seconds a confirmation may take to travel from where the lease is renewed
+UNKNOWN = LeaderState("", False)
+_REFUSED = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNIMPLEMENTED}
+
+
+def confirm_within(ttl: float) -> float:
+    """How long an elected manager may go without a confirmed renewal before stepping down:
+    two thirds of the lease, so it steps down before etcd could let another manager in."""
+    return lease_seconds(ttl) * 2 / 3 + CONFIRM_SLACK
+
+
+class Election(abc.ABC):
+    """A candidate's view of the election: every change of leader, and confirmations while elected."""
+
+    def __init__(self, candidate: str, ttl: float):
+        self.candidate = candidate
+        self.ttl = ttl
+
+    @abc.abstractmethod
+    def states(self) -> AsyncIterator[LeaderState]:
+        """Runs until cancelled; raises MembershipError only when the cluster refuses the campaign."""
+
+    async def close(self) -> None:
+        return None
+
+
+class EtcdElection(Election):
+    """`etcd://` clusters: the manager holds the lease-bound leader key itself."""
+
+    def __init__(self, endpoints, base: str, candidate: str, ttl: float):
+        super().__init__(candidate, ttl)
+        self.store = EtcdStore(list(endpoints))
+        self.key = leader_key(base)
+
+    async def states(self) -> AsyncIterator[LeaderState]:
+        gen = campaign(self.store, self.key, self.candidate, self.ttl)
+        try:
+            async for state in gen:
+                yield state
+        finally:
+            await gen.aclose()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+class TokenElection(Election):
+    """`token://` clusters: the discovery daemon campaigns in etcd while our stream to it lives."""
+
+    def __init__(self, stub, token: str, where: str, candidate: str, ttl: float):
+        super().__init__(candidate, ttl)
+        self.stub = stub
+        self.token = token
+        self.where = where
+
+    async def states(self) -> AsyncIterator[LeaderState]:
+        backoff = Backoff(0.25, 2.0)
+        last: LeaderState | None = None
+        while True:
+            call = self.stub.Campaign(discovery_pb2.CampaignRequest(
+                token=self.token, candidate=self.candidate, ttl_ms=int(self.ttl * 1000)))
+            try:
+                async for event in call:
+                    backoff.reset()
+                    last = LeaderState(event.leader, event.elected)
+                    yield last
+                error = "campaign stream ended"
+            except grpc.aio.AioRpcError as err:
+                if err.code() in _REFUSED:
+                    raise MembershipError(f"discovery at {self.where} refused the campaign: {err.details()}") \
+                        from None
+                error = err.details() or err.code().name
+            finally:
+                call.cancel()
+            if last != UNKNOWN:
+                log.warning("election: discovery unreachable", discovery=self.where, error=error)
+                last = UNKNOWN
+                yield last
+            await asyncio.sleep(backoff.next())
+
+
+def open_election(membership: Membership, candidate: str, ttl: float = DEFAULT_TTL) -> Election:
+    """The election that goes with a manager's membership; MembershipError for static schemes."""
+    from swarmd.membership.etcd_client import EtcdMembership
+    from swarmd.membership.token_client import TokenMembership
+    if not candidate:
+        raise MembershipError("--replication needs --advertise HOST:PORT: the address other managers forward to")
+    if isinstance(membership, TokenMembership):
+        return TokenElection(membership.stub, membership.token, membership.addr, candidate, ttl)
+    if isinstance(membership, EtcdMembership):
+        return EtcdElection(membership.store.endpoints, membership.nodes.base, candidate, ttl)
+    raise MembershipError("--replication needs a token:// or etcd:// discovery URL (leader election is kept in etcd)")
+
+
+async def follow_leadership(states: AsyncIterator[LeaderState], ttl: float,
+                            on_change: Callable[[LeaderState], None]) -> None:
+    """Applies every change of leadership to `on_change`; runs until the stream ends.
+
+    An elected state holds only until `confirm_within(ttl)` after its last confirmation: past
+    that the manager is told it is no longer primary, whatever the stream says later.
+    """
+    window = confirm_within(ttl)
+    current = UNKNOWN
+    deadline = 0.0
+    iterator = states.__aiter__()
+    pending: asyncio.Task | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            timeout = max(0.0, deadline - time.monotonic()) if current.elected else None
+            done, _ = await asyncio.wait({pending}, timeout=timeout)
+            if not done:
+                log.warning("stepping down: leadership not confirmed in time", window=f"{window:.1f}s")
+                current = UNKNOWN
+                on_change(current)
+                continue
+            task, pending = pending, None
+            try:
+                state = task.result()
+            except StopAsyncIteration:
+                return
+            if state.elected:
+                deadline = time.monotonic() + window
+            if state != current:
+                current = state
+                on_change(current)
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+
+
+class Roles:
+    """Applies leadership to the manager: its role and the primary's address (`docker info`),
+    the leader metric, and the primary-only work (rescheduling), started and stopped with it."""
+
+    def __init__(self, ctx, primary_work: Callable[[], Awaitable[None]]):
+        self.ctx = ctx
+        self.primary_work = primary_work
+        self._task: asyncio.Task | None = None
+
+    def apply(self, state: LeaderState) -> None:
+        from manager import metrics
+        role = "primary" if state.elected else "replica"
+        if role != self.ctx.role or state.leader != self.ctx.primary_addr:
+            log.info("manager role", role=role, primary=state.leader or "(none)")
+        self.ctx.role = role
+        self.ctx.primary_addr = state.leader
+        metrics.LEADER.set(1 if state.elected else 0)
+        if state.elected and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self.primary_work(), name="primary-work")
+        elif not state.elected and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

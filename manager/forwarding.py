@@ -1,0 +1,212 @@
+"""Replica -> primary: a replica answers every API call by passing it to the primary manager.
+
+`RoleRouter` sits in front of the manager's routes: while this manager is primary it resolves as
+usual; otherwise every request except the replica's own `/_ping` and `/info` goes to `forward`,
+which opens one connection to the primary per request, sends the request as received (body
+included), and relays the answer: whole bodies as a response, chunked or close-delimited bodies
+as a stream flushed as it arrives (logs, events, stats), and `101 UPGRADED` answers (attach, exec
+start) as a hijack piping bytes both ways until either side closes. The client may therefore talk
+to any manager, streams and interactive sessions included.
+"""
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+from collections.abc import Callable
+
+import h11
+
+from manager.api.context import ManagerContext
+from manager.httpd.errors import ApiError
+from manager.httpd.request import Request
+from manager.httpd.response import ClientGone, Response
+from manager.httpd.router import Router
+from swarmd import logs
+
+log = logs.get("manager.forwarding")
+
+CONNECT_TIMEOUT = 5.0
+READ_SIZE = 65536
+# answered by the replica itself: liveness, and `docker info` showing its role and the primary
+LOCAL_ROUTES = {("GET", "/_ping"), ("HEAD", "/_ping"), ("GET", "/info")}
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer",
+               "proxy-connection", "proxy-authorization", "host"}
+# response headers the replica's own server sets (or that describe the upstream connection)
+_NOT_PASSED = {"content-type", "content-length", "transfer-encoding", "connection", "upgrade", "keep-alive",
+               "server", "api-version", "ostype", "docker-experimental", "date"}
+
+
+class RoleRouter:
+    """The router a replicated manager serves: its own routes while primary, `forward` otherwise."""
+
+    def __init__(self, router: Router, is_primary: Callable[[], bool], forward):
+        self.router = router
+        self.is_primary = is_primary
+        self.forward = forward
+
+    def resolve(self, method: str, path: str):
+        if self.is_primary() or (method.upper(), path) in LOCAL_ROUTES:
+            return self.router.resolve(method, path)
+        return self.forward, {}, "forwarded"
+
+    def patterns(self) -> list[tuple[str, str]]:
+        return self.router.patterns()
+
+
+def upstream_target(req: Request) -> str:
+    """The request's target as the primary should see it (versioned path, same query)."""
+    path = urllib.parse.quote(req.path, safe="/:@!$&'()*+,;=~")
+    target = f"/v{req.version}{path}" if req.version else path
+    query = urllib.parse.urlencode([(k, v) for k, vs in req.query.items() for v in vs])
+    return f"{target}?{query}" if query else target
+
+
+def upstream_headers(req: Request, primary: str, upgrade: bool) -> list[tuple[str, str]]:
+    headers = [(k, v) for k, v in req.headers.items() if k.lower() not in _HOP_BY_HOP]
+    headers.append(("Host", req.headers.get("host") or primary))
+    headers.append(("Content-Length", str(len(req.body))))
+    if upgrade:
+        headers += [("Connection", "Upgrade"), ("Upgrade", req.headers.get("upgrade") or "tcp")]
+    else:
+        headers.append(("Connection", "close"))
+    if req.peer:
+        headers.append(("X-Forwarded-For", req.peer.rsplit(":", 1)[0]))
+    return headers
+
+
+def wants_upgrade(req: Request) -> bool:
+    return "upgrade" in (req.headers.get("connection") or "").lower() and bool(req.headers.get("upgrade"))
+
+
+class Forwarder:
+    """The handler every replica request resolves to."""
+
+    def __init__(self, ctx: ManagerContext):
+        self.ctx = ctx
+
+    def _primary(self) -> str:
+        primary = self.ctx.primary_addr
+        if not primary or primary == self.ctx.advertise:
+            raise ApiError(503, "no primary manager is available right now (election in progress or etcd "
+                                "unreachable): retry shortly")
+        return primary
+
+    async def __call__(self, req: Request):
+        primary = self._primary()
+        host, _, port = primary.rpartition(":")
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host.strip("[]"), int(port), limit=READ_SIZE), CONNECT_TIMEOUT)
+        except (OSError, asyncio.TimeoutError, ValueError) as exc:
+            raise ApiError(503, f"primary manager at {primary} is unreachable: {exc or 'timed out'}") from None
+        try:
+            return await self._exchange(req, primary, reader, writer)
+        finally:
+            writer.close()
+
+    async def _exchange(self, req: Request, primary: str, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter):
+        conn = h11.Connection(h11.CLIENT)
+        upgrade = wants_upgrade(req)
+        try:
+            writer.write(conn.send(h11.Request(method=req.method, target=upstream_target(req),
+                                               headers=upstream_headers(req, primary, upgrade))))
+            if req.body:
+                writer.write(conn.send(h11.Data(data=req.body)))
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
+            head = await _next_event(conn, reader)
+        except (ConnectionError, OSError, h11.RemoteProtocolError) as exc:
+            raise ApiError(502, f"primary manager at {primary} failed to answer: {exc}") from None
+        if isinstance(head, h11.InformationalResponse) and head.status_code == 101:
+            await self._pump_hijack(req, conn, reader, writer, head)
+            return None
+        if not isinstance(head, h11.Response):
+            raise ApiError(502, f"primary manager at {primary} closed the connection without an answer")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers]
+        lower = {k.lower(): v for k, v in headers}
+        ctype = lower.get("content-type")
+        passed = {k: v for k, v in headers if k.lower() not in _NOT_PASSED}
+        whole = ("content-length" in lower or req.method == "HEAD" or head.status_code in (204, 304)
+                 or head.status_code >= 400)
+        if whole:
+            body = await self._read_whole(conn, reader, primary)
+            return Response(head.status_code, body, content_type=ctype, headers=passed)
+        await self._pump_stream(req, conn, reader, head.status_code, ctype or "application/octet-stream", passed)
+        return None
+
+    async def _read_whole(self, conn: h11.Connection, reader: asyncio.StreamReader, primary: str) -> bytes:
+        parts = []
+        try:
+            while True:
+                event = await _next_event(conn, reader)
+                if isinstance(event, h11.Data):
+                    parts.append(bytes(event.data))
+                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    return b"".join(parts)
+        except (ConnectionError, OSError, h11.RemoteProtocolError) as exc:
+            raise ApiError(502, f"primary manager at {primary} broke off its answer: {exc}") from None
+
+    async def _pump_stream(self, req: Request, conn: h11.Connection, reader: asyncio.StreamReader, status: int,
+                           ctype: str, headers: dict[str, str]) -> None:
+        out = await req.start_stream(status, ctype, headers)
+        try:
+            while True:
+                try:
+                    event = await _next_event(conn, reader)
+                except (ConnectionError, OSError, h11.RemoteProtocolError) as exc:
+                    log.warning("primary broke off a stream", path=req.path, error=str(exc))
+                    break
+                if isinstance(event, h11.Data):
+                    await out.write(bytes(event.data))
+                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    break
+            await out.close()
+        except ClientGone:
+            pass   # the client left; closing the upstream connection ends the primary's side
+
+    async def _pump_hijack(self, req: Request, conn: h11.Connection, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter, head: h11.InformationalResponse) -> None:
+        ctype = "application/vnd.docker.raw-stream"
+        for k, v in head.headers:
+            if k.lower() == b"content-type":
+                ctype = v.decode("latin-1")
+        early, _ = conn.trailing_data
+        client = await req.hijack(ctype)
+
+        async def client_to_primary() -> None:
+            while True:
+                data = await client.reader.read(READ_SIZE)
+                if not data:
+                    if writer.can_write_eof():
+                        writer.write_eof()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        upstream = asyncio.create_task(client_to_primary())
+        try:
+            if early:
+                await client.write(bytes(early))
+            while True:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    break
+                await client.write(data)
+        except (ClientGone, ConnectionError, OSError):
+            pass
+        finally:
+            upstream.cancel()
+            await asyncio.gather(upstream, return_exceptions=True)
+            await client.close()
+
+
+async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader):
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await reader.read(READ_SIZE))
+            continue
+        if event is h11.PAUSED:
+            return None
+        return event

@@ -1,0 +1,245 @@
+"""Rescheduling on node failure: what the primary does when a node is lost, and when it returns.
+
+A container whose labels carry `com.docker.swarm.reschedule-policies=["on-node-failure"]` (what
+`-e reschedule:on-node-failure` becomes at create) is recreated, with the same name and the
+create configuration read back from its inspect document, on a node the scheduler picks, and
+started if it was running, once membership says its node is gone (lease expired). When the lost
+node comes back, its stale copy (same name, older) is removed, so there is never a duplicate.
+Containers without the policy stay on the lost node's record, shown as unavailable.
+
+The decisions (`to_reschedule`, `stale_copies`, `create_body`) are pure; `Rescheduler` applies
+them on the live view, and runs only on the primary. Everything it needs is in the cluster view,
+which every manager rebuilds from the agents, so a new primary carries on where the old stopped.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from manager.cluster import ClusterView, NodeView
+from manager.container_records import ContainerRecord
+from manager.httpd.errors import ApiError
+from manager.scheduler import ContainerSpec, Scheduler, SchedulerError
+from manager.scheduler.container_spec import RESCHEDULE_LABEL
+from swarm.v1 import types_pb2
+from swarmd import logs
+
+log = logs.get("manager.rescheduler")
+
+ON_NODE_FAILURE = "on-node-failure"
+INTERVAL = 0.5
+RETRY_MAX = 30.0
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+# Config fields a create request takes back as they are
+_CONFIG_FIELDS = ("User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts", "Tty", "OpenStdin",
+                  "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Image", "Volumes", "WorkingDir",
+                  "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal",
+                  "StopTimeout", "Shell", "Domainname")
+_DEFAULT_NETWORKS = {"bridge", "host", "none", "default"}
+
+
+def reschedule_policies(doc: dict) -> list[str]:
+    """The container's reschedule policies, from its label (or a leftover `reschedule:` env)."""
+    cfg = doc.get("Config") or {}
+    out = []
+    raw = (cfg.get("Labels") or {}).get(RESCHEDULE_LABEL)
+    if raw:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = [raw]
+        out += [str(v) for v in (value if isinstance(value, list) else [value])]
+    for item in cfg.get("Env") or []:
+        key, sep, value = item.partition(":")
+        if sep and key == "reschedule" and "=" not in key:
+            out.append(value.lstrip("="))
+    return out
+
+
+def reschedules_on_node_failure(doc: dict) -> bool:
+    return ON_NODE_FAILURE in reschedule_policies(doc)
+
+
+def create_body(doc: dict) -> dict:
+    """A `POST /containers/create` body recreating the container from its inspect document."""
+    cfg = doc.get("Config") or {}
+    body = {k: cfg[k] for k in _CONFIG_FIELDS if k in cfg and cfg[k] is not None}
+    hostname = cfg.get("Hostname") or ""
+    if hostname and not doc.get("Id", "").startswith(hostname):
+        body["Hostname"] = hostname           # set by the user, not the engine's default (the ID)
+    host_config = dict(doc.get("HostConfig") or {})
+    body["HostConfig"] = host_config
+    networks = ((doc.get("NetworkSettings") or {}).get("Networks")) or {}
+    endpoints = {}
+    for name, ep in networks.items():
+        if name in _DEFAULT_NETWORKS or name == host_config.get("NetworkMode"):
+            continue
+        ep = ep or {}
+        conf = {}
+        aliases = [a for a in (ep.get("Aliases") or []) if not doc.get("Id", "").startswith(a)]
+        if aliases:
+            conf["Aliases"] = aliases
+        if ep.get("IPAMConfig"):
+            conf["IPAMConfig"] = ep["IPAMConfig"]
+        if ep.get("Links"):
+            conf["Links"] = ep["Links"]
+        endpoints[name] = conf
+    if endpoints:
+        body["NetworkingConfig"] = {"EndpointsConfig": endpoints}
+    return body
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What the rescheduler reads of one node."""
+
+    id: str
+    name: str
+    lost: bool             # membership says the node is gone (lease expired or deregistered)
+    healthy: bool          # registered and its agent connected
+    containers: tuple[ContainerRecord, ...] = ()
+
+
+def node_state(view: NodeView) -> NodeState:
+    return NodeState(id=view.id, name=view.name, lost=view.node.state == types_pb2.NODE_STATE_UNHEALTHY,
+                     healthy=view.healthy, containers=tuple(view.containers.values()))
+
+
+def _created(rec: ContainerRecord) -> datetime:
+    return rec.created or _EPOCH
+
+
+def to_reschedule(nodes: Iterable[NodeState]) -> list[ContainerRecord]:
+    """Containers with the policy on lost nodes whose name is not on any other node yet."""
+    nodes = list(nodes)
+    elsewhere: set[str] = set()
+    for n in nodes:
+        if not n.lost:
+            elsewhere.update(rec.name for rec in n.containers)
+    out, seen = [], set()
+    for n in nodes:
+        if not n.lost:
+            continue
+        for rec in sorted(n.containers, key=_created, reverse=True):
+            if rec.name and rec.name not in elsewhere and rec.name not in seen and reschedules_on_node_failure(rec.doc):
+                seen.add(rec.name)
+                out.append(rec)
+    return out
+
+
+def stale_copies(nodes: Iterable[NodeState]) -> list[tuple[ContainerRecord, ContainerRecord]]:
+    """(stale, kept) pairs: same name with the policy on several healthy nodes, the newest kept."""
+    by_name: dict[str, list[ContainerRecord]] = {}
+    for n in nodes:
+        if not n.healthy:
+            continue
+        for rec in n.containers:
+            if rec.name and reschedules_on_node_failure(rec.doc):
+                by_name.setdefault(rec.name, []).append(rec)
+    out = []
+    for copies in by_name.values():
+        if len({c.node_id for c in copies}) < 2:
+            continue
+        copies.sort(key=lambda r: (_created(r), r.id), reverse=True)
+        out += [(stale, copies[0]) for stale in copies[1:] if stale.node_id != copies[0].node_id]
+    return out
+
+
+@dataclass
+class _Retry:
+    attempts: int = 0
+    not_before: float = 0.0
+
+
+@dataclass
+class Rescheduler:
+    """Applies the decisions on the live cluster view; `run` loops until cancelled."""
+
+    cluster: ClusterView
+    scheduler: Scheduler
+    interval: float = INTERVAL
+    _retries: dict[str, _Retry] = field(default_factory=dict)
+    _healthy: frozenset[str] = frozenset()
+
+    async def run(self) -> None:
+        log.info("rescheduler running")
+        try:
+            while True:
+                try:
+                    await self.tick()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # one bad pass must not stop rescheduling for good
+                    log.error("rescheduling pass failed", exc_info=exc)
+                await asyncio.sleep(self.interval)
+        finally:
+            log.info("rescheduler stopped")
+
+    async def tick(self) -> None:
+        if not self.cluster.synced.is_set():
+            return
+        nodes = [node_state(v) for v in list(self.cluster.nodes.values())]
+        healthy = frozenset(n.id for n in nodes if n.healthy)
+        if healthy - self._healthy:            # a node (re)appeared: look for stale copies
+            for stale, kept in stale_copies(nodes):
+                await self._remove_stale(stale, kept)
+        self._healthy = healthy
+        for rec in to_reschedule(nodes):
+            await self._reschedule(rec)
+
+    async def _remove_stale(self, stale: ContainerRecord, kept: ContainerRecord) -> None:
+        view = self.cluster.nodes.get(stale.node_id)
+        if view is None:
+            return
+        try:
+            await view.client.container_action(stale.id, "remove", {"force": "1", "v": "0", "link": "0"})
+        except ApiError as err:
+            if err.status != 404:
+                log.warning("cannot remove a stale copy", name=stale.name, node=view.name, error=err.message)
+                self._healthy = frozenset()     # try again next pass
+                return
+        self.cluster._forget(view, stale.id)
+        kept_view = self.cluster.nodes.get(kept.node_id)
+        if kept_view is not None:
+            await self.cluster.refresh_container(kept_view, kept.id)   # the name points at it again
+        log.info("stale copy removed", name=stale.name, node=view.name, id=stale.id[:12],
+                 kept=kept.id[:12], kept_on=kept.node_name)
+
+    async def _reschedule(self, rec: ContainerRecord) -> None:
+        retry = self._retries.get(rec.id)
+        if retry is not None and time.monotonic() < retry.not_before:
+            return
+        started = time.monotonic()
+        try:
+            new_id, node_name = await self.recreate(rec)
+        except (ApiError, SchedulerError) as exc:
+            retry = retry or _Retry()
+            retry.attempts += 1
+            delay = min(RETRY_MAX, 0.5 * 2 ** retry.attempts)
+            retry.not_before = time.monotonic() + delay
+            self._retries[rec.id] = retry
+            message = exc.message if isinstance(exc, ApiError) else str(exc)
+            log.warning("cannot reschedule", name=rec.name, from_node=rec.node_name, error=message,
+                        retry_in=f"{delay:.1f}s")
+            return
+        self._retries.pop(rec.id, None)
+        log.info("container rescheduled", name=rec.name, from_node=rec.node_name, old_id=rec.id[:12],
+                 node=node_name, id=new_id[:12], took=f"{time.monotonic() - started:.2f}s")
+
+    async def recreate(self, rec: ContainerRecord) -> tuple[str, str]:
+        """Creates the container again on a node the scheduler picks; starts it if it was running."""
+        body = create_body(rec.doc)
+        spec = ContainerSpec.from_create(body, rec.name)
+        node = self.scheduler.select(spec, self.cluster.snapshots())
+        view = self.cluster.nodes[node.id]
+        result = await view.client.create_container(rec.name, spec.normalized_create_body(body))
+        new_id = result["Id"]
+        if rec.state.get("Running") or rec.state.get("Restarting") or rec.state.get("Paused"):
+            await view.client.container_action(new_id, "start")
+        await self.cluster.refresh_container(view, new_id)
+        return new_id, view.name

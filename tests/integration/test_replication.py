@@ -1,0 +1,204 @@
+"""Replicated managers on the lab: one primary elected in etcd, replicas forwarding every call.
+
+The module runs its own discovery, agents and managers (the session `swarm` is left alone); the
+etcd-outage test runs its own etcd too, since the lab's etcd is shared by every other test.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from swarmd.localcluster.etcd import EtcdServer
+from swarmd.localcluster.processes import free_port, wait_until
+from swarmd.localcluster.swarm import SwarmCluster, swarm_argv
+from swarmd.localcluster.processes import Daemon
+from tests.integration.conftest import DockerCLI
+
+
+def info(addr: str) -> dict:
+    with urllib.request.urlopen(f"http://{addr}/info", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def role(addr: str) -> tuple[str, str]:
+    """(role, primary address) as `docker info` shows them; ("down", "") when not answering."""
+    try:
+        status = dict((k, v) for k, v in info(addr)["SystemStatus"][:2])
+    except (OSError, urllib.error.URLError, ValueError):
+        return "down", ""
+    return status.get("Role", ""), status.get("Primary", "")
+
+
+def get_status(addr: str, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://{addr}{path}", timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except (OSError, urllib.error.URLError):
+        return 0
+
+
+def one_primary(addrs: list[str], timeout: float = 20) -> str:
+    """Waits until exactly one of `addrs` is primary and every other names it; returns it."""
+    def settled():
+        roles = {a: role(a) for a in addrs}
+        primaries = [a for a, (r, _) in roles.items() if r == "primary"]
+        if len(primaries) != 1:
+            return None
+        p = primaries[0]
+        ok = all(r == "replica" and prim == p for a, (r, prim) in roles.items() if a != p)
+        return p if ok else None
+    return wait_until(settled, timeout, "exactly one primary", interval=0.1)
+
+
+@pytest.fixture(scope="module")
+def replicated(lab, tmp_path_factory):
+    cluster = SwarmCluster(lab, root=tmp_path_factory.mktemp("replication"))
+    cluster.root.mkdir(parents=True, exist_ok=True)
+    try:
+        cluster.start_discovery()
+        for i in range(len(lab.engines)):
+            cluster.start_agent(i)
+        for _ in range(2):
+            cluster.start_replica()
+        one_primary(cluster.manager_addrs)
+        for i in range(len(cluster.managers)):
+            cluster.wait_nodes(len(lab.engines), manager=i)
+    except BaseException:
+        print(cluster.logs())
+        cluster.stop()
+        raise
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def names(lab):
+    made: list[str] = []
+    yield made
+    for engine in lab.engines:
+        client = engine.client()
+        try:
+            for c in client.containers.list(all=True):
+                if c.name in made:
+                    c.remove(force=True)
+        finally:
+            client.close()
+
+
+def cli_for(addr: str, tmp_path) -> DockerCLI:
+    return DockerCLI(f"tcp://{addr}", str(tmp_path / f"cfg-{addr.replace(':', '-')}"))
+
+
+def test_one_primary_and_replicas_forward_everything(replicated, names, tmp_path):
+    primary = one_primary(replicated.manager_addrs)
+    replica = next(a for a in replicated.manager_addrs if a != primary)
+    cli = cli_for(replica, tmp_path)
+    out = cli.out("info")
+    assert "Role: replica" in out and f"Primary: {primary}" in out
+    assert "Role: primary" in cli_for(primary, tmp_path).out("info")
+
+    name = f"repl-{uuid.uuid4().hex[:8]}"
+    names.append(name)
+    cid = cli.out("run", "-d", "--name", name, "busybox", "sh", "-c", "echo started; sleep 300").strip()
+    assert len(cid) == 64
+    # the primary placed it: both managers see it
+    assert name in cli.out("ps", "--filter", f"name={name}", "--format", "{{.Names}}")
+    assert cid in cli_for(primary, tmp_path).out("inspect", "-f", "{{.Id}}", name)
+    # a stream (logs), a hijacked exec with stdin, and run --rm (attach + wait) through the replica
+    wait_until(lambda: "started" in cli.out("logs", name), 10, "logs through the replica")
+    assert cli.run("exec", "-i", name, "cat", input="through the replica\n").stdout == "through the replica\n"
+    assert cli.out("run", "--rm", "busybox", "echo", "hello from a replica").strip() == "hello from a replica"
+    # errors come back as the primary gave them
+    missing = cli.run("inspect", "no-such-container-xyz", check=False)
+    assert missing.returncode != 0 and "No such" in missing.stderr
+    cli.run("rm", "-f", name)
+
+
+def test_primary_kill_fails_over_and_the_cli_keeps_working(replicated, names, tmp_path):
+    addrs = replicated.manager_addrs
+    primary = one_primary(addrs)
+    index = addrs.index(primary)
+    survivor = next(a for a in addrs if a != primary)
+    name = f"fo-{uuid.uuid4().hex[:8]}"
+    names.append(name)
+    cli_for(survivor, tmp_path).run("run", "-d", "--name", name, "busybox", "sleep", "300")
+
+    replicated.managers[index].kill9()
+    assert one_primary([survivor], timeout=10) == survivor
+    cli = cli_for(survivor, tmp_path)
+    assert name in cli.out("ps", "--format", "{{.Names}}")
+    second = f"{name}-after"
+    names.append(second)
+    cli.run("run", "-d", "--name", second, "busybox", "sleep", "300")
+
+    # the killed manager comes back as a replica and loses nothing: its view is rebuilt from agents
+    replicated.managers[index].start()
+    assert one_primary(addrs) == survivor
+    replicated.wait_nodes(len(replicated.lab.engines), manager=index)
+    back = cli_for(primary, tmp_path)
+    listed = back.out("ps", "--format", "{{.Names}}")
+    assert name in listed and second in listed
+    assert "Role: replica" in back.out("info")
+    cli.run("rm", "-f", name, second)
+
+
+def test_etcd_url_election_fails_over(lab, tmp_path):
+    prefix = f"/swarmd-test/{uuid.uuid4().hex[:8]}"
+    url = f"etcd://{lab.etcd.endpoint}{prefix}"
+    addrs, daemons = [], []
+    try:
+        for i in range(2):
+            addr = f"127.0.0.1:{free_port()}"
+            addrs.append(addr)
+            daemons.append(Daemon(f"etcd-manager{i}", swarm_argv(
+                "manage", "-H", f"tcp://{addr}", "--replication", "--advertise", addr, "--replication-ttl", "3s",
+                url), tmp_path / f"manager{i}.log").start())
+        primary = one_primary(addrs)
+        replica = next(a for a in addrs if a != primary)
+        assert get_status(replica, "/containers/json") == 200     # forwarded
+        daemons[addrs.index(primary)].kill9()
+        assert one_primary([replica], timeout=10) == replica
+        assert get_status(replica, "/containers/json") == 200
+    finally:
+        for d in daemons:
+            d.stop()
+
+
+def test_etcd_outage_steps_the_primary_down_without_split_brain(lab, tmp_path):
+    etcd = EtcdServer(tmp_path / "etcd", name="etcd-outage").start()
+    cluster = SwarmCluster(lab, root=tmp_path / "swarm")
+    cluster.root.mkdir(parents=True, exist_ok=True)
+    try:
+        cluster.start_discovery(etcd_url=etcd.url)
+        for _ in range(2):
+            cluster.start_replica()
+        addrs = cluster.manager_addrs
+        one_primary(addrs)
+
+        etcd.daemon.stop()
+        primaries_seen: list[int] = []
+
+        def nobody_primary():
+            roles = [role(a)[0] for a in addrs]
+            primaries_seen.append(roles.count("primary"))
+            return all(r == "replica" for r in roles)
+        wait_until(nobody_primary, 10, "the primary to step down", interval=0.1)
+        assert max(primaries_seen) <= 1
+        assert get_status(addrs[0], "/containers/json") == 503      # nobody to forward to
+        assert all(role(a)[1] == "" for a in addrs)
+
+        etcd.daemon.start()
+        wait_until(etcd.healthy, 20, "etcd back")
+        primary = one_primary(addrs, timeout=30)
+        replica = next(a for a in addrs if a != primary)
+        assert get_status(replica, "/containers/json") == 200
+    finally:
+        cluster.stop()
+        etcd.stop()
