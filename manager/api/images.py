@@ -25,6 +25,7 @@ def register(router, ctx: ManagerContext) -> None:
         return [v for v in cluster.nodes.values() if v.healthy and any(_matches(i, ref) for i in v.images)]
 
     async def list_images(req: Request) -> Response:
+        req.filters()          # malformed filters get the engine's 400 (the listing does not apply them)
         merged: dict[str, dict] = {}
         for view in sorted(cluster.nodes.values(), key=lambda v: v.name):
             if not view.healthy:

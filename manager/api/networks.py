@@ -93,6 +93,8 @@ def register(router, ctx: ManagerContext) -> None:
         body = req.json(default=None)
         if not isinstance(body, dict) or not body.get("Name"):
             raise ApiError(400, "network name is required")
+        if not isinstance(body["Name"], str):
+            raise ApiError(400, "invalid network name: Name must be a string")
         nodes, plain = nets.target_nodes(body["Name"])
         if plain in _PREDEFINED:
             raise ApiError(403, f"operation is not permitted on predefined {plain} network ")
@@ -158,9 +160,13 @@ def register(router, ctx: ManagerContext) -> None:
         return json_response({"Volumes": [vols.annotate(v, i) for v, i in await vols.list_all(query)], "Warnings": []})
 
     async def volume_create(req: Request) -> Response:
-        body = req.json(default={}) or {}
+        body = req.json(default={})
+        if body is None:
+            body = {}
         if not isinstance(body, dict):
-            raise ApiError(400, "invalid volume options")
+            raise ApiError(400, "invalid volume options: a JSON object is required")
+        if body.get("Name") is not None and not isinstance(body["Name"], str):
+            raise ApiError(400, "invalid volume name: Name must be a string")
         nodes, plain = vols.target_nodes(body.get("Name") or "")
         if not plain:
             nodes = nodes[:1]   # an anonymous volume: one node, chosen like a container would be

@@ -169,6 +169,29 @@ def _dependencies(host_config: dict, network_mode: str) -> tuple[Dependency, ...
     return tuple(out)
 
 
+# Top-level container config fields and the JSON types the engine accepts (null is always fine).
+# The engine answers a wrongly typed field with a 500; the manager refuses it with a 400.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    **{k: (str,) for k in ("Image", "Hostname", "Domainname", "User", "WorkingDir", "StopSignal", "MacAddress")},
+    **{k: (bool,) for k in ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin", "StdinOnce",
+                            "NetworkDisabled", "ArgsEscaped")},
+    **{k: (str, list) for k in ("Cmd", "Entrypoint")},
+    **{k: (list,) for k in ("Env", "Shell", "OnBuild")},
+    **{k: (dict,) for k in ("Labels", "ExposedPorts", "Volumes", "HostConfig", "NetworkingConfig", "Healthcheck")},
+    "StopTimeout": (int,),
+}
+_TYPE_NAMES = {str: "a string", bool: "a boolean", list: "a list", dict: "an object", int: "an integer"}
+
+
+def _check_field_types(body: dict) -> None:
+    for key, types in _FIELD_TYPES.items():
+        value = body.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            raise InvalidSpec(f"invalid {key}: expected {' or '.join(_TYPE_NAMES[t] for t in types)}")
+
+
 def _check_reschedule(policies: tuple[str, ...]) -> None:
     if len(policies) > 1:
         raise InvalidSpec(f"too many reschedule policies {list(policies)}: give at most one")
@@ -203,6 +226,7 @@ class ContainerSpec:
         """Reads a `POST /containers/create` body; malformed swarm rules raise InvalidSpec."""
         if not isinstance(body, dict):
             raise InvalidSpec("invalid create request: expected a JSON object")
+        _check_field_types(body)
         host_config = body.get("HostConfig")
         if host_config is None:
             host_config = {}
