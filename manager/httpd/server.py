@@ -31,6 +31,7 @@ _VERSIONED = re.compile(r"^/v(\d+(?:\.\d+)?)(/.*)?$")
 MAX_HEADER_BYTES = 64 << 10
 IDLE_TIMEOUT = 300.0
 HEAD_TIMEOUT = 60.0
+MAX_HIJACKS = 512
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -45,8 +46,10 @@ class HttpServer:
     def __init__(self, router: Router, api_version: str = "1.41", min_api_version: str = "1.12",
                  server_header: str = "swarmd", max_body: int = 256 << 20,
                  observer: Callable[[str, str, int, float], None] | None = None,
-                 ssl_context: ssl_module.SSLContext | None = None):
+                 ssl_context: ssl_module.SSLContext | None = None, max_hijacks: int = MAX_HIJACKS):
         self.router = router
+        self.max_hijacks = max_hijacks     # attached/exec streams open at once; more get a 503
+        self._hijacks = 0
         self.api_version = api_version
         self.min_api_version = min_api_version
         self.server_header = server_header
@@ -239,6 +242,8 @@ class HttpServer:
         try:
             try:
                 body = await self._read_body(conn, reader)
+                if conn.their_state is h11.MIGHT_SWITCH_PROTOCOL:
+                    self._check_hijack_capacity()
                 path = urllib.parse.unquote(raw_path)
                 version = self.api_version
                 m = _VERSIONED.match(path)
@@ -287,11 +292,18 @@ class HttpServer:
             status = result.status
             await self._send_response(conn, writer, result, head_only=(method == "HEAD"))
         finally:
+            if state.get("counted"):
+                self._hijacks -= 1
             if self.observer is not None:
                 try:
                     self.observer(method, route, status, time.monotonic() - started)
                 except Exception:
                     pass
+
+    def _check_hijack_capacity(self) -> None:
+        if self._hijacks >= self.max_hijacks:
+            raise ApiError(503, f"too many attached streams open on this manager (limit {self.max_hijacks}): "
+                                "try again when some have ended")
 
     def _check_version(self, version: str) -> None:
         try:
@@ -361,6 +373,9 @@ class HttpServer:
     async def _hijack(self, conn, reader, writer, state, content_type: str) -> HijackedConnection:
         if state["streaming"] or state["hijacked"]:
             raise RuntimeError("the response has already started")
+        self._check_hijack_capacity()
+        self._hijacks += 1
+        state["counted"] = True
         headers = self._base_headers() + [("Content-Type", content_type), ("Connection", "Upgrade"),
                                           ("Upgrade", "tcp")]
         if conn.their_state is h11.MIGHT_SWITCH_PROTOCOL:

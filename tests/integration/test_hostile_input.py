@@ -211,3 +211,50 @@ def test_malformed_http_is_refused_without_harm(manager):
             reply = s.recv(4096)
         assert reply.startswith(b"HTTP/1.1 4"), reply[:100]
     assert request(manager, "GET", "/_ping")[0] == 200
+
+
+async def test_attached_streams_are_capped():
+    """Beyond `max_hijacks` open attach/exec streams the server answers a Docker-shaped 503."""
+    import asyncio
+
+    from manager.httpd.request import Request
+    from manager.httpd.router import Router
+    from manager.httpd.server import HttpServer
+
+    async def attach(req: Request):
+        conn = await req.hijack("application/vnd.docker.raw-stream")
+        while await conn.reader.read(1024):
+            pass
+        await conn.close()
+
+    router = Router()
+    router.add("POST", "/containers/{id}/attach", attach)
+    server = HttpServer(router, max_hijacks=1)
+    await server.start(["tcp://127.0.0.1:0"])
+    host, port = server.addresses[0].rsplit(":", 1)
+    upgrade = b"POST /containers/x/attach HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    try:
+        first_r, first_w = await asyncio.open_connection(host, int(port))
+        first_w.write(upgrade)
+        assert (await asyncio.wait_for(first_r.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 101")
+        r, w = await asyncio.open_connection(host, int(port))
+        w.write(upgrade)
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 503")
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        assert "too many attached streams" in json.loads(await r.readexactly(length))["message"]
+        w.close()
+        first_w.write_eof()                       # the first stream ends: room for another
+        await asyncio.wait_for(first_r.read(-1), 5)
+        first_w.close()
+        for _ in range(50):
+            r, w = await asyncio.open_connection(host, int(port))
+            w.write(upgrade)
+            head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+            w.close()
+            if head.startswith(b"HTTP/1.1 101"):
+                break
+            await asyncio.sleep(0.05)
+        assert head.startswith(b"HTTP/1.1 101")
+    finally:
+        await server.close()
