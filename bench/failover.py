@@ -82,6 +82,32 @@ def measure_failover(swarm: SwarmCluster, rounds: int) -> list[float]:
     return out
 
 
+def measure_etcd_failover(lab: Lab, root: Path, rounds: int) -> list[float]:
+    """The same with an etcd:// URL: no discovery daemon to revoke the lease, so it expires (3 s)."""
+    from swarmd.localcluster.processes import Daemon, free_port
+    from swarmd.localcluster.swarm import swarm_argv
+    url = f"etcd://{lab.etcd.endpoint}/bench-failover-{uuid.uuid4().hex[:8]}"
+    addrs = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    daemons = [Daemon(f"etcd-manager{i}", swarm_argv("manage", "-H", f"tcp://{a}", "--replication", "--advertise", a,
+                                                     url), root / f"etcd-manager{i}.log").start()
+               for i, a in enumerate(addrs)]
+    out = []
+    try:
+        for _ in range(rounds):
+            primary = _primary(addrs)
+            index = addrs.index(primary)
+            survivor = addrs[1 - index]
+            t0 = time.monotonic()
+            daemons[index].kill9()
+            out.append(_elapsed(lambda: _role(survivor) == "primary", t0, 30, "a replica to become primary"))
+            daemons[index].start()
+            wait_until(lambda: _role(primary) == "replica", 30, "the old primary back as a replica", interval=POLL)
+    finally:
+        for d in daemons:
+            d.stop()
+    return out
+
+
 def measure_reschedule(swarm: SwarmCluster, lab: Lab) -> tuple[float, float]:
     primary = _primary(swarm.manager_addrs)
     lost_index = next(i for i, e in enumerate(lab.engines) if e.name == LOST)
@@ -126,6 +152,7 @@ def run(quick: bool = False) -> list[Row]:
                 swarm.wait_nodes(len(lab.engines), manager=i)
             failovers = measure_failover(swarm, rounds)
             resched = [measure_reschedule(swarm, lab) for _ in range(rounds)]
+            etcd_failovers = measure_etcd_failover(lab, swarm.root, rounds)
         finally:
             swarm.stop()
             for engine in lab.engines:
@@ -133,6 +160,8 @@ def run(quick: bool = False) -> list[Row]:
     return [
         judged("failover: primary kill -> replica primary", statistics.median(failovers), "s", "<= 5"),
         judged("failover: primary kill -> replica primary (max)", max(failovers), "s"),
+        judged("failover (etcd://): primary kill -> replica primary", statistics.median(etcd_failovers), "s",
+               "<= 5"),
         judged("reschedule: agent kill -> node unhealthy", statistics.median(r[0] for r in resched), "s", "<= 6"),
         judged("reschedule: agent kill -> container running elsewhere",
                statistics.median(r[1] for r in resched), "s"),

@@ -10,7 +10,7 @@ from manager.agents import AgentClient
 from manager.api import build_router
 from manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
 from manager.cluster import ClusterView
-from manager.election import LeaderState, Roles, follow_leadership, open_election
+from manager.election import LeaderState, Roles, default_advertise, follow_leadership, open_election
 from manager.forwarding import Forwarder, RoleRouter
 from manager.rescheduler import Rescheduler
 from manager.httpd.server import HttpServer
@@ -73,7 +73,7 @@ async def run(args) -> int:
         log.error("invalid discovery", error=str(exc))
         return 2
     cluster = ClusterView(client_factory=lambda n: AgentClient(n.info.addr, n.info.name, tls=tls))
-    ctx = ManagerContext(cluster=cluster, scheduler=scheduler, advertise=args.advertise or "")
+    ctx = ManagerContext(cluster=cluster, scheduler=scheduler, advertise=args.advertise or default_advertise(listen))
     router = build_router(ctx)
     election = None
     if args.replication:
@@ -84,7 +84,8 @@ async def run(args) -> int:
             await membership.close()
             return 2
         ctx.role = "replica"     # until elected
-        router = RoleRouter(router, lambda: ctx.role == "primary", Forwarder(ctx))
+        router = RoleRouter(router, lambda: ctx.role == "primary",
+                            Forwarder(ctx, tls.client_ssl_context() if tls is not None else None))
     roles = Roles(ctx, Rescheduler(cluster, scheduler).run)
     server = HttpServer(router, api_version=API_VERSION, min_api_version=MIN_API_VERSION,
                         server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}",

@@ -108,6 +108,19 @@ class TokenElection(Election):
             await asyncio.sleep(backoff.next())
 
 
+def default_advertise(listen: list[str]) -> str:
+    """The API address to advertise when --advertise is not given: the one TCP address served on
+    a specific host (not 0.0.0.0 or ::), or "" when that is ambiguous."""
+    import urllib.parse
+    found = []
+    for addr in listen:
+        u = urllib.parse.urlsplit(addr if "://" in addr else f"tcp://{addr}")
+        if u.scheme == "tcp" and u.hostname and u.hostname not in ("0.0.0.0", "::") and u.port:
+            host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
+            found.append(f"{host}:{u.port}")
+    return found[0] if len(found) == 1 else ""
+
+
 def open_election(membership: Membership, candidate: str, ttl: float = DEFAULT_TTL) -> Election:
     """The election that goes with a manager's membership; MembershipError for static schemes."""
     from swarmd.membership.etcd_client import EtcdMembership

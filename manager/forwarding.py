@@ -11,6 +11,7 @@ to any manager, streams and interactive sessions included.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import urllib.parse
 from collections.abc import Callable
 
@@ -81,8 +82,9 @@ def wants_upgrade(req: Request) -> bool:
 class Forwarder:
     """The handler every replica request resolves to."""
 
-    def __init__(self, ctx: ManagerContext):
+    def __init__(self, ctx: ManagerContext, ssl_context: ssl.SSLContext | None = None):
         self.ctx = ctx
+        self.ssl_context = ssl_context     # managers serving TLS reach each other over TLS
 
     def _primary(self) -> str:
         primary = self.ctx.primary_addr
@@ -96,7 +98,9 @@ class Forwarder:
         host, _, port = primary.rpartition(":")
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host.strip("[]"), int(port), limit=READ_SIZE), CONNECT_TIMEOUT)
+                asyncio.open_connection(host.strip("[]"), int(port), limit=READ_SIZE, ssl=self.ssl_context,
+                                        server_hostname=host.strip("[]") if self.ssl_context else None),
+                CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError, ValueError) as exc:
             raise ApiError(503, f"primary manager at {primary} is unreachable: {exc or 'timed out'}") from None
         try:

@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     add_flag(p, "--replication", action="store_true", default=False,
              help="run with other managers of the same cluster: one primary, elected in etcd; replicas forward")
     add_flag(p, "--advertise", default=None,
-             help="HOST:PORT at which other managers reach this manager's API (needed with --replication)")
+             help="HOST:PORT other managers reach this API at (default: the one specific -H tcp address)")
     add_flag(p, "--replication-ttl", type=parse_duration, default=parse_duration("3s"),
              help="lease of the primary's election key: a lost primary is replaced within about this long")
     add_tls_flags(p)

@@ -202,3 +202,32 @@ def test_etcd_outage_steps_the_primary_down_without_split_brain(lab, tmp_path):
     finally:
         cluster.stop()
         etcd.stop()
+
+
+def test_replicas_forward_over_tls(lab, tmp_path):
+    from swarmd.tls import TLSConfig
+    cluster = SwarmCluster(lab, root=tmp_path / "tls", tls=True)
+    cluster.root.mkdir(parents=True, exist_ok=True)
+    cluster._make_pki()
+    d = cluster.pki_dir / "client"
+    ctx = TLSConfig.from_files(str(d / "ca.pem"), str(d / "cert.pem"), str(d / "key.pem")).client_ssl_context()
+
+    def roles():
+        out = {}
+        for i, a in enumerate(cluster.manager_addrs):
+            try:
+                out[a] = dict(cluster.info(i)["SystemStatus"][:2])
+            except OSError:
+                return None
+        return out
+    try:
+        cluster.start_discovery()
+        for _ in range(2):
+            cluster.start_replica()
+        seen = wait_until(lambda: (r := roles()) and sorted(v["Role"] for v in r.values()) == ["primary", "replica"]
+                          and r, 20, "a primary and a replica over TLS")
+        replica = next(a for a, v in seen.items() if v["Role"] == "replica")
+        with urllib.request.urlopen(f"https://{replica}/containers/json", timeout=10, context=ctx) as r:
+            assert r.status == 200 and isinstance(json.loads(r.read()), list)   # forwarded over TLS
+    finally:
+        cluster.stop()

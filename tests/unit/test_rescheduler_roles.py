@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from manager.election import UNKNOWN, Roles, confirm_within, follow_leadership
+from manager.election import UNKNOWN, Roles, confirm_within, default_advertise, follow_leadership
 from manager.forwarding import RoleRouter, upstream_target
 from manager.httpd.request import Headers, Request
 from manager.httpd.router import Router
@@ -100,3 +100,10 @@ def test_upstream_target_keeps_version_path_and_query():
     req = Request("GET", "/containers/node1/web/json", {"size": ["1"], "filters": ['{"a":["b c"]}']},
                   Headers([]), b"", "1.41")
     assert upstream_target(req) == "/v1.41/containers/node1/web/json?size=1&filters=%7B%22a%22%3A%5B%22b+c%22%5D%7D"
+
+
+def test_default_advertise_is_the_one_specific_tcp_address():
+    assert default_advertise(["tcp://10.0.0.5:2375"]) == "10.0.0.5:2375"
+    assert default_advertise(["unix:///run/s.sock", "tcp://127.0.0.1:2375"]) == "127.0.0.1:2375"
+    assert default_advertise(["tcp://0.0.0.0:2375"]) == ""
+    assert default_advertise(["tcp://10.0.0.5:2375", "tcp://10.0.0.6:2375"]) == ""
