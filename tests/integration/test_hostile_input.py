@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -19,7 +20,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "reference" / "docker-engine-api-v1.41.yaml"
+REPO = Path(__file__).resolve().parents[2]
+SPEC_NAME = "docker-engine-api-v1.41.yaml"
+SPEC_CANDIDATES = [Path(p) for p in filter(None, [os.environ.get("SWARMD_API_SPEC")])] + [
+    REPO.parent / "shared" / "reference" / SPEC_NAME, Path("/work/shared/reference") / SPEC_NAME]
 TIMEOUT = 15.0
 MAX_EXAMPLES = 200
 
@@ -36,12 +40,28 @@ FILTERS = ['{bad', '[]', '"str"', '{"status":"running"}', '{"status":["nope"]}',
            '{"name":[1,2]}', '{"until":["not-a-time"]}', '{"dangling":["maybe"]}', 'null', '{"":[""]}', "%7B"]
 
 
+# query parameters used when the spec is not on this machine: the common ones, with their types
+_COMMON_QUERY = [{"in": "query", "name": "filters", "type": "string"}, {"in": "query", "name": "all", "type": "boolean"},
+                 {"in": "query", "name": "limit", "type": "integer"}, {"in": "query", "name": "size", "type": "boolean"},
+                 {"in": "query", "name": "tail", "type": "string"}, {"in": "query", "name": "since", "type": "integer"}]
+
+
 def _spec_operations() -> list[tuple[str, list[dict]]]:
-    spec = yaml.safe_load(SPEC.read_text())
+    """GET operations of the v1.41 spec; without the spec file, the GET rows of the README's
+    coverage table (which lists every spec endpoint) with their path and common query parameters."""
+    spec_file = next((p for p in SPEC_CANDIDATES if p.is_file()), None)
     ops = []
-    for path, methods in spec["paths"].items():
-        if "get" in methods and not EXCLUDED.search(path):
-            ops.append((path, methods["get"].get("parameters", [])))
+    if spec_file is not None:
+        spec = yaml.safe_load(spec_file.read_text())
+        for path, methods in spec["paths"].items():
+            if "get" in methods and not EXCLUDED.search(path):
+                ops.append((path, methods["get"].get("parameters", [])))
+        return ops
+    table = (REPO / "README.md").read_text().split("<!-- api-coverage:start -->", 1)[1]
+    for path in re.findall(r"^\| GET \| `([^`]+)` \|", table, re.M):
+        if not EXCLUDED.search(path):
+            params = [{"in": "path", "name": n, "type": "string"} for n in re.findall(r"\{(\w+)\}", path)]
+            ops.append((path, params + _COMMON_QUERY))
     return ops
 
 
