@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 _ZERO = "0001-01-01T00:00:00Z"
 
 
-@functools.lru_cache(maxsize=1 << 16)     # pure; `docker ps` parses every container's times
+@functools.lru_cache(maxsize=1 << 18)     # pure; `docker ps` parses every container's times (2 each)
 def parse_time(text: str | None) -> datetime | None:
     if not text or text.startswith("0001-01-01"):
         return None
