@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ def lab_swarm(engines: int = 3) -> Iterator[SwarmCluster]:
             swarm.stop()
             for engine in lab.engines:
                 engine.remove_all_containers()
+            shutil.rmtree(swarm.root, ignore_errors=True)
 
 
 async def remove_labelled(engine_urls: list[str], label: str) -> None:
