@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agent import identity
 from agent import metrics
+from agent.sdk_engine import SdkEngine
 from agent.engine import Engine, EngineError
 from agent.node_info import NodeInfoSource, NodeSettings, parse_labels
 from agent.service import AgentService
@@ -134,7 +135,7 @@ async def run(args) -> int:
     try:
         node_id = identity.load_or_create(args.state_dir)
         cfg = make_config(args, node_id)
-        engine = Engine(cfg.engine_url)
+        engine = SdkEngine(cfg.engine_url)
         tls = TLSConfig.from_args(args)
         if tls is not None:
             tls.grpc_server_credentials()      # a node serves gRPC: it needs its key pair

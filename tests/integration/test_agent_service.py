@@ -15,8 +15,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent import identity
-from agent.engine import Engine
+from agent.engine import EngineError
 from agent.node_info import NodeInfoSource, NodeSettings, parse_labels
+from agent.sdk_engine import SdkEngine
 from agent.service import AgentService
 from manager.agents import AgentClient
 from manager.httpd.errors import ApiError
@@ -33,7 +34,7 @@ async def agent(lab):
     addr = f"127.0.0.1:{free_port()}"
     settings = NodeSettings(node_id="testnode0001", addr=addr, host_ip=engine.host_ip,
                             labels={"role": "test"})
-    eng = Engine(engine.url)
+    eng = SdkEngine(engine.url)          # what `swarm join` runs
     server = grpc.aio.server()
     agent_pb2_grpc.add_AgentServicer_to_server(AgentService(eng, NodeInfoSource(eng, settings)), server)
     server.add_insecure_port(addr)
@@ -494,3 +495,22 @@ def test_label_flags_parse_and_reject_malformed_ones():
     assert parse_labels(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_labels(["novalue"])
+
+
+async def test_sdk_engine_reads_filters_in_both_shapes_and_reports_statuses(lab, names):
+    eng = SdkEngine(lab.engines[0].url)
+    try:
+        name = names("filters")
+        created = await eng.create_container(name, json.dumps({"Image": "busybox", "Cmd": ["sleep", "30"],
+                                                               "Labels": {"probe": name}}).encode())
+        for shape in ({"label": [f"probe={name}"]}, {"label": {f"probe={name}": True}}):
+            listed = json.loads(await eng.list_containers(True, json.dumps(shape).encode()))
+            assert [c["Id"] for c in listed] == [created["Id"]]
+        assert await eng.container_action(created["Id"], "start", {}) == 204
+        assert await eng.container_action(created["Id"], "start", {}) == 304
+        assert await eng.container_action(created["Id"], "remove", {"force": "1"}) == 204
+        with pytest.raises(EngineError) as err:
+            await eng.inspect_container(created["Id"])
+        assert err.value.status == 404 and err.value.message.startswith("No such container")
+    finally:
+        eng.close()

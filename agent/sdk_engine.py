@@ -1,0 +1,118 @@
+"""The local engine driven with the `docker` SDK: container lifecycle, listing, inspection, pulls.
+
+The SDK is blocking, so each call runs in a worker thread and the event loop never waits on the
+engine. Relayed calls (any Engine API request, streams, attach/exec hijacks, events) keep the
+asyncio transport of `Engine`, since the SDK has no non-blocking streams; they carry the
+engine's bytes unchanged.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from agent.engine import API_VERSION, Engine, EngineError, EngineUnreachable
+
+_ACTIONS = {
+    "start": ("post", "/containers/{0}/start"),
+    "stop": ("post", "/containers/{0}/stop"),
+    "kill": ("post", "/containers/{0}/kill"),
+    "restart": ("post", "/containers/{0}/restart"),
+    "pause": ("post", "/containers/{0}/pause"),
+    "unpause": ("post", "/containers/{0}/unpause"),
+    "remove": ("delete", "/containers/{0}"),
+}
+_POOL = 32
+_TIMEOUT = 120
+
+
+def _filters(filters_json: bytes) -> dict[str, list[str]] | None:
+    """Engine filters as the SDK takes them ({key: [values]}); Go's {value: true} maps accepted."""
+    if not filters_json.strip():
+        return None
+    doc = json.loads(filters_json)
+    if not isinstance(doc, dict):
+        raise EngineError(400, "invalid filters: expected a JSON object")
+    return {k: [x for x, on in v.items() if on] if isinstance(v, dict) else v for k, v in doc.items()}
+
+
+class SdkEngine(Engine):
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.api = docker.APIClient(base_url=self.url, version=API_VERSION, timeout=_TIMEOUT,
+                                    max_pool_size=_POOL)
+
+    async def _sdk(self, fn, *args, **kwargs):
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except docker.errors.APIError as exc:
+            status = exc.response.status_code if exc.response is not None else 500
+            raise EngineError(status, str(exc.explanation or exc)) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise EngineUnreachable(f"the engine at {self.url} does not answer: {exc}") from None
+        except docker.errors.DockerException as exc:
+            raise EngineError(500, str(exc)) from None
+
+    async def check(self) -> str:
+        try:
+            await self._sdk(self.api.ping)
+        except EngineError as exc:
+            return exc.message
+        return ""
+
+    async def info(self) -> bytes:
+        return json.dumps(await self._sdk(self.api.info)).encode()
+
+    async def version(self) -> bytes:
+        return json.dumps(await self._sdk(self.api.version, api_version=False)).encode()
+
+    async def list_containers(self, all: bool, filters_json: bytes = b"") -> bytes:
+        try:
+            filters = _filters(filters_json)
+        except ValueError:
+            raise EngineError(400, "invalid filters: not JSON") from None
+        return json.dumps(await self._sdk(self.api.containers, all=all, filters=filters)).encode()
+
+    async def inspect_container(self, container_id: str) -> bytes:
+        return json.dumps(await self._sdk(self.api.inspect_container, container_id)).encode()
+
+    async def create_container(self, name: str, config_json: bytes) -> dict:
+        try:
+            config = json.loads(config_json or b"{}")
+        except ValueError:
+            raise EngineError(400, "invalid container configuration: not JSON") from None
+        return await self._sdk(self.api.create_container_from_config, config, name or None)
+
+    async def container_action(self, container_id: str, action: str, params: dict[str, str]) -> int:
+        """start/stop/…/remove; the engine's status comes back (204 done, 304 nothing to do)."""
+        if action not in _ACTIONS:
+            raise EngineError(400, f"unknown container action {action!r}")
+        method, route = _ACTIONS[action]
+
+        def call() -> int:
+            url = self.api._url(route, container_id)
+            timeout = _TIMEOUT + int(params.get("t") or 0) if params.get("t", "").lstrip("-").isdigit() else _TIMEOUT
+            send = self.api._post if method == "post" else self.api._delete
+            resp = send(url, params=dict(params), timeout=timeout)
+            self.api._raise_for_status(resp)
+            return resp.status_code
+
+        return await self._sdk(call)
+
+    async def pull_image(self, reference: str) -> None:
+        from docker.utils import parse_repository_tag
+
+        repository, tag = parse_repository_tag(reference)
+
+        def pull() -> None:
+            for line in self.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+                if isinstance(line, dict) and line.get("error"):
+                    raise EngineError(500, str(line["error"]))
+
+        await self._sdk(pull)
+
+    def close(self) -> None:
+        self.api.close()
