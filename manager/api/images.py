@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.parse
 
 from manager.api import relay
 from manager.api.context import ManagerContext
@@ -25,19 +26,29 @@ def register(router, ctx: ManagerContext) -> None:
         return [v for v in cluster.nodes.values() if v.healthy and any(_matches(i, ref) for i in v.images)]
 
     async def list_images(req: Request) -> Response:
-        req.filters()          # malformed filters get the engine's 400 (the listing does not apply them)
+        """Each healthy node lists with the client's own filters; rows are merged by image ID."""
+        req.filters()          # malformed filters get a 400 before any node is asked
+        nodes = sorted((v for v in cluster.nodes.values() if v.healthy), key=lambda v: v.name)
+        query = urllib.parse.urlencode([(k, v) for k, vs in req.query.items() for v in vs])
+        answers = await asyncio.gather(*(v.client.engine_call("GET", "/images/json", query) for v in nodes),
+                                       return_exceptions=True)
         merged: dict[str, dict] = {}
-        for view in sorted(cluster.nodes.values(), key=lambda v: v.name):
-            if not view.healthy:
-                continue
-            for img in view.images:
+        for view, resp in zip(nodes, answers):
+            if isinstance(resp, BaseException):
+                if not isinstance(resp, ApiError):
+                    raise resp
+                continue                      # an unreachable node lists nothing
+            if resp.status != 200:
+                return Response(resp.status, resp.body, content_type="application/json")
+            for img in json.loads(resp.body or b"[]"):
                 row = merged.get(img["Id"])
                 if row is None:
                     row = merged[img["Id"]] = dict(img)
                     row["RepoTags"] = list(img.get("RepoTags") or [])
-                    row["Containers"] = 0
+                    row["RepoDigests"] = list(img.get("RepoDigests") or [])
                 else:
                     row["RepoTags"] = sorted(set(row["RepoTags"]) | set(img.get("RepoTags") or []))
+                    row["RepoDigests"] = sorted(set(row["RepoDigests"]) | set(img.get("RepoDigests") or []))
         return json_response(sorted(merged.values(), key=lambda r: r.get("Created", 0), reverse=True))
 
     async def inspect(req: Request) -> Response:

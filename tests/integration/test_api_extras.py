@@ -29,6 +29,9 @@ def test_images_are_listed_once_with_the_nodes_that_hold_them(cli, lab):
     rows = [line.split() for line in cli.out("images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}").splitlines()]
     repos = sorted(r[0] for r in rows)
     assert repos == ["busybox", "hello-world"]
+    assert cli.out("images", "--format", "{{.Repository}}", "busybox").split() == ["busybox"]
+    assert cli.out("images", "-q", "--filter", "reference=hello*").split() == \
+        [lab.engines[0].client().images.get("hello-world").short_id.removeprefix("sha256:")]
     doc = json.loads(cli.out("image", "inspect", "busybox"))
     assert sorted(doc[0]["Nodes"]) == sorted(e.name for e in lab.engines)
 
