@@ -1,6 +1,13 @@
-"""Pure placement: decisions per second and latency on 1,000 synthetic nodes with 30,000 containers."""
+"""Pure placement: decisions per second and latency on 1,000 synthetic nodes with 30,000 containers.
+
+One scheduler makes a run of decisions and each decision changes the cluster the way a create
+does in the manager (see `decide`), so the scheduler's remembered verdicts are re-judged for the
+changed nodes every time; the first decision over snapshots never seen is reported apart.
+"""
 from __future__ import annotations
 
+import collections
+import dataclasses
 import random
 import statistics
 import time
@@ -40,25 +47,58 @@ SPECS = {
 }
 
 
+WINDOW = 100   # placements kept before the oldest is removed again (ports stay free on most nodes)
+
+
+def placed(spec: ContainerSpec, k: int) -> ContainerSnapshot:
+    """The container a decision placed, as the manager's pending placeholder shows it."""
+    return ContainerSnapshot(id=f"placed{k}".ljust(64, "0"), name=f"placed{k}", image=spec.image, image_id="",
+                             state="created", labels={}, ports=spec.ports, cpus=spec.cpus, memory=spec.memory)
+
+
+def decide(scheduler: Scheduler, spec: ContainerSpec, nodes: list[NodeSnapshot], n: int) -> list[float]:
+    """`n` decisions, each applied to the cluster as in the manager: the chosen node gets a new
+    snapshot holding the container, and the placement made WINDOW decisions earlier is removed
+    again (a second changed node). Returns the decision latencies."""
+    position = {node.id: i for i, node in enumerate(nodes)}
+    window: collections.deque[tuple[int, str]] = collections.deque()
+    lat = []
+    for k in range(n):
+        s = time.perf_counter()
+        chosen = scheduler.select(spec, nodes)
+        lat.append(time.perf_counter() - s)
+        i = position[chosen.id]
+        c = placed(spec, k)
+        nodes[i] = dataclasses.replace(chosen, containers=chosen.containers + (c,))
+        window.append((i, c.id))
+        if len(window) > WINDOW:
+            j, cid = window.popleft()
+            nodes[j] = dataclasses.replace(nodes[j], containers=tuple(x for x in nodes[j].containers if x.id != cid))
+    return lat
+
+
 def run(quick: bool = False) -> list[Row]:
-    nodes = synthetic_cluster(200 if quick else 1000)
+    size = 200 if quick else 1000
     rows = []
     for strategy in ("spread", "binpack"):
-        scheduler = Scheduler(strategy)
         for label, body in SPECS.items():
             spec = ContainerSpec.from_create(body, None)
-            scheduler.select(spec, nodes)            # warm caches the way a live manager would be
-            lat = []
-            n = 300 if quick else 2000
-            t0 = time.perf_counter()
-            for _ in range(n):
+            # the first decision of a signature over snapshots never read before: every node judged
+            cold = []
+            for _ in range(3):
+                nodes = synthetic_cluster(size)
                 s = time.perf_counter()
-                scheduler.select(spec, nodes)
-                lat.append(time.perf_counter() - s)
-            elapsed = time.perf_counter() - t0
+                Scheduler(strategy).select(spec, nodes)
+                cold.append(time.perf_counter() - s)
+            rows.append(judged(f"placement {strategy} {label} first decision (cold)", statistics.median(cold) * 1e3,
+                               "ms"))
+            nodes = synthetic_cluster(size)
+            scheduler = Scheduler(strategy)
+            lat = decide(scheduler, spec, nodes, 300 if quick else 3000)
+            total = sum(lat)
             lat.sort()
             rows.append(judged(f"placement {strategy} {label} p50", statistics.median(lat) * 1e3, "ms"))
             rows.append(judged(f"placement {strategy} {label} p99", lat[int(len(lat) * 0.99) - 1] * 1e3, "ms",
                                "<= 2"))
-            rows.append(judged(f"placement {strategy} {label} throughput", n / elapsed, "dec/s", ">= 5000"))
+            rows.append(judged(f"placement {strategy} {label} throughput", len(lat) / total, "dec/s", ">= 5000"))
     return rows

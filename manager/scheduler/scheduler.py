@@ -2,6 +2,10 @@
 
 As in classic swarm, soft rules (`==~`, `!=~`) are applied while they leave candidates, and when
 the decision fails with them it is made again without them.
+
+`select` remembers, per placement signature, its verdict on each node snapshot (see
+placements.py), so a decision over a cluster where few nodes changed costs little more than
+reading which ones did. The choice is the one the filters in order and the strategy would make.
 """
 from __future__ import annotations
 
@@ -10,15 +14,16 @@ from collections.abc import Sequence
 
 from manager.scheduler.container_spec import ContainerSpec
 from manager.scheduler.errors import NO_HEALTHY_NODE, NoSuitableNode
-from manager.scheduler.filters import Filter
+from manager.scheduler.filters import NOT_NODE_LOCAL, Filter, all_of
 from manager.scheduler.filters.affinity import AffinityFilter
 from manager.scheduler.filters.constraint import ConstraintFilter
 from manager.scheduler.filters.containerslots import ContainerSlotsFilter
 from manager.scheduler.filters.dependency import DependencyFilter
 from manager.scheduler.filters.health import HealthFilter
 from manager.scheduler.filters.port import PortFilter
+from manager.scheduler.placements import Judge, Placements
 from manager.scheduler.snapshot import NodeSnapshot
-from manager.scheduler.strategies import Strategy
+from manager.scheduler.strategies import Strategy, fits, requests_resources
 from manager.scheduler.strategies.binpack import BinpackStrategy
 from manager.scheduler.strategies.random_strategy import RandomStrategy
 from manager.scheduler.strategies.spread import SpreadStrategy
@@ -73,6 +78,7 @@ class Scheduler:
                  rng: random.Random | None = None):
         self._strategy = _strategy(str(strategy).strip().lower(), rng)
         self._filters = _filters(filters)
+        self._placements = Placements()
 
     @property
     def strategy_name(self) -> str:
@@ -92,6 +98,32 @@ class Scheduler:
             found = f.filter(spec, found, soft=soft, cluster=cluster)
         return found
 
+    def _signature(self, spec: ContainerSpec) -> tuple | None:
+        """What the verdict on a node depends on, from the spec; None when a decision needs the
+        filters in order (soft rules, dependencies) or the strategy has no key (random)."""
+        if spec.has_soft_rules or not hasattr(self._strategy, "sort_key"):
+            return None
+        if spec.dependencies and any(f.name == "dependency" for f in self._filters):
+            return None
+        return spec.constraints, spec.affinities, spec.ports, spec.memory, spec.cpus
+
+    def _judge(self, spec: ContainerSpec) -> Judge:
+        """A node's strategy key when every filter accepts it and the container fits, else None."""
+        tests = []
+        for f in self._filters:
+            test = f.node_test(spec)
+            if test is NOT_NODE_LOCAL:
+                raise AssertionError(f"filter {f.name} is not node-local for this spec")
+            if test is not None:
+                tests.append(test)
+        if requests_resources(spec):
+            tests.append(lambda node: fits(spec, node))
+        accepted = all_of(tests)
+        key = self._strategy.sort_key(spec)   # type: ignore[attr-defined]
+        if accepted is None:
+            return key
+        return lambda node: key(node) if accepted(node) else None
+
     def rank(self, spec: ContainerSpec, nodes: Sequence[NodeSnapshot]) -> list[NodeSnapshot]:
         """Every node that could take the container, best first."""
         try:
@@ -103,6 +135,13 @@ class Scheduler:
 
     def select(self, spec: ContainerSpec, nodes: Sequence[NodeSnapshot]) -> NodeSnapshot:
         """The node to create the container on; NoSuitableNode says why there is none."""
+        nodes = nodes if isinstance(nodes, list) else list(nodes)
+        signature = self._signature(spec)
+        if signature is not None:
+            pos = self._placements.get(signature, lambda: self._judge(spec)).best(nodes)
+            if pos is not None:
+                return nodes[pos]
+            # no node takes it: the filters in order say why
         try:
             return self._strategy.pick(spec, self.candidates(spec, nodes, soft=True))
         except NoSuitableNode:

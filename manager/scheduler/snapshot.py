@@ -8,6 +8,7 @@ never carries a stale index along.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 
@@ -78,13 +79,22 @@ def repository_of(ref: str) -> str:
     return ref[:colon] if colon > slash else ref
 
 
-class NodeIndex:
-    """What decisions read about one node, derived from its snapshot once."""
+_SERIALS = itertools.count(1)
 
-    __slots__ = ("count", "reserved_cpus", "reserved_memory", "load", "_name", "_containers", "_images", "_labels", "_ports", "_names", "_ids",
+
+class NodeIndex:
+    """What decisions read about one node, derived from its snapshot once.
+
+    `serial` is unique to the snapshot the index belongs to (never reused, even after the
+    snapshot is gone): what a decision remembered about a node is still valid while the node's
+    snapshot has the same serial.
+    """
+
+    __slots__ = ("serial", "count", "reserved_cpus", "reserved_memory", "load", "_name", "_containers", "_images", "_labels", "_ports", "_names", "_ids",
                  "_id_set", "_image_refs", "_image_ids", "_label_values", "_slots")
 
     def __init__(self, node: NodeSnapshot):
+        self.serial = next(_SERIALS)
         # the parts read later, not the node itself: no reference cycle through the node's slot
         self._name = node.name
         self._containers = containers = node.containers
@@ -256,6 +266,11 @@ class NodeSnapshot(_Indexed):
             return idx
 
     @property
+    def serial(self) -> int:
+        """Identifies this snapshot object among every snapshot of the process (see NodeIndex)."""
+        return self.index.serial
+
+    @property
     def reserved_cpus(self) -> float:
         """CPUs reserved by every container on the node, whatever its state."""
         return self.index.reserved_cpus
@@ -264,3 +279,11 @@ class NodeSnapshot(_Indexed):
     def reserved_memory(self) -> int:
         """Memory (bytes) reserved by every container on the node, whatever its state."""
         return self.index.reserved_memory
+
+
+def serials(nodes: list[NodeSnapshot]) -> list[int]:
+    """The serials of `nodes`, in order (indexing the nodes not indexed yet)."""
+    try:
+        return [n._scheduler_index.serial for n in nodes]
+    except AttributeError:
+        return [n.index.serial for n in nodes]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from manager.scheduler.errors import unsatisfied
+from manager.scheduler.filters import all_of
 from manager.scheduler.filters.expressions import EQ, Expression
 from manager.scheduler.snapshot import is_hex, normalize_reference
 
@@ -81,3 +82,7 @@ class AffinityFilter:
             applied.append(str(expr))
             nodes = kept
         return nodes
+
+    def node_test(self, spec: ContainerSpec):
+        """The hard rules only: soft ones depend on which nodes are left (see `filter`)."""
+        return all_of([predicate(e) for e in spec.affinities if not e.soft])

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from manager.scheduler.errors import unsatisfied
+from manager.scheduler.filters import all_of
 from manager.scheduler.filters.expressions import EQ, Expression
 
 if TYPE_CHECKING:
@@ -66,3 +67,7 @@ class ConstraintFilter:
             applied.append(str(expr))
             nodes = kept
         return nodes
+
+    def node_test(self, spec: ContainerSpec):
+        """The hard rules only: soft ones depend on which nodes are left (see `filter`)."""
+        return all_of([predicate(e) for e in spec.constraints if not e.soft])

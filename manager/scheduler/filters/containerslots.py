@@ -18,6 +18,10 @@ def _has_free_slot(node: NodeSnapshot) -> bool:
     return slots is None or idx.count < slots
 
 
+def _may_take_one(node: NodeSnapshot) -> bool:
+    return LABEL not in node.labels or _has_free_slot(node)
+
+
 class ContainerSlotsFilter:
     name = "containerslots"
 
@@ -27,3 +31,6 @@ class ContainerSlotsFilter:
         if not free:
             raise unsatisfied(self.name, ["available container slots"])
         return nodes if len(free) == len(nodes) else free
+
+    def node_test(self, spec: ContainerSpec):
+        return _may_take_one

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from manager.scheduler.errors import NoSuitableNode
+from manager.scheduler.filters import NOT_NODE_LOCAL
 
 if TYPE_CHECKING:
     from manager.scheduler.container_spec import ContainerSpec
@@ -37,3 +38,6 @@ class DependencyFilter:
                    else "no eligible node holds all of them")
             raise NoSuitableNode(f"{_PREFIX} [{listed}]: {why}", filter=self.name, conditions=conditions)
         return holders
+
+    def node_test(self, spec: ContainerSpec):
+        return NOT_NODE_LOCAL if spec.dependencies else None

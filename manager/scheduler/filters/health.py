@@ -19,3 +19,10 @@ class HealthFilter:
         if not healthy:
             raise NoSuitableNode(NO_HEALTHY_NODE, filter=self.name, conditions=("healthy node",))
         return nodes if len(healthy) == len(nodes) else healthy
+
+    def node_test(self, spec: ContainerSpec):
+        return _healthy
+
+
+def _healthy(node: NodeSnapshot) -> bool:
+    return node.healthy

@@ -35,3 +35,12 @@ class PortFilter:
                 raise unsatisfied(self.name, [describe(p, host_mode) for p in spec.ports[:i + 1]])
             nodes = free
         return nodes
+
+    def node_test(self, spec: ContainerSpec):
+        wanted = spec.ports
+        if not wanted:
+            return None
+        if len(wanted) == 1:
+            one = wanted[0]
+            return lambda node: not node.index.port_in_use(one)
+        return lambda node: not any(map(node.index.port_in_use, wanted))

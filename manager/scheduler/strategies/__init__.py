@@ -3,6 +3,8 @@
 A strategy has a `name`, `rank(spec, nodes) -> nodes` (best first) and `pick(spec, nodes) -> node`.
 All of them first keep the nodes the container fits on (`fitting`), as classic swarm did: a node
 fits when its reservations plus the requested memory and CPUs stay within its totals.
+A strategy whose choice is the smallest node under a key of one node also has
+`sort_key(spec) -> key` (spread, binpack): the scheduler then remembers keys per node snapshot.
 """
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ def _idle_key(n: NodeSnapshot):
 class BinpackStrategy:
     name = "binpack"
 
-    def _key(self, spec: ContainerSpec):
+    def sort_key(self, spec: ContainerSpec):
+        """The order of `rank`, as a key of one node (smallest first)."""
         if not requests_resources(spec):
             return _idle_key
 
@@ -32,7 +33,7 @@ class BinpackStrategy:
         return key
 
     def rank(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> list[NodeSnapshot]:
-        return sorted(fitting(spec, nodes), key=self._key(spec))
+        return sorted(fitting(spec, nodes), key=self.sort_key(spec))
 
     def pick(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> NodeSnapshot:
-        return min(fitting(spec, nodes), key=self._key(spec))
+        return min(fitting(spec, nodes), key=self.sort_key(spec))

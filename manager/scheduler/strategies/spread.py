@@ -23,7 +23,8 @@ def _idle_key(n: NodeSnapshot):
 class SpreadStrategy:
     name = "spread"
 
-    def _key(self, spec: ContainerSpec):
+    def sort_key(self, spec: ContainerSpec):
+        """The order of `rank`, as a key of one node (smallest first)."""
         if not requests_resources(spec):
             return _idle_key
 
@@ -33,7 +34,7 @@ class SpreadStrategy:
         return key
 
     def rank(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> list[NodeSnapshot]:
-        return sorted(fitting(spec, nodes), key=self._key(spec))
+        return sorted(fitting(spec, nodes), key=self.sort_key(spec))
 
     def pick(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> NodeSnapshot:
-        return min(fitting(spec, nodes), key=self._key(spec))
+        return min(fitting(spec, nodes), key=self.sort_key(spec))
