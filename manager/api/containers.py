@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from manager.api import relay
 from manager.api.context import ManagerContext
 from manager.container_records import ContainerRecord, _requested_bindings
-from manager import metrics
+from manager import container_filters, metrics
 from manager.httpd.errors import ApiError
 from manager.httpd.request import Request
 from manager.httpd.response import JSON, Response, empty, json_response
@@ -44,40 +44,6 @@ def _placeholder(name: str, body: dict) -> ContainerSnapshot:
         state="created", labels=dict(body.get("Labels") or {}),
         ports=_requested_bindings({"HostConfig": hc, "ExposedPorts": body.get("ExposedPorts")}), cpus=cpus, memory=int(hc.get("Memory") or 0),
     )
-
-
-def _match_filters(rec: ContainerRecord, summary: dict, filters: dict[str, list[str]]) -> bool:
-    for key, values in filters.items():
-        if not values:
-            continue
-        if key == "id":
-            ok = any(rec.id.startswith(v) for v in values)
-        elif key == "name":
-            names = (rec.name, f"{rec.node_name}/{rec.name}")
-            ok = any(re.search(v.lstrip("/"), n) for v in values for n in names)
-        elif key == "label":
-            labels = rec.labels
-            ok = all((labels.get(k) == v) if sep else (k in labels)
-                     for k, sep, v in (item.partition("=") for item in values))
-        elif key == "status":
-            ok = summary["State"] in values
-        elif key == "node":
-            ok = any(re.fullmatch(v.replace("*", ".*"), rec.node_name) for v in values)
-        elif key == "exited":
-            ok = summary["State"] == "exited" and str(rec.state.get("ExitCode")) in values
-        elif key == "ancestor":
-            image = summary["Image"]
-            ok = any(image == v or image.split(":")[0] == v or summary["ImageID"].startswith(v)
-                     or summary["ImageID"] == f"sha256:{v}" for v in values)
-        elif key == "health":
-            ok = ((rec.state.get("Health") or {}).get("Status") or "none") in values
-        elif key in ("before", "since", "volume", "network", "publish", "expose", "isolation", "is-task"):
-            continue   # accepted; not narrowed here
-        else:
-            raise ApiError(400, f"invalid filter '{key}'")
-        if not ok:
-            return False
-    return True
 
 
 def register(router, ctx: ManagerContext) -> None:
@@ -117,8 +83,8 @@ def register(router, ctx: ManagerContext) -> None:
         if name:
             ctx.pending_names.add(name)
         try:
-            result = await view.client.create_container(name, engine_body)
-            await cluster.refresh_container(view, result["Id"])
+            result, done_at = await view.client.create_container_at(name, engine_body)
+            await cluster.refresh_container(view, result["Id"], done_at)   # read-your-writes
         finally:
             if placeholder in view.pending:
                 view.pending.remove(placeholder)
@@ -131,6 +97,7 @@ def register(router, ctx: ManagerContext) -> None:
         show_all = req.flag("all")
         limit = req.int_arg("limit", -1)
         filters = req.filters()
+        container_filters.validate(filters)
         now = datetime.now(timezone.utc)
         out = []
         for rec in cluster.containers():
@@ -146,7 +113,7 @@ def register(router, ctx: ManagerContext) -> None:
             if down:             # as classic swarm showed containers of an unhealthy node
                 summary["Status"] = "Host Down"
                 summary["State"] = "unknown"
-            if filters and not _match_filters(rec, summary, filters):
+            if filters and not container_filters.matches(rec, summary, filters, cluster.find_container):
                 continue
             out.append((summary, rec))
         out.sort(key=lambda pair: pair[0]["Created"], reverse=True)
@@ -167,8 +134,8 @@ def register(router, ctx: ManagerContext) -> None:
         async def handler(req: Request) -> Response:
             rec, view = locate(req)
             params = {k: req.arg(k) for k in _ACTIONS[action] if req.arg(k) is not None}
-            status = await view.client.container_action(rec.id, action, params)
-            await cluster.refresh_container(view, rec.id)
+            status, done_at = await view.client.container_action_at(rec.id, action, params)
+            await cluster.refresh_container(view, rec.id, done_at)
             return empty(status)
         return handler
 

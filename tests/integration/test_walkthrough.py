@@ -75,6 +75,10 @@ def test_detached_run_with_name_port_env_limits_and_labels(cli, lab):
     assert conflict.returncode == 125
     assert "is already in use" in conflict.stderr
     assert cli.out("port", "web").strip() == f"80/tcp -> {engine.host_ip}:18081"
+    assert cli.out("ps", "--filter", "publish=18081", "--format", "{{.Names}}").strip() == f"{node_name}/web"
+    assert cli.out("ps", "--filter", "publish=18082", "-q").strip() == ""
+    bad = cli.run("ps", "--filter", "colour=red", check=False)
+    assert bad.returncode == 1 and "invalid filter" in bad.stderr
 
 
 def test_lifecycle_by_name_prefix_and_node_name(cli):

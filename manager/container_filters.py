@@ -1,0 +1,116 @@
+"""`docker ps --filter …`: the engine's container filters, applied to the manager's records.
+
+Pure functions over a record's inspect document and its `ps` entry, plus `node=` (classic
+swarm's addition). Unknown keys and malformed values are the client's mistake: 400.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from manager.container_records import ContainerRecord
+from manager.httpd.errors import ApiError
+
+KEYS = {"id", "name", "label", "status", "node", "exited", "ancestor", "health", "before", "since",
+        "volume", "network", "publish", "expose", "isolation", "is-task"}
+_STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead", "unknown"}
+
+
+def validate(filters: dict[str, list[str]]) -> None:
+    for key, values in filters.items():
+        if key not in KEYS:
+            raise ApiError(400, f"invalid filter '{key}'")
+        if key == "status":
+            for v in values:
+                if v not in _STATUSES:
+                    raise ApiError(400, f"invalid filter 'status={v}'")
+        if key == "name":
+            for v in values:
+                try:
+                    re.compile(v)
+                except re.error:
+                    raise ApiError(400, f"invalid filter 'name={v}': not a regular expression") from None
+        if key in ("exited",):
+            for v in values:
+                if not v.lstrip("-").isdigit():
+                    raise ApiError(400, f"invalid filter 'exited={v}'")
+
+
+def _port_spec(value: str) -> tuple[int, int, str]:
+    """`80`, `80/udp`, `8000-8080/tcp` -> (first, last, protocol or '')."""
+    ports, _, proto = value.partition("/")
+    first, _, last = ports.partition("-")
+    try:
+        lo = int(first)
+        hi = int(last) if last else lo
+    except ValueError:
+        raise ApiError(400, f"invalid port filter {value!r}") from None
+    return lo, hi, proto
+
+
+def _in_ports(values: list[str], ports: list[tuple[int, str]]) -> bool:
+    for v in values:
+        lo, hi, proto = _port_spec(v)
+        if any(lo <= p <= hi and (not proto or proto == pr) for p, pr in ports):
+            return True
+    return False
+
+
+def matches(rec: ContainerRecord, summary: dict, filters: dict[str, list[str]],
+            find: Callable[[str], ContainerRecord]) -> bool:
+    """Every key must match; several values of one key are alternatives (`label`: all must)."""
+    doc = rec.doc
+    for key, values in filters.items():
+        if not values:
+            continue
+        if key == "id":
+            ok = any(rec.id.startswith(v) for v in values)
+        elif key == "name":
+            names = (rec.name, f"{rec.node_name}/{rec.name}")
+            ok = any(re.search(v.lstrip("/"), n) for v in values for n in names)
+        elif key == "label":
+            labels = rec.labels
+            ok = all((labels.get(k) == v) if sep else (k in labels)
+                     for k, sep, v in (item.partition("=") for item in values))
+        elif key == "status":
+            ok = summary["State"] in values
+        elif key == "node":
+            ok = any(re.fullmatch(re.escape(v).replace(r"\*", ".*"), rec.node_name) for v in values)
+        elif key == "exited":
+            ok = summary["State"] == "exited" and str(rec.state.get("ExitCode")) in values
+        elif key == "ancestor":
+            image = summary["Image"]
+            ok = any(image == v or image.split(":")[0] == v or summary["ImageID"].startswith(v)
+                     or summary["ImageID"] == f"sha256:{v}" for v in values)
+        elif key == "health":
+            ok = ((rec.state.get("Health") or {}).get("Status") or "none") in values
+        elif key in ("before", "since"):
+            created = summary["Created"]
+            refs = [find(v).summary()["Created"] for v in values]
+            ok = all(created < t for t in refs) if key == "before" else all(created > t for t in refs)
+        elif key == "volume":
+            mounts = doc.get("Mounts") or []
+            ok = any(v in (m.get("Name"), m.get("Destination"), m.get("Source")) for v in values for m in mounts)
+        elif key == "network":
+            nets = (doc.get("NetworkSettings") or {}).get("Networks") or {}
+            ok = any(v == name or (len(v) >= 4 and (n or {}).get("NetworkID", "").startswith(v))
+                     for v in values for name, n in nets.items())
+        elif key == "publish":
+            bound = [(int(b["HostPort"]), k.partition("/")[2] or "tcp")
+                     for k, bs in ((doc.get("NetworkSettings") or {}).get("Ports") or {}).items()
+                     for b in bs or [] if str(b.get("HostPort") or "").isdigit()]
+            ok = _in_ports(values, bound)
+        elif key == "expose":
+            exposed = [(int(p), proto or "tcp") for p, _, proto in
+                       (k.partition("/") for k in ((doc.get("Config") or {}).get("ExposedPorts") or {}))
+                       if p.isdigit()]
+            ok = _in_ports(values, exposed)
+        elif key == "is-task":
+            ok = "false" in values or "0" in values
+        elif key == "isolation":
+            ok = any(v in ("default", (doc.get("HostConfig") or {}).get("Isolation") or "default") for v in values)
+        else:
+            raise ApiError(400, f"invalid filter '{key}'")
+        if not ok:
+            return False
+    return True
