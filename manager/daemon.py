@@ -13,6 +13,7 @@ from manager.cluster import ClusterView
 from manager.election import LeaderState, Roles, default_advertise, follow_leadership, open_election
 from manager.forwarding import Forwarder, RoleRouter
 from manager.rescheduler import Rescheduler
+from manager.httpd.rate_limit import RateLimiter
 from manager.httpd.server import HttpServer
 from manager import metrics
 from manager.scheduler import Scheduler
@@ -89,7 +90,8 @@ async def run(args) -> int:
     roles = Roles(ctx, Rescheduler(cluster, scheduler).run)
     server = HttpServer(router, api_version=API_VERSION, min_api_version=MIN_API_VERSION,
                         server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}",
-                        observer=metrics.observe_request, ssl_context=ssl_context)
+                        observer=metrics.observe_request, ssl_context=ssl_context,
+                        rate_limiter=RateLimiter(args.api_rate_limit) if args.api_rate_limit > 0 else None)
     metrics.watch_cluster(cluster)
     metrics.LEADER.set(0 if election else 1)
     metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import h11
 
 from manager.httpd.errors import ApiError
+from manager.httpd.rate_limit import RateLimiter, client_of
 from manager.httpd.request import Headers, Request
 from manager.httpd.response import JSON, ClientGone, HijackedConnection, Response, StreamWriter, error_response
 from manager.httpd.router import Router
@@ -46,8 +47,10 @@ class HttpServer:
     def __init__(self, router: Router, api_version: str = "1.41", min_api_version: str = "1.12",
                  server_header: str = "swarmd", max_body: int = 256 << 20,
                  observer: Callable[[str, str, int, float], None] | None = None,
-                 ssl_context: ssl_module.SSLContext | None = None, max_hijacks: int = MAX_HIJACKS):
+                 ssl_context: ssl_module.SSLContext | None = None, max_hijacks: int = MAX_HIJACKS,
+                 rate_limiter: RateLimiter | None = None):
         self.router = router
+        self.rate_limiter = rate_limiter   # per-client requests a second; None: unlimited
         self.max_hijacks = max_hijacks     # attached/exec streams open at once; more get a 503
         self._hijacks = 0
         self.api_version = api_version
@@ -242,6 +245,9 @@ class HttpServer:
         try:
             try:
                 body = await self._read_body(conn, reader)
+                if self.rate_limiter is not None and not self.rate_limiter.allow(client_of(peer)):
+                    raise ApiError(429, f"too many requests from {client_of(peer)}: the limit is "
+                                        f"{self.rate_limiter.rate:g} a second")
                 if conn.their_state is h11.MIGHT_SWITCH_PROTOCOL:
                     self._check_hijack_capacity()
                 path = urllib.parse.unquote(raw_path)

@@ -14,6 +14,8 @@ def add_parser(sub) -> None:
     add_flag(p, "--filter", action="append", default=None,
              help="scheduler filter to enable (repeatable; default: all)")
     add_flag(p, "--discovery-addr", default=None, help="discovery daemon HOST:PORT (for token://)")
+    add_flag(p, "--api-rate-limit", type=float, default=0.0,
+             help="requests a second each client address may send (burst: twice that); 0: no limit")
     add_flag(p, "--insecure-tcp", action="store_true", default=False,
              help="allow plain TCP on a non-loopback address")
     add_flag(p, "--metrics-addr", default=None, help="HOST:PORT to serve Prometheus metrics on (/metrics)")

@@ -50,3 +50,24 @@ def test_second_manager_serves_metrics_and_stops_cleanly_on_sigterm(swarm, tmp_p
     finally:
         assert d.stop() == 0
     assert "manager stopped" in d.log_path.read_text()
+
+
+def test_api_rate_limit_answers_429_per_client(swarm, tmp_path):
+    d, addr = _manager(swarm, tmp_path, "--api-rate-limit", "1", swarm.discovery_url)
+    try:
+        wait_until(lambda: _status(f"http://{addr}/_ping") == 200, 30, "the manager to serve")
+        statuses = [_status(f"http://{addr}/_ping") for _ in range(4)]
+        assert 429 in statuses
+    finally:
+        assert d.stop() == 0
+
+
+def _status(url: str) -> int:
+    import urllib.error
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0

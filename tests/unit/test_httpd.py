@@ -228,3 +228,35 @@ def test_router_distinguishes_methods_and_reports_not_found():
     with pytest.raises(ApiError) as err:
         router.resolve("DELETE", "/containers/abc/json")
     assert err.value.status == 405
+
+
+def test_rate_limiter_refills_per_client():
+    from manager.httpd.rate_limit import RateLimiter, client_of
+    now = [0.0]
+    rl = RateLimiter(rate=2, burst=3, clock=lambda: now[0])
+    assert [rl.allow("a") for _ in range(4)] == [True, True, True, False]
+    assert rl.allow("b")                       # another client has its own bucket
+    now[0] += 0.5                              # one token back
+    assert rl.allow("a") and not rl.allow("a")
+    assert client_of("10.0.0.1:5555") == "10.0.0.1" and client_of("unix") == "unix"
+
+
+async def test_over_the_rate_a_client_gets_429():
+    from manager.httpd.rate_limit import RateLimiter
+    router = Router()
+
+    async def ok(req):
+        return json_response({})
+
+    router.add("GET", "/x", ok)
+    srv = HttpServer(router, rate_limiter=RateLimiter(rate=0.001, burst=2))
+    await srv.start(["tcp://127.0.0.1:0"])
+    try:
+        statuses = []
+        for _ in range(3):
+            raw = await _exchange(srv.addresses[0], b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            statuses.append(_parse(raw)[0])
+        assert statuses == [200, 200, 429]
+        assert "too many requests" in json.loads(_parse(raw)[2])["message"]
+    finally:
+        await srv.close()
