@@ -66,6 +66,9 @@ class NodeView:
     pending: list[ContainerSnapshot] = field(default_factory=list)   # placed, not yet seen
     task: asyncio.Task | None = None
     _snapshot: NodeSnapshot | None = None
+    # (base snapshot, pending, base + pending): one snapshot object while neither changes, so the
+    # scheduler's per-snapshot index and remembered verdicts stay valid across decisions
+    _with_pending: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -126,8 +129,13 @@ class NodeView:
                 architecture=self.info.get("Architecture") or i.architecture,
             )
         if self.pending:
-            snap = self._snapshot
-            return NodeSnapshot(**{**snap.__dict__, "containers": snap.containers + tuple(self.pending)})
+            snap, pending = self._snapshot, tuple(self.pending)
+            cached = self._with_pending
+            if cached is None or cached[0] is not snap or cached[1] != pending:
+                cached = self._with_pending = (
+                    snap, pending, NodeSnapshot(**{**snap.__dict__, "containers": snap.containers + pending}))
+            return cached[2]
+        self._with_pending = None
         return self._snapshot
 
 
