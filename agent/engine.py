@@ -1,10 +1,11 @@
 """Async access to the local Docker engine over its own socket (Engine API v1.41).
 
-Every Engine API call goes over a raw asyncio HTTP/1.1 connection (one connection per call),
-so that the agent keeps the engine's exact status, headers and body bytes, streams responses as
-they arrive (chunked transfer encoding is decoded here), and can take over a hijacked
-connection (`Connection: Upgrade`, `Upgrade: tcp`; the engine answers `101 UPGRADED`) to pump
-stdin and output both ways. Image pulls use the `docker` SDK in a worker thread.
+Every Engine API call goes over a raw asyncio HTTP/1.1 connection, so that the agent keeps the
+engine's exact status, headers and body bytes, streams responses as they arrive (chunked transfer
+encoding is decoded here), and can take over a hijacked connection (`Connection: Upgrade`,
+`Upgrade: tcp`; the engine answers `101 UPGRADED`) to pump stdin and output both ways. Whole
+calls (`request` and the typed calls) reuse idle keep-alive connections; streamed and hijacked
+calls get a connection of their own. Image pulls use the `docker` SDK in a worker thread.
 
 Failures carry the engine's HTTP status and message as `EngineError`; an engine that cannot be
 reached raises `EngineUnreachable` (status 503).
@@ -22,6 +23,7 @@ API_VERSION = "1.41"
 CONNECT_TIMEOUT = 10.0      # seconds to open a connection to the engine
 HEAD_LIMIT = 1 << 16        # bytes: the largest response head accepted from the engine
 READ_SIZE = 1 << 16
+MAX_IDLE = 16               # idle keep-alive connections kept per engine
 
 _VERSION_PREFIX = re.compile(r"^/v\d+(\.\d+)?(?=/|$)")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -75,6 +77,11 @@ class EngineAddress:
     @property
     def host_header(self) -> str:
         return f"{self.host}:{self.port}" if self.host else "docker"
+
+    @property
+    def on_this_host(self) -> bool:
+        """True when the engine surely runs under this host's clock (a unix socket or loopback)."""
+        return bool(self.socket_path) or self.host in ("localhost", "::1") or self.host.startswith("127.")
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
@@ -140,8 +147,9 @@ def _check_field(what: str, value: str) -> None:
 
 
 def build_request(method: str, path: str, query: str, body: bytes, headers: Iterable[tuple[str, str]],
-                  host: str) -> bytes:
-    """Serializes one request. Hijack requests keep the connection; others ask it closed."""
+                  host: str, keep_alive: bool = False) -> bytes:
+    """Serializes one request. Hijack requests keep the connection; others ask it closed unless
+    `keep_alive` (HTTP/1.1's default: no Connection header)."""
     headers = list(headers)
     if not _TOKEN.match(method or ""):
         raise EngineError(400, f"invalid method {method!r}")
@@ -166,7 +174,7 @@ def build_request(method: str, path: str, query: str, body: bytes, headers: Iter
         lines.append(f"Content-Length: {len(body)}")
     if is_hijack(headers):
         lines += ["Connection: Upgrade", "Upgrade: tcp"]
-    else:
+    elif not keep_alive:
         lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
@@ -225,6 +233,16 @@ class EngineConnection:
     @property
     def upgraded(self) -> bool:
         return self.head is not None and self.head.status == 101
+
+    @property
+    def reusable(self) -> bool:
+        """After its body is read whole: the connection can carry another request."""
+        head = self.head
+        if head is None or self.upgraded or "close" in head.header("Connection").lower():
+            return False
+        if self.method == "HEAD" or head.status in _NO_BODY_STATUSES or 100 <= head.status < 200:
+            return True
+        return "chunked" in head.header("Transfer-Encoding").lower() or head.header("Content-Length").isdigit()
 
     async def body(self) -> AsyncIterator[bytes]:
         """The response body as it arrives, de-chunked; raw bytes until EOF after a hijack."""
@@ -334,11 +352,75 @@ def _q(part: str) -> str:
 
 
 class Engine:
-    """The local engine. Each call opens its own connection, so calls run concurrently."""
+    """The local engine. Calls run concurrently, each on a connection of its own at a time."""
 
     def __init__(self, url: str):
         self.address = EngineAddress.parse(url)
         self.url = self.address.url
+        self._idle: list[EngineConnection] = []
+        self._idle_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def same_clock(self) -> bool:
+        """The engine's event times and this process's clock are the same clock."""
+        return self.address.on_this_host
+
+    def close(self) -> None:
+        """Closes the idle keep-alive connections."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.writer.close()
+
+    def _checkout(self) -> EngineConnection | None:
+        loop = asyncio.get_running_loop()
+        if self._idle_loop is not loop:          # connections belong to the loop that opened them
+            self._idle, self._idle_loop = [], loop
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.reader.at_eof() and not conn.writer.is_closing():
+                return conn
+            conn.writer.close()
+        return None
+
+    def _checkin(self, conn: EngineConnection) -> None:
+        if len(self._idle) < MAX_IDLE and asyncio.get_running_loop() is self._idle_loop:
+            conn.head = None
+            self._idle.append(conn)
+        else:
+            conn.writer.close()
+
+    async def _request_keep_alive(self, method: str, request: bytes) -> EngineResponse:
+        """One whole call on an idle connection (or a new one); a reused connection the engine
+        closed before answering (its idle close raced the request) is retried once on a new one."""
+        while True:
+            conn = self._checkout()
+            reused = conn is not None
+            if conn is None:
+                reader, writer = await self.address.connect()
+                conn = EngineConnection(reader, writer, method)
+            conn.method = method.upper()
+            try:
+                try:
+                    await conn.write(request)
+                    await conn.read_head()
+                except (ConnectionError, EngineError) as exc:
+                    if reused and conn.head is None:
+                        conn.writer.close()
+                        continue
+                    if isinstance(exc, ConnectionError):
+                        raise EngineUnreachable(f"the engine connection failed: {exc}") from None
+                    raise
+                data = await conn.read_body()
+            except BaseException:
+                conn.writer.close()
+                raise
+            head = conn.head
+            assert head is not None
+            if conn.reusable:
+                self._checkin(conn)
+            else:
+                await conn.close()
+            return EngineResponse(head.status, head.headers, data)
 
     async def open(self, method: str, path: str, query: str = "", body: bytes = b"",
                    headers: Iterable[tuple[str, str]] = ()) -> EngineConnection:
@@ -360,6 +442,9 @@ class Engine:
     async def request(self, method: str, path: str, query: str = "", body: bytes = b"",
                       headers: Iterable[tuple[str, str]] = ()) -> EngineResponse:
         """One whole call: any status comes back as it is."""
+        if not is_hijack(headers):
+            request = build_request(method, path, query, body, headers, self.address.host_header, keep_alive=True)
+            return await self._request_keep_alive(method, request)
         conn = await self.open(method, path, query, body, headers)
         try:
             data = await conn.read_body()

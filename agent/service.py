@@ -1,7 +1,10 @@
 """The Agent gRPC service: runs what the manager asks on the local engine, and relays its answers.
 
 Engine errors end an RPC through `swarmd.engine_errors.abort`, so the manager sees the engine's
-own HTTP status and wording. `EngineCall` returns any status as it is; `EngineStream` relays
+own HTTP status and wording. When the engine shares this host's clock, InspectContainer's trailing
+metadata says when the engine was asked (`engine-read-at-ns`), and CreateContainer's and
+ContainerAction's when it had answered (`engine-done-at-ns`): the manager compares them with the
+`timeNano` of engine events to skip re-reading a container for an event its record already shows. `EngineCall` returns any status as it is; `EngineStream` relays
 streamed and hijacked calls frame by frame (see proto/swarm/v1/agent.proto).
 """
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -29,6 +33,8 @@ _ACTIONS = {
     agent_pb2.ContainerActionRequest.ACTION_UNPAUSE: "unpause",
     agent_pb2.ContainerActionRequest.ACTION_REMOVE: "remove",
 }
+READ_AT = "engine-read-at-ns"     # trailing metadata: nanoseconds since the epoch, engine clock
+DONE_AT = "engine-done-at-ns"
 # image references that name an image by id: never pulled
 _IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
 
@@ -41,6 +47,12 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     def __init__(self, engine: Engine, node: NodeInfoSource):
         self.engine = engine
         self.node = node
+        # an engine object that does not say otherwise (e.g. an in-process one) runs on this host
+        self.same_clock = bool(getattr(engine, "same_clock", True))
+
+    def _stamp(self, context, key: str, ns: int) -> None:
+        if self.same_clock:
+            context.set_trailing_metadata(((key, str(ns)),))
 
     # -- typed calls ------------------------------------------------------------------------
 
@@ -59,10 +71,12 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         return agent_pb2.ListContainersResponse(containers_json=body)
 
     async def InspectContainer(self, request, context):
+        asked_at = time.time_ns()
         try:
             body = await self.engine.inspect_container(request.id)
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
+        self._stamp(context, READ_AT, asked_at)
         return agent_pb2.JsonDocument(json=body)
 
     async def CreateContainer(self, request, context):
@@ -70,6 +84,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             created = await self._create(request.name, request.config_json)
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
+        self._stamp(context, DONE_AT, time.time_ns())
         return agent_pb2.CreateContainerResponse(id=created.get("Id", ""), warnings=created.get("Warnings") or [])
 
     async def _create(self, name: str, config_json: bytes) -> dict:
@@ -93,6 +108,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             status = await self.engine.container_action(request.id, action, dict(request.params))
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
+        self._stamp(context, DONE_AT, time.time_ns())
         return agent_pb2.ContainerActionResponse(status=status)
 
     # -- relayed calls ----------------------------------------------------------------------

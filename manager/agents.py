@@ -14,6 +14,9 @@ from swarmd.tls import open_channel
 
 UNARY_TIMEOUT = 60.0      # seconds; every outbound unary call has a deadline
 INFO_TIMEOUT = 10.0
+# trailing metadata of the agent (agent/service.py): engine-clock times in ns, 0 when not sent
+READ_AT = "engine-read-at-ns"     # InspectContainer: when the engine was asked
+DONE_AT = "engine-done-at-ns"     # CreateContainer, ContainerAction: when the engine had answered
 
 _ACTIONS = {
     "start": agent_pb2.ContainerActionRequest.ACTION_START,
@@ -60,15 +63,29 @@ class AgentClient:
         except grpc.aio.AioRpcError as err:
             raise self._error(err) from None
 
-    async def create_container(self, name: str, config: dict) -> dict:
+    async def _unary(self, method, request, timeout: float, clock_key: str):
+        """(response, the engine-clock time the agent sent under `clock_key`, or 0)."""
+        call = method(request, timeout=timeout)
         try:
-            resp = await self.stub.CreateContainer(
-                agent_pb2.CreateContainerRequest(name=name or "", config_json=json.dumps(config).encode()),
-                timeout=UNARY_TIMEOUT,
-            )
+            resp = await call
+            metadata = await call.trailing_metadata()
         except grpc.aio.AioRpcError as err:
             raise self._error(err) from None
-        return {"Id": resp.id, "Warnings": list(resp.warnings)}
+        for key, value in metadata or ():
+            if key == clock_key and isinstance(value, str) and value.isdigit():
+                return resp, int(value)
+        return resp, 0
+
+    async def create_container(self, name: str, config: dict) -> dict:
+        return (await self.create_container_at(name, config))[0]
+
+    async def create_container_at(self, name: str, config: dict) -> tuple[dict, int]:
+        """The engine's create answer and when the engine had answered (engine clock, 0 if unknown)."""
+        resp, done_at = await self._unary(
+            self.stub.CreateContainer,
+            agent_pb2.CreateContainerRequest(name=name or "", config_json=json.dumps(config).encode()),
+            UNARY_TIMEOUT, DONE_AT)
+        return {"Id": resp.id, "Warnings": list(resp.warnings)}, done_at
 
     async def list_containers(self, all: bool = True, filters: dict | None = None) -> list[dict]:
         try:
@@ -81,22 +98,26 @@ class AgentClient:
         return json.loads(resp.containers_json or b"[]")
 
     async def inspect_container(self, container_id: str) -> dict:
-        try:
-            resp = await self.stub.InspectContainer(
-                agent_pb2.InspectContainerRequest(id=container_id), timeout=UNARY_TIMEOUT)
-        except grpc.aio.AioRpcError as err:
-            raise self._error(err) from None
-        return json.loads(resp.json)
+        return (await self.inspect_container_at(container_id))[0]
+
+    async def inspect_container_at(self, container_id: str) -> tuple[dict, int]:
+        """The inspect document and when the engine was asked for it (engine clock, 0 if unknown):
+        the document shows every change the engine made before that time."""
+        resp, read_at = await self._unary(
+            self.stub.InspectContainer, agent_pb2.InspectContainerRequest(id=container_id), UNARY_TIMEOUT, READ_AT)
+        return json.loads(resp.json), read_at
 
     async def container_action(self, container_id: str, action: str, params: dict[str, str] | None = None) -> int:
-        try:
-            resp = await self.stub.ContainerAction(
-                agent_pb2.ContainerActionRequest(id=container_id, action=_ACTIONS[action], params=params or {}),
-                timeout=UNARY_TIMEOUT,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise self._error(err) from None
-        return resp.status or 204
+        return (await self.container_action_at(container_id, action, params))[0]
+
+    async def container_action_at(self, container_id: str, action: str,
+                                  params: dict[str, str] | None = None) -> tuple[int, int]:
+        """The engine's status and when the engine had answered (engine clock, 0 if unknown)."""
+        resp, done_at = await self._unary(
+            self.stub.ContainerAction,
+            agent_pb2.ContainerActionRequest(id=container_id, action=_ACTIONS[action], params=params or {}),
+            UNARY_TIMEOUT, DONE_AT)
+        return resp.status or 204, done_at
 
     async def engine_call(self, method: str, path: str, query: str = "", body: bytes = b"",
                           headers: dict[str, str] | None = None) -> agent_pb2.EngineResponse:

@@ -27,6 +27,7 @@ log = logs.get("manager.cluster")
 _NO_REFRESH = {"attach", "detach", "resize", "top", "exec_create", "exec_start", "exec_die",
                "exec_detach", "archive-path", "extract-to-dir", "copy", "export", "commit"}
 _SYNC_CONCURRENCY = 16
+_GONE_MAX = 4096           # removed container IDs remembered, so a late read does not bring one back
 
 
 def _engine_labels(info: dict) -> dict[str, str]:
@@ -152,6 +153,11 @@ class ClusterView:
         self._subscribers: set[asyncio.Queue] = set()
         self._tasks: set[asyncio.Task] = set()
         self._closing = False
+        # container ID -> when its record was read (engine clock, ns; absent when the agent did
+        # not say): the record shows every engine change before that time
+        self._read_at: dict[str, int] = {}
+        self._reading: dict[str, asyncio.Future] = {}   # container ID -> the inspect in flight
+        self._gone: dict[str, None] = {}                # recently removed IDs, oldest first
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -254,7 +260,7 @@ class ClusterView:
         async def inspect(cid: str):
             async with sem:
                 try:
-                    return await view.client.inspect_container(cid)
+                    return await view.client.inspect_container_at(cid)
                 except ApiError as err:
                     if err.status == 404:
                         return None
@@ -263,10 +269,11 @@ class ClusterView:
         docs = await asyncio.gather(*(inspect(c["Id"]) for c in listed))
         for rec in list(view.containers.values()):
             self._unindex(rec)
+            self._read_at.pop(rec.id, None)
         view.containers = {}
-        for doc in docs:
-            if doc:
-                self._store(view, doc)
+        for read in docs:
+            if read:
+                self._store(view, *read)
         await self.refresh_images(view)
         view.changed()
 
@@ -285,16 +292,24 @@ class ClusterView:
             if action == "destroy":
                 self._forget(view, actor)
             elif action not in _NO_REFRESH:
-                await self.refresh_container(view, actor)
+                # the engine emits an event after the change: a record read later already shows it
+                since = event.get("timeNano")
+                await self.refresh_container(view, actor, since if isinstance(since, int) else 0)
         elif kind == "image":
             await self.refresh_images(view)
 
     # -- container records --------------------------------------------------------------------
 
-    def _store(self, view: NodeView, doc: dict) -> ContainerRecord:
+    def _store(self, view: NodeView, doc: dict, read_at: int = 0) -> ContainerRecord:
         old = view.containers.get(doc["Id"])
         if old is not None:
+            if read_at and self._read_at.get(old.id, 0) > read_at:
+                return old                     # a later read is stored already
             self._unindex(old)
+        if read_at:
+            self._read_at[doc["Id"]] = read_at
+        else:
+            self._read_at.pop(doc["Id"], None)
         rec = ContainerRecord(node_id=view.id, node_name=view.name, doc=doc, host_ip=view.node.info.host_ip)
         view.containers[rec.id] = rec
         self._by_id[rec.id] = rec
@@ -311,21 +326,54 @@ class ClusterView:
             del self._by_name[rec.name]
 
     def _forget(self, view: NodeView, container_id: str) -> None:
+        self._read_at.pop(container_id, None)
+        self._gone[container_id] = None
+        if len(self._gone) > _GONE_MAX:
+            del self._gone[next(iter(self._gone))]
         rec = view.containers.pop(container_id, None)
         if rec is not None:
             self._unindex(rec)
             view.changed()
 
-    async def refresh_container(self, view: NodeView, container_id: str) -> ContainerRecord | None:
-        """Re-reads one container from its node; forgets it if the engine no longer has it."""
+    def _current(self, view: NodeView, container_id: str, since: int) -> ContainerRecord | None:
+        """The record, when it was read after engine time `since` (ns; 0 never qualifies)."""
+        rec = view.containers.get(container_id)
+        if rec is not None and since and self._read_at.get(container_id, 0) >= since:
+            return rec
+        return None
+
+    async def refresh_container(self, view: NodeView, container_id: str, since: int = 0) -> ContainerRecord | None:
+        """The container as the engine has it at (engine-clock, ns) time `since` or later: the
+        record when it was read after `since`, else after a read already in flight if that one
+        was, else a new read; without `since`, always a new read. Forgets the container if the
+        engine no longer has it."""
+        if since:
+            rec = self._current(view, container_id, since)
+            if rec is not None:
+                return rec
+            reading = self._reading.get(container_id)
+            if reading is not None:
+                await asyncio.wait((reading,))      # not cancelled if this caller is
+                rec = self._current(view, container_id, since)
+                if rec is not None:
+                    return rec
+        done = asyncio.get_running_loop().create_future()
+        self._reading[container_id] = done
         try:
-            doc = await view.client.inspect_container(container_id)
-        except ApiError as err:
-            if err.status == 404:
-                self._forget(view, container_id)
+            try:
+                doc, read_at = await view.client.inspect_container_at(container_id)
+            except ApiError as err:
+                if err.status == 404:
+                    self._forget(view, container_id)
+                    return None
+                raise
+            if container_id in self._gone:          # removed while it was being read
                 return None
-            raise
-        return self._store(view, doc)
+            return self._store(view, doc, read_at)
+        finally:
+            if self._reading.get(container_id) is done:
+                del self._reading[container_id]
+            done.set_result(None)
 
     # -- lookups ------------------------------------------------------------------------------
 

@@ -105,8 +105,12 @@ class NodeState:
     containers: tuple[ContainerRecord, ...] = ()
 
 
+def _lost(view: NodeView) -> bool:
+    return view.node.state == types_pb2.NODE_STATE_UNHEALTHY
+
+
 def node_state(view: NodeView) -> NodeState:
-    return NodeState(id=view.id, name=view.name, lost=view.node.state == types_pb2.NODE_STATE_UNHEALTHY,
+    return NodeState(id=view.id, name=view.name, lost=_lost(view),
                      healthy=view.healthy, containers=tuple(view.containers.values()))
 
 
@@ -183,12 +187,17 @@ class Rescheduler:
     async def tick(self) -> None:
         if not self.cluster.synced.is_set():
             return
-        nodes = [node_state(v) for v in list(self.cluster.nodes.values())]
-        healthy = frozenset(n.id for n in nodes if n.healthy)
-        if healthy - self._healthy:            # a node (re)appeared: look for stale copies
+        views = list(self.cluster.nodes.values())
+        healthy = frozenset(v.id for v in views if v.healthy)
+        appeared = healthy - self._healthy
+        if not appeared and not any(_lost(v) for v in views):
+            self._healthy = healthy            # nothing lost, nothing back: no pass over the records
+            return
+        nodes = [node_state(v) for v in views]
+        self._healthy = healthy                # _remove_stale resets it to retry on the next pass
+        if appeared:                           # a node (re)appeared: look for stale copies
             for stale, kept in stale_copies(nodes):
                 await self._remove_stale(stale, kept)
-        self._healthy = healthy
         for rec in to_reschedule(nodes):
             await self._reschedule(rec)
 

@@ -1,0 +1,160 @@
+"""The manager's create/start path: one read of the container per change, events already shown by
+the record skipped, late reads never replacing newer ones; the agent's keep-alive engine calls."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import grpc
+import pytest
+
+from agent.engine import Engine
+from agent.hollow import HollowEngine
+from agent.node_info import NodeInfoSource, NodeSettings
+from agent.service import AgentService
+from manager.agents import AgentClient
+from manager.cluster import ClusterView, NodeView
+from swarm.v1 import agent_pb2_grpc, types_pb2
+from swarmd.localcluster.processes import free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class CountingEngine(HollowEngine):
+    """A hollow engine that counts the inspects the agent asks of it."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.inspects = 0
+
+    async def inspect_container(self, container_id: str) -> bytes:
+        self.inspects += 1
+        return await super().inspect_container(container_id)
+
+
+@pytest.fixture
+async def node():
+    """A real agent (AgentService on a grpc.aio server) over a counting hollow engine, followed by
+    a ClusterView; yields (cluster, view, engine)."""
+    engine = CountingEngine("cp-node")
+    addr = f"127.0.0.1:{free_port()}"
+    server = grpc.aio.server()
+    settings = NodeSettings(node_id="cpnode0001", addr=addr, host_ip="127.0.0.1", name="cp-node")
+    agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, NodeInfoSource(engine, settings)), server)
+    server.add_insecure_port(addr)
+    await server.start()
+    cluster = ClusterView(lambda n: AgentClient(n.info.addr, n.info.name))
+    cluster.node_joined(types_pb2.Node(info=types_pb2.NodeInfo(id="cpnode0001", name="cp-node", addr=addr),
+                                       state=types_pb2.NODE_STATE_HEALTHY))
+    view = cluster.nodes["cpnode0001"]
+    try:
+        await _until(lambda: view.healthy)
+        yield cluster, view, engine
+    finally:
+        await cluster.close()
+        await server.stop(0)
+
+
+async def _until(predicate, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def _events_applied(cluster: ClusterView, view: NodeView, engine: CountingEngine) -> None:
+    """Returns once the view has applied every event the engine emitted so far: a marker
+    container is created on the engine directly and its record waited for (events apply in order)."""
+    marker = engine.add_container("", {"Image": "busybox"})
+    await _until(lambda: marker.id in view.containers)
+    engine.inspects -= 1                       # the marker's own read
+
+
+async def test_create_and_start_read_the_container_once_each(node):
+    cluster, view, engine = node
+    await _events_applied(cluster, view, engine)
+    before = engine.inspects
+    created, done_at = await view.client.create_container_at("cp-web", {"Image": "busybox", "Cmd": ["true"]})
+    assert done_at > 0
+    rec = await cluster.refresh_container(view, created["Id"], done_at)
+    assert rec is not None and rec.name == "cp-web" and not rec.state.get("Running")
+    status, done_at = await view.client.container_action_at(created["Id"], "start")
+    assert status == 204 and done_at > 0
+    rec = await cluster.refresh_container(view, created["Id"], done_at)
+    assert rec.state.get("Running")
+    await _events_applied(cluster, view, engine)
+    # the create and start events came after reads that already showed them: no re-read
+    assert engine.inspects - before == 2
+    assert cluster.find_container("cp-web").state.get("Running")
+
+
+async def test_changes_made_on_the_engine_directly_still_reach_the_view(node):
+    cluster, view, engine = node
+    c = engine.add_container("cp-direct", {"Image": "busybox"}, running=True)
+    await _until(lambda: (r := view.containers.get(c.id)) is not None and r.state.get("Running"))
+    await engine.container_action(c.id, "stop", {})
+    await _until(lambda: view.containers[c.id].state.get("Status") == "exited")
+    await engine.container_action(c.id, "remove", {})
+    await _until(lambda: c.id not in view.containers)
+
+
+async def test_a_late_read_does_not_replace_a_newer_record(node):
+    cluster, view, engine = node
+    c = engine.add_container("cp-order", {"Image": "busybox"})
+    old_doc, old_at = await view.client.inspect_container_at(c.id)
+    await engine.container_action(c.id, "start", {})
+    new_doc, new_at = await view.client.inspect_container_at(c.id)
+    assert 0 < old_at < new_at
+    cluster._store(view, new_doc, new_at)
+    rec = cluster._store(view, old_doc, old_at)
+    assert rec.state.get("Running") and view.containers[c.id].state.get("Running")
+
+
+async def test_a_container_removed_while_being_read_is_not_brought_back(node):
+    cluster, view, engine = node
+    c = engine.add_container("cp-gone", {"Image": "busybox"})
+    await _until(lambda: c.id in view.containers)
+    reading = asyncio.create_task(cluster.refresh_container(view, c.id))
+    cluster._forget(view, c.id)                # removed (e.g. DELETE through the API) meanwhile
+    assert await reading is None
+    assert c.id not in view.containers
+
+
+# -- the agent's engine connections ---------------------------------------------------------
+
+
+async def test_engine_calls_reuse_one_connection(lab):
+    engine = Engine(lab.engines[0].url)
+    try:
+        assert json.loads(await engine.version())["ApiVersion"]
+        first = engine._idle[0]
+        assert (await engine.request("GET", "/_ping")).body == b"OK"
+        assert engine._idle == [first]
+        missing = await engine.request("GET", "/containers/cp-no-such/json")
+        assert missing.status == 404 and engine._idle == [first]
+    finally:
+        engine.close()
+
+
+async def test_a_kept_connection_the_engine_closed_is_retried_on_a_new_one(tmp_path):
+    """A server that answers one request per connection and then drops the connection without a
+    word when the next request comes (an idle close racing a request)."""
+    served = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        served.append(writer)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK")
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    sock = tmp_path / "engine.sock"
+    server = await asyncio.start_unix_server(handle, path=str(sock))
+    engine = Engine(f"unix://{sock}")
+    try:
+        assert (await engine.request("GET", "/_ping")).body == b"OK"
+        assert (await engine.request("POST", "/containers/x/start")).body == b"OK"
+        assert len(served) == 2                # the second call went over a new connection
+    finally:
+        engine.close()
+        server.close()
