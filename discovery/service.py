@@ -1,12 +1,15 @@
 """The Discovery gRPC service: cluster tokens and node membership, kept in etcd under leases."""
 from __future__ import annotations
 
+import contextlib
+
 import grpc
 
 from discovery import tokens
+from discovery.liveness import Heartbeats, while_alive
 from swarm.v1 import discovery_pb2, discovery_pb2_grpc
 from swarmd import logs
-from swarmd.membership.etcd_election import campaign, current_leader, leader_key
+from swarmd.membership.etcd_election import campaign, confirm_within, current_leader, leader_key
 from swarmd.membership.etcd_store import (EtcdStore, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
                                           cluster_key, invalid_node_info)
 from swarmd.membership.watch import apply
@@ -127,7 +130,12 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         except StoreUnavailable as exc:
             await self._unavailable(context, exc)
 
-    async def Campaign(self, request, context):
+    async def Campaign(self, request_iterator, context):
+        requests = request_iterator.__aiter__()
+        try:
+            request = await requests.__anext__()
+        except StopAsyncIteration:
+            return
         token = request.token.lower()
         if not request.candidate:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a candidate address is required")
@@ -136,15 +144,26 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         except StoreUnavailable as exc:
             await self._unavailable(context, exc)
         ttl = request.ttl_ms / 1000 if request.ttl_ms > 0 else DEFAULT_LEADER_TTL
-        log.info("manager campaigning", token=tokens.fingerprint(token), candidate=request.candidate,
-                 peer=context.peer())
+        fingerprint = tokens.fingerprint(token)
+        log.info("manager campaigning", token=fingerprint, candidate=request.candidate, peer=context.peer())
+        heartbeats = Heartbeats(request.heartbeat)
         states = campaign(self.store, leader_key(cluster_key(token)), request.candidate, ttl)
+        silent = False
         try:
-            async for state in states:
-                yield discovery_pb2.LeaderEvent(leader=state.leader, elected=state.elected)
+            async with contextlib.aclosing(while_alive(states, requests, heartbeats, confirm_within(ttl))) as alive:
+                async for state in alive:
+                    acked = heartbeats.before(state.confirmed_at) if state.elected else 0
+                    yield discovery_pb2.LeaderEvent(leader=state.leader, elected=state.elected, heartbeat=acked)
+            silent = heartbeats.silent
         finally:
             await states.aclose()   # revokes the lease when this candidate led: immediate failover
-            log.info("manager campaign ended", token=tokens.fingerprint(token), candidate=request.candidate)
+            log.info("manager campaign ended", token=fingerprint, candidate=request.candidate)
+        if silent:
+            log.warning("manager campaign dropped: no heartbeat", token=fingerprint, candidate=request.candidate,
+                        window=f"{confirm_within(ttl):.1f}s")
+            await context.abort(grpc.StatusCode.ABORTED,
+                                f"no heartbeat from {request.candidate} within {confirm_within(ttl):.1f}s: "
+                                "leadership released")
 
     async def GetLeader(self, request, context):
         token = request.token.lower()

@@ -2,10 +2,15 @@
 
 The leader key lives in etcd under a lease (swarmd.membership.etcd_election): for `token://`
 clusters the discovery daemon holds it for the manager while the manager's `Campaign` stream
-lives; for `etcd://` clusters the manager campaigns in etcd itself. Either way a manager reads a
-stream of LeaderState, and `follow_leadership` turns it into role changes, stepping down on its
-own when an elected state is not confirmed in time (etcd or the discovery daemon lost), so a
-primary that cannot renew its lease never keeps acting as one.
+lives and its heartbeats keep arriving; for `etcd://` clusters the manager campaigns in etcd
+itself. Either way a manager reads a stream of LeaderState, and `follow_leadership` turns it into
+role changes, stepping down on its own when an elected state is not confirmed in time (etcd or the
+discovery daemon lost, or this process was stopped), so a primary that cannot renew its lease
+never keeps acting as one.
+
+Every confirmation is counted from when the lease renewal it reports began (etcd://) or from when
+this manager sent the heartbeat the discovery daemon names in it (token://), never from when it
+arrived: a confirmation that sat in a socket buffer while the process was frozen is already stale.
 """
 from __future__ import annotations
 
@@ -19,23 +24,17 @@ import grpc
 from swarm.v1 import discovery_pb2
 from swarmd import logs
 from swarmd.membership import Membership, MembershipError
-from swarmd.membership.etcd_election import LeaderState, campaign, leader_key
-from swarmd.membership.etcd_store import EtcdStore, lease_seconds
+from swarmd.membership.etcd_election import LeaderState, campaign, confirm_within, heartbeat_period, leader_key
+from swarmd.membership.etcd_store import EtcdStore
 from swarmd.membership.watch import Backoff
 
 log = logs.get("manager.election")
 
 DEFAULT_TTL = 3.0
-CONFIRM_SLACK = 0.2      # seconds a confirmation may take to travel from where the lease is renewed
 UNKNOWN = LeaderState("", False)
+SENT_KEPT = 64           # heartbeats whose send times are remembered
 _REFUSED = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED,
             grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNIMPLEMENTED}
-
-
-def confirm_within(ttl: float) -> float:
-    """How long an elected manager may go without a confirmed renewal before stepping down:
-    two thirds of the lease, so it steps down before etcd could let another manager in."""
-    return lease_seconds(ttl) * 2 / 3 + CONFIRM_SLACK
 
 
 class Election(abc.ABC):
@@ -74,7 +73,8 @@ class EtcdElection(Election):
 
 
 class TokenElection(Election):
-    """`token://` clusters: the discovery daemon campaigns in etcd while our stream to it lives."""
+    """`token://` clusters: the discovery daemon campaigns in etcd while our stream to it lives and
+    our heartbeats (one every `heartbeat_period(ttl)`) keep arriving."""
 
     def __init__(self, stub, token: str, where: str, candidate: str, ttl: float):
         super().__init__(candidate, ttl)
@@ -82,16 +82,34 @@ class TokenElection(Election):
         self.token = token
         self.where = where
 
+    async def _beat(self, call, sent: dict[int, float]) -> None:
+        """Sends the campaign request (heartbeat 0), then a numbered heartbeat every period,
+        remembering when each was sent."""
+        period = heartbeat_period(self.ttl)
+        number = 0
+        sent[number] = time.monotonic()
+        await call.write(discovery_pb2.CampaignRequest(
+            token=self.token, candidate=self.candidate, ttl_ms=int(self.ttl * 1000), heartbeat=number))
+        while True:
+            await asyncio.sleep(period)
+            number += 1
+            sent[number] = time.monotonic()
+            sent.pop(number - SENT_KEPT, None)
+            await call.write(discovery_pb2.CampaignRequest(heartbeat=number))
+
     async def states(self) -> AsyncIterator[LeaderState]:
         backoff = Backoff(0.25, 2.0)
         last: LeaderState | None = None
         while True:
-            call = self.stub.Campaign(discovery_pb2.CampaignRequest(
-                token=self.token, candidate=self.candidate, ttl_ms=int(self.ttl * 1000)))
+            call = self.stub.Campaign()
+            sent: dict[int, float] = {}
+            beating = asyncio.ensure_future(self._beat(call, sent))
             try:
                 async for event in call:
                     backoff.reset()
-                    last = LeaderState(event.leader, event.elected)
+                    # an unknown heartbeat number confirms nothing: -inf is always stale
+                    confirmed = sent.get(event.heartbeat, float("-inf")) if event.elected else None
+                    last = LeaderState(event.leader, event.elected, confirmed)
                     yield last
                 error = "campaign stream ended"
             except grpc.aio.AioRpcError as err:
@@ -100,9 +118,11 @@ class TokenElection(Election):
                         from None
                 error = err.details() or err.code().name
             finally:
+                beating.cancel()
+                await asyncio.gather(beating, return_exceptions=True)
                 call.cancel()
             if last != UNKNOWN:
-                log.warning("election: discovery unreachable", discovery=self.where, error=error)
+                log.warning("election: campaign interrupted", discovery=self.where, error=error)
                 last = UNKNOWN
                 yield last
             await asyncio.sleep(backoff.next())
@@ -138,8 +158,9 @@ async def follow_leadership(states: AsyncIterator[LeaderState], ttl: float,
                             on_change: Callable[[LeaderState], None]) -> None:
     """Applies every change of leadership to `on_change`; runs until the stream ends.
 
-    An elected state holds only until `confirm_within(ttl)` after its last confirmation: past
-    that the manager is told it is no longer primary, whatever the stream says later.
+    An elected state holds only until `confirm_within(ttl)` after its last confirmation (its
+    `confirmed_at`, or its arrival when that is None): past that the manager is told it is no
+    longer primary, and an elected state that arrives already past it counts as UNKNOWN.
     """
     window = confirm_within(ttl)
     current = UNKNOWN
@@ -163,7 +184,12 @@ async def follow_leadership(states: AsyncIterator[LeaderState], ttl: float,
             except StopAsyncIteration:
                 return
             if state.elected:
-                deadline = time.monotonic() + window
+                now = time.monotonic()
+                deadline = (now if state.confirmed_at is None else state.confirmed_at) + window
+                if deadline <= now:
+                    if current.elected:
+                        log.warning("stepping down: leadership confirmed too late", window=f"{window:.1f}s")
+                    state = UNKNOWN
             if state != current:
                 current = state
                 on_change(current)

@@ -7,11 +7,17 @@ included), and relays the answer: whole bodies as a response, chunked or close-d
 as a stream flushed as it arrives (logs, events, stats), and `101 UPGRADED` answers (attach, exec
 start) as a hijack piping bytes both ways until either side closes. The client may therefore talk
 to any manager, streams and interactive sessions included.
+
+A GET or HEAD whose primary fails before answering (unreachable, connection broken, or no longer
+the primary while the request waits for its answer, e.g. a frozen process that lost leadership)
+is tried once more as soon as a new primary is known: forwarded to it, or served here when this
+manager is the new primary. Other methods are never repeated: the failed primary may have acted.
 """
 from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 import urllib.parse
 from collections.abc import Callable
 
@@ -28,6 +34,9 @@ log = logs.get("manager.forwarding")
 
 CONNECT_TIMEOUT = 5.0
 READ_SIZE = 65536
+RETRY_WAIT = 10.0        # how long a failed GET/HEAD waits for a new primary before giving up
+WATCH_EVERY = 0.1        # how often a waiting GET/HEAD checks the primary is still the one it asked
+IDEMPOTENT = {"GET", "HEAD"}
 # answered by the replica itself: liveness, and `docker info` showing its role and the primary
 LOCAL_ROUTES = {("GET", "/_ping"), ("HEAD", "/_ping"), ("GET", "/info")}
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer",
@@ -44,6 +53,8 @@ class RoleRouter:
         self.router = router
         self.is_primary = is_primary
         self.forward = forward
+        if isinstance(forward, Forwarder):
+            forward.local = router    # serves a retried request when this manager became the primary
 
     def resolve(self, method: str, path: str):
         if self.is_primary() or (method.upper(), path) in LOCAL_ROUTES:
@@ -79,12 +90,17 @@ def wants_upgrade(req: Request) -> bool:
     return "upgrade" in (req.headers.get("connection") or "").lower() and bool(req.headers.get("upgrade"))
 
 
+class PrimaryFailed(ApiError):
+    """The primary failed before any of its answer reached the client: safe to retry a GET/HEAD."""
+
+
 class Forwarder:
     """The handler every replica request resolves to."""
 
     def __init__(self, ctx: ManagerContext, ssl_context: ssl.SSLContext | None = None):
         self.ctx = ctx
         self.ssl_context = ssl_context     # managers serving TLS reach each other over TLS
+        self.local: Router | None = None   # this manager's own routes (set by RoleRouter)
 
     def _primary(self) -> str:
         primary = self.ctx.primary_addr
@@ -95,6 +111,43 @@ class Forwarder:
 
     async def __call__(self, req: Request):
         primary = self._primary()
+        try:
+            return await self._forward(req, primary)
+        except PrimaryFailed as failed:
+            if req.method.upper() not in IDEMPOTENT or wants_upgrade(req):
+                raise ApiError(failed.status, failed.message) from None
+            first = failed
+        log.info("primary failed a read: retrying on the next primary", method=req.method, path=req.path,
+                 primary=primary, error=first.message)
+        if not await self._next_primary(primary):
+            raise ApiError(first.status, first.message)
+        if self.ctx.role == "primary" and self.local is not None:
+            return await self._serve_locally(req)
+        try:
+            return await self._forward(req, self._primary())
+        except PrimaryFailed as failed:
+            raise ApiError(failed.status, failed.message) from None
+
+    async def _next_primary(self, failed: str) -> bool:
+        """Waits until another manager (or this one) is known as primary; False after RETRY_WAIT."""
+        deadline = time.monotonic() + RETRY_WAIT
+        while time.monotonic() < deadline:
+            if self.ctx.role == "primary" or self.ctx.primary_addr not in ("", failed, self.ctx.advertise):
+                return True
+            await asyncio.sleep(WATCH_EVERY / 2)
+        return False
+
+    async def _serve_locally(self, req: Request):
+        try:
+            handler, params, route = self.local.resolve(req.method, req.path)
+        except ApiError:
+            if req.method.upper() != "HEAD":
+                raise
+            handler, params, route = self.local.resolve("GET", req.path)
+        req.params, req.route = params, route
+        return await handler(req)
+
+    async def _forward(self, req: Request, primary: str):
         host, _, port = primary.rpartition(":")
         try:
             reader, writer = await asyncio.wait_for(
@@ -102,11 +155,29 @@ class Forwarder:
                                         server_hostname=host.strip("[]") if self.ssl_context else None),
                 CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError, ValueError) as exc:
-            raise ApiError(503, f"primary manager at {primary} is unreachable: {exc or 'timed out'}") from None
+            raise PrimaryFailed(503, f"primary manager at {primary} is unreachable: {exc or 'timed out'}") from None
         try:
             return await self._exchange(req, primary, reader, writer)
         finally:
             writer.close()
+
+    async def _head(self, req: Request, primary: str, conn: h11.Connection, reader: asyncio.StreamReader):
+        """The primary's answer head. A GET/HEAD gives up (PrimaryFailed) once another manager
+        is known as primary: the one asked may be frozen and never answer."""
+        if req.method.upper() not in IDEMPOTENT or wants_upgrade(req):
+            return await _next_event(conn, reader)
+        task = asyncio.ensure_future(_next_event(conn, reader))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=WATCH_EVERY)
+                if done:
+                    return task.result()
+                if self.ctx.role == "primary" or self.ctx.primary_addr not in ("", primary):
+                    raise PrimaryFailed(502, f"primary manager at {primary} lost leadership before answering")
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def _exchange(self, req: Request, primary: str, reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter):
@@ -119,14 +190,14 @@ class Forwarder:
                 writer.write(conn.send(h11.Data(data=req.body)))
             writer.write(conn.send(h11.EndOfMessage()))
             await writer.drain()
-            head = await _next_event(conn, reader)
+            head = await self._head(req, primary, conn, reader)
         except (ConnectionError, OSError, h11.RemoteProtocolError) as exc:
-            raise ApiError(502, f"primary manager at {primary} failed to answer: {exc}") from None
+            raise PrimaryFailed(502, f"primary manager at {primary} failed to answer: {exc}") from None
         if isinstance(head, h11.InformationalResponse) and head.status_code == 101:
             await self._pump_hijack(req, conn, reader, writer, head)
             return None
         if not isinstance(head, h11.Response):
-            raise ApiError(502, f"primary manager at {primary} closed the connection without an answer")
+            raise PrimaryFailed(502, f"primary manager at {primary} closed the connection without an answer")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers]
         lower = {k.lower(): v for k, v in headers}
         ctype = lower.get("content-type")
@@ -149,7 +220,7 @@ class Forwarder:
                 elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                     return b"".join(parts)
         except (ConnectionError, OSError, h11.RemoteProtocolError) as exc:
-            raise ApiError(502, f"primary manager at {primary} broke off its answer: {exc}") from None
+            raise PrimaryFailed(502, f"primary manager at {primary} broke off its answer: {exc}") from None
 
     async def _pump_stream(self, req: Request, conn: h11.Connection, reader: asyncio.StreamReader, status: int,
                            ctype: str, headers: dict[str, str]) -> None:

@@ -10,6 +10,10 @@ renews the lease every third of its TTL. It is leader while the key holds its le
 that has not renewed for two thirds of the TTL says so (`elected=False`) before etcd could let
 anyone else in, so two managers never both believe they are primary. Others watch the key and
 campaign again as soon as it is deleted (lease revoked or expired).
+
+Each elected state carries `confirmed_at`, the monotonic time the lease was granted or its
+renewal started: the lease is known to outlive `confirmed_at + confirm_within(ttl)`, so a reader
+may act as leader until then and no longer.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aetcd
 import aetcd.exceptions
@@ -28,6 +32,21 @@ from swarmd.membership.etcd_store import EtcdStore, StoreUnavailable, lease_seco
 
 log = logs.get("membership.election")
 
+CONFIRM_SLACK = 0.2      # seconds a confirmation may take to travel from where the lease is renewed
+
+
+def confirm_within(ttl: float) -> float:
+    """How long a leader may act on its last confirmation: two thirds of the lease plus a little
+    slack, well before etcd could let another candidate in. The discovery daemon also waits this
+    long for a manager's heartbeat before it releases that manager's leadership."""
+    return lease_seconds(ttl) * 2 / 3 + CONFIRM_SLACK
+
+
+def heartbeat_period(ttl: float) -> float:
+    """How often a campaigning manager proves it is alive: three heartbeats per confirmation
+    window, so one late heartbeat never costs leadership."""
+    return confirm_within(ttl) / 3
+
 
 def leader_key(base: str) -> str:
     return f"{base.rstrip('/')}/replication/leader"
@@ -35,10 +54,13 @@ def leader_key(base: str) -> str:
 
 @dataclass(frozen=True)
 class LeaderState:
-    """Who leads now ("" while unknown) and whether that is the candidate itself."""
+    """Who leads now ("" while unknown) and whether that is the candidate itself; while elected,
+    `confirmed_at` (monotonic, this process) is when the lease was last known to be renewed
+    (None: at the moment the state is read). Equality ignores `confirmed_at`."""
 
     leader: str
     elected: bool
+    confirmed_at: float | None = field(default=None, compare=False)
 
 
 class _Lost(Exception):
@@ -62,11 +84,12 @@ async def campaign(store: EtcdStore, key: str, candidate: str, ttl: float,
     try:
         while True:
             try:
+                granted = time.monotonic()
                 lease_id = await store.run(lambda c: _grant(c, seconds))
                 won = await store.run(lambda c: _try_acquire(c, bkey, value, lease_id))
                 if won:
                     log.info("elected primary", candidate=candidate, ttl=f"{seconds}s")
-                    last = LeaderState(candidate, True)
+                    last = LeaderState(candidate, True, granted)
                     yield last
                     async with contextlib.aclosing(
                             _hold(store, bkey, lease_id, candidate, renew_every, confirm_within)) as held:
@@ -143,7 +166,8 @@ async def _hold(store: EtcdStore, key: bytes, lease_id: int, candidate: str, ren
     confirmed = time.monotonic()
     while True:
         await asyncio.sleep(renew_every)
-        remaining = confirm_within - (time.monotonic() - confirmed)
+        started = time.monotonic()
+        remaining = confirm_within - (started - confirmed)
         if remaining <= 0:
             raise _Lost(f"lease not renewed for {confirm_within:.1f}s")
 
@@ -160,8 +184,8 @@ async def _hold(store: EtcdStore, key: bytes, lease_id: int, candidate: str, ren
             if time.monotonic() - confirmed >= confirm_within:
                 raise _Lost(f"cannot renew the leader lease: {exc or 'timed out'}") from None
             continue
-        confirmed = time.monotonic()
-        yield LeaderState(candidate, True)
+        confirmed = started
+        yield LeaderState(candidate, True, started)
 
 
 async def _observe(store: EtcdStore, key: bytes, seconds: int) -> AsyncIterator[str]:

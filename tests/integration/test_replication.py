@@ -6,7 +6,10 @@ etcd-outage test runs its own etcd too, since the lab's etcd is shared by every 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -20,15 +23,15 @@ from swarmd.localcluster.processes import Daemon
 from tests.integration.conftest import DockerCLI
 
 
-def info(addr: str) -> dict:
-    with urllib.request.urlopen(f"http://{addr}/info", timeout=5) as r:
+def info(addr: str, timeout: float = 5) -> dict:
+    with urllib.request.urlopen(f"http://{addr}/info", timeout=timeout) as r:
         return json.loads(r.read())
 
 
-def role(addr: str) -> tuple[str, str]:
+def role(addr: str, timeout: float = 5) -> tuple[str, str]:
     """(role, primary address) as `docker info` shows them; ("down", "") when not answering."""
     try:
-        status = dict((k, v) for k, v in info(addr)["SystemStatus"][:2])
+        status = dict((k, v) for k, v in info(addr, timeout)["SystemStatus"][:2])
     except (OSError, urllib.error.URLError, ValueError):
         return "down", ""
     return status.get("Role", ""), status.get("Primary", "")
@@ -231,3 +234,37 @@ def test_replicas_forward_over_tls(lab, tmp_path):
             assert r.status == 200 and isinstance(json.loads(r.read()), list)   # forwarded over TLS
     finally:
         cluster.stop()
+
+
+def test_frozen_primary_loses_leadership_and_comes_back_as_replica(replicated):
+    """A primary that hangs with its connections open (SIGSTOP) stops heartbeating its campaign:
+    the discovery daemon releases the leader key, a replica takes over, a read forwarded to the
+    frozen primary is answered by the new one, and the thawed manager rejoins as a replica."""
+    from concurrent.futures import ThreadPoolExecutor
+    addrs = replicated.manager_addrs
+    primary = one_primary(addrs)
+    survivor = next(a for a in addrs if a != primary)
+    frozen = replicated.managers[addrs.index(primary)]
+    rounds: list[dict[str, str]] = []
+
+    def observe() -> dict[str, str]:
+        rounds.append({a: role(a, timeout=0.5)[0] for a in addrs})
+        return rounds[-1]
+
+    ttl = 3.0
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            read = pool.submit(get_status, survivor, "/containers/json")    # forwarded to the frozen primary
+            wait_until(lambda: observe()[survivor] == "primary", ttl + 3, "the replica to take over", interval=0.1)
+            assert read.result() == 200
+        assert rounds[-1][primary] == "down"
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    wait_until(lambda: observe()[primary] == "replica", 10, "the thawed manager back as a replica", interval=0.1)
+    settle = time.monotonic() + 1.0
+    while time.monotonic() < settle:
+        observe()
+    assert all(list(r.values()).count("primary") <= 1 for r in rounds), rounds
+    assert role(primary) == ("replica", survivor) and role(survivor)[0] == "primary"
+    assert get_status(primary, "/containers/json") == 200     # forwarded to the new primary
