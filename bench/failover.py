@@ -1,13 +1,15 @@
 """Failure handling on real daemons: primary manager failover and rescheduling after an agent dies.
 
 A lab of 3 engines, the discovery daemon, 3 agents with the default heartbeat (2 s) and TTL (6 s),
-and two `--replication` managers (default election TTL 3 s). Times are taken from `kill -9` to
-what a client sees through the API (`/info` roles, node status, `/containers/json`), polled every
-50 ms.
+and two `--replication` managers (default election TTL 3 s). Times are taken from `kill -9` (or
+SIGSTOP: a hung primary whose connections stay open, released when its heartbeats stop) to what a
+client sees through the API (`/info` roles, node status, `/containers/json`), polled every 50 ms.
 """
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
 import tempfile
 import time
@@ -82,6 +84,25 @@ def measure_failover(swarm: SwarmCluster, rounds: int) -> list[float]:
     return out
 
 
+def measure_freeze_failover(swarm: SwarmCluster, rounds: int) -> list[float]:
+    """SIGSTOP the primary: its Campaign stream stays open, so the discovery daemon releases the
+    leader key only when the manager's heartbeats stop arriving (two thirds of the TTL + 0.2 s)."""
+    out = []
+    for _ in range(rounds):
+        addrs = swarm.manager_addrs
+        primary = _primary(addrs)
+        frozen = swarm.managers[addrs.index(primary)]
+        survivor = next(a for a in addrs if a != primary)
+        t0 = time.monotonic()
+        os.kill(frozen.pid, signal.SIGSTOP)
+        try:
+            out.append(_elapsed(lambda: _role(survivor) == "primary", t0, 30, "a replica to become primary"))
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+        wait_until(lambda: _role(primary) == "replica", 30, "the thawed primary back as a replica", interval=POLL)
+    return out
+
+
 def measure_etcd_failover(lab: Lab, root: Path, rounds: int) -> list[float]:
     """The same with an etcd:// URL: no discovery daemon to revoke the lease, so it expires (3 s)."""
     from swarmd.localcluster.processes import Daemon, free_port
@@ -151,6 +172,7 @@ def run(quick: bool = False) -> list[Row]:
             for i in range(len(swarm.managers)):
                 swarm.wait_nodes(len(lab.engines), manager=i)
             failovers = measure_failover(swarm, rounds)
+            freezes = measure_freeze_failover(swarm, rounds)
             resched = [measure_reschedule(swarm, lab) for _ in range(rounds)]
             etcd_failovers = measure_etcd_failover(lab, swarm.root, rounds)
         finally:
@@ -160,6 +182,7 @@ def run(quick: bool = False) -> list[Row]:
     return [
         judged("failover: primary kill -> replica primary", statistics.median(failovers), "s", "<= 5"),
         judged("failover: primary kill -> replica primary (max)", max(failovers), "s"),
+        judged("failover: primary SIGSTOP -> replica primary", statistics.median(freezes), "s", "<= 3"),
         judged("failover (etcd://): primary kill -> replica primary", statistics.median(etcd_failovers), "s",
                "<= 5"),
         judged("reschedule: agent kill -> node unhealthy", statistics.median(r[0] for r in resched), "s", "<= 6"),
