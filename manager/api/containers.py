@@ -20,6 +20,7 @@ from swarmd import logs
 log = logs.get("manager.api.containers")
 
 _VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_ENCODED_MAX = 1024        # inspect documents kept encoded
 _ACTIONS = {"start": (), "stop": ("t", "signal"), "kill": ("signal",), "restart": ("t", "signal"),
             "pause": (), "unpause": ()}
 
@@ -122,13 +123,30 @@ def register(router, ctx: ManagerContext) -> None:
         # each record encodes its static part once: a 30,000-container list is a join of cached bytes
         return Response(200, b"[" + b",".join(rec.summary_json(s) for s, rec in out) + b"]\n", JSON)
 
+    # container ID -> (record, its document's JSON without the closing brace): records are
+    # replaced, never changed, on refresh, so the document is encoded once per record
+    encoded: dict[str, tuple[ContainerRecord, bytes]] = {}
+
+    def doc_json(rec: ContainerRecord) -> bytes:
+        hit = encoded.get(rec.id)
+        if hit is not None and hit[0] is rec:
+            return hit[1]
+        data = json.dumps(rec.doc, separators=(",", ":")).encode()[:-1]
+        encoded.pop(rec.id, None)
+        encoded[rec.id] = (rec, data)
+        if len(encoded) > _ENCODED_MAX:
+            del encoded[next(iter(encoded))]
+        return data
+
     async def inspect(req: Request) -> Response:
         rec, view = locate(req)
-        doc = dict(rec.doc)
         snap = view.snapshot()
-        doc["Node"] = {"ID": view.id, "IP": view.node.info.host_ip, "Addr": view.addr, "Name": view.name,
-                       "Cpus": int(snap.total_cpus), "Memory": snap.total_memory, "Labels": snap.labels}
-        return json_response(doc)
+        node = {"ID": view.id, "IP": view.node.info.host_ip, "Addr": view.addr, "Name": view.name,
+                "Cpus": int(snap.total_cpus), "Memory": snap.total_memory, "Labels": snap.labels}
+        if "Node" in rec.doc or not rec.doc:
+            return json_response({**rec.doc, "Node": node})
+        return Response(200, b"".join((doc_json(rec), b',"Node":', json.dumps(node, separators=(",", ":")).encode(),
+                                       b"}\n")), JSON)
 
     def action_handler(action: str):
         async def handler(req: Request) -> Response:
