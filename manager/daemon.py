@@ -16,6 +16,7 @@ from manager.rescheduler import Rescheduler
 from manager.httpd.rate_limit import RateLimiter
 from manager.httpd.server import HttpServer
 from manager import metrics
+from manager.gc_policy import GcPolicy
 from manager.scheduler import Scheduler
 from swarmd import logs, reload
 from swarmd.config import describe, mask_token_url
@@ -93,6 +94,7 @@ async def run(args) -> int:
                         observer=metrics.observe_request, ssl_context=ssl_context,
                         rate_limiter=RateLimiter(args.api_rate_limit) if args.api_rate_limit > 0 else None)
     metrics.watch_cluster(cluster)
+    GcPolicy().install()    # full collections walk only what came after the last one (see gc_policy)
     metrics.LEADER.set(0 if election else 1)
     metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)
     stop = asyncio.Event()
