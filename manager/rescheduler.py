@@ -143,10 +143,13 @@ def stale_copies(nodes: Iterable[NodeState]) -> list[tuple[ContainerRecord, Cont
         if not n.healthy:
             continue
         for rec in n.containers:
-            if rec.name and reschedules_on_node_failure(rec.doc):
+            if rec.name:
                 by_name.setdefault(rec.name, []).append(rec)
     out = []
     for copies in by_name.values():
+        if len(copies) < 2:                    # the common case: read no document
+            continue
+        copies = [c for c in copies if reschedules_on_node_failure(c.doc)]
         if len({c.node_id for c in copies}) < 2:
             continue
         copies.sort(key=lambda r: (_created(r), r.id), reverse=True)
