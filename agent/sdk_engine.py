@@ -116,3 +116,4 @@ class SdkEngine(Engine):
 
     def close(self) -> None:
         self.api.close()
+        super().close()

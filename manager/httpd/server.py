@@ -229,10 +229,15 @@ class HttpServer:
         no_body = resp.status in (204, 304) or resp.status < 200
         if not no_body:
             headers.append(("Content-Length", str(len(resp.body))))
-        await self._write(conn, writer, h11.Response(status_code=resp.status, headers=headers))
+        # head, body and end in one write: one send per unary response
+        data = conn.send(h11.Response(status_code=resp.status, headers=headers)) or b""
         if resp.body and not head_only and not no_body:
-            await self._write(conn, writer, h11.Data(data=resp.body))
-        await self._write(conn, writer, h11.EndOfMessage())
+            data += conn.send(h11.Data(data=resp.body)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
+        if writer.is_closing():
+            raise ClientGone("client closed the connection")
+        writer.write(data)
+        await writer.drain()
 
     async def _handle(self, conn, reader, writer, event: h11.Request, peer: str) -> None:
         started = time.monotonic()

@@ -201,6 +201,8 @@ def test_etcd_outage_steps_the_primary_down_without_split_brain(lab, tmp_path):
         wait_until(etcd.healthy, 20, "etcd back")
         primary = one_primary(addrs, timeout=30)
         replica = next(a for a in addrs if a != primary)
+        # the replica learns the new primary from its own watch of the election, a moment later
+        wait_until(lambda: role(replica)[1] == primary, 10, "the replica to see the new primary", interval=0.1)
         assert get_status(replica, "/containers/json") == 200
     finally:
         cluster.stop()
