@@ -29,6 +29,13 @@ _ACTIONS = {
 }
 
 
+class EngineDocument(dict):
+    """A JSON object from the engine: parsed, with the bytes it came as (`raw`), so that it can be
+    served again without encoding it anew."""
+
+    __slots__ = ("raw",)
+
+
 class AgentClient:
     """One channel to one agent. Methods raise ApiError carrying the engine's status and text."""
 
@@ -105,7 +112,9 @@ class AgentClient:
         the document shows every change the engine made before that time."""
         resp, read_at = await self._unary(
             self.stub.InspectContainer, agent_pb2.InspectContainerRequest(id=container_id), UNARY_TIMEOUT, READ_AT)
-        return json.loads(resp.json), read_at
+        doc = EngineDocument(json.loads(resp.json))
+        doc.raw = resp.json
+        return doc, read_at
 
     async def container_action(self, container_id: str, action: str, params: dict[str, str] | None = None) -> int:
         return (await self.container_action_at(container_id, action, params))[0]

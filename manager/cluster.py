@@ -110,6 +110,13 @@ class NodeView:
         self._snapshot = None
         self.updated_at = datetime.now(timezone.utc)
 
+    def node_document(self) -> dict:
+        """The `Node` object added to container inspect documents (classic swarm's shape)."""
+        i = self.node.info
+        return {"ID": i.id, "IP": i.host_ip, "Addr": i.addr, "Name": i.name,
+                "Cpus": int(self.info.get("NCPU") or i.cpus),
+                "Memory": int(self.info.get("MemTotal") or i.memory_bytes), "Labels": self.labels()}
+
     def snapshot(self) -> NodeSnapshot:
         if self._snapshot is None:
             i = self.node.info

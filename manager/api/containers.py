@@ -131,7 +131,8 @@ def register(router, ctx: ManagerContext) -> None:
         hit = encoded.get(rec.id)
         if hit is not None and hit[0] is rec:
             return hit[1]
-        data = json.dumps(rec.doc, separators=(",", ":")).encode()[:-1]
+        raw = getattr(rec.doc, "raw", b"").rstrip()
+        data = raw[:-1] if raw.endswith(b"}") else json.dumps(rec.doc, separators=(",", ":")).encode()[:-1]
         encoded.pop(rec.id, None)
         encoded[rec.id] = (rec, data)
         if len(encoded) > _ENCODED_MAX:
@@ -140,9 +141,7 @@ def register(router, ctx: ManagerContext) -> None:
 
     async def inspect(req: Request) -> Response:
         rec, view = locate(req)
-        snap = view.snapshot()
-        node = {"ID": view.id, "IP": view.node.info.host_ip, "Addr": view.addr, "Name": view.name,
-                "Cpus": int(snap.total_cpus), "Memory": snap.total_memory, "Labels": snap.labels}
+        node = view.node_document()
         if "Node" in rec.doc or not rec.doc:
             return json_response({**rec.doc, "Node": node})
         return Response(200, b"".join((doc_json(rec), b',"Node":', json.dumps(node, separators=(",", ":")).encode(),

@@ -497,7 +497,7 @@ def test_label_flags_parse_and_reject_malformed_ones():
         parse_labels(["novalue"])
 
 
-async def test_sdk_engine_reads_filters_in_both_shapes_and_reports_statuses(lab, names):
+async def test_agent_engine_reads_filters_in_both_shapes_and_reports_statuses(lab, names):
     eng = SdkEngine(lab.engines[0].url)
     try:
         name = names("filters")
