@@ -71,3 +71,23 @@ def _status(url: str) -> int:
         return err.code
     except OSError:
         return 0
+
+
+def test_unix_socket_listener_serves_attached_runs(swarm, tmp_path, lab):
+    sock = tmp_path / "swarmd.sock"
+    d = Daemon("manager-unix", swarm_argv("manage", "-H", f"unix://{sock}", "--discovery-addr",
+                                          swarm.discovery_addr, swarm.discovery_url), tmp_path / "unix.log").start()
+    try:
+        wait_until(sock.exists, 30, "the manager's socket")
+        env = {"DOCKER_HOST": f"unix://{sock}", "DOCKER_CONFIG": str(tmp_path / "cfg"), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+        def three_nodes():
+            out = subprocess.run(["docker", "info"], env=env, capture_output=True, text=True, timeout=30).stdout
+            return out.count("└ Status: Healthy") == 3
+        wait_until(three_nodes, 30, "three healthy nodes through the socket", interval=0.2)
+        proc = subprocess.run(["docker", "run", "--rm", "-i", "busybox", "sh", "-c", "read x; echo got-$x"],
+                              env=env, input="unix\n", capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stdout == "got-unix\n", proc.stderr
+    finally:
+        assert d.stop() == 0
+    assert not sock.exists()          # removed on shutdown
