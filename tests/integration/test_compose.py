@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+from swarmd.localcluster.processes import wait_until
+
 pytestmark = pytest.mark.usefixtures("clean_containers")
 
 COMPOSE = textwrap.dedent("""\
@@ -65,3 +67,42 @@ def test_compose_project_lifecycle(cli, lab, tmp_path):
     assert [n for n in cli.out("ps", "-a", "--format", "{{.Names}}").split() if "swarmdtest" in n] == []
     for engine in lab.engines:
         assert not engine.client().networks.list(names=["swarmdtest_default"])
+
+
+RICH = textwrap.dedent("""\
+    version: "2.4"
+    services:
+      db:
+        image: busybox
+        command: sh -c "echo db-ready > /data/ready; exec httpd -f -p 5432 -h /data"
+        volumes: [dbdata:/data]
+        networks: [backend]
+      app:
+        image: busybox
+        command: sh -c "sleep 1; wget -qO- http://db:5432/ready; sleep 300"
+        depends_on: [db]
+        links: [db]
+        networks: [backend, front]
+    volumes:
+      dbdata: {}
+    networks:
+      backend: {}
+      front: {}
+    """)
+
+
+def test_compose_volumes_networks_and_links(cli, lab, tmp_path):
+    (tmp_path / "docker-compose.yml").write_text(RICH)
+    try:
+        _compose(cli, tmp_path, "up", "-d")
+        nodes = {cli.out("inspect", "--format", "{{.Node.Name}}", f"swarmdtest_{s}_1").strip() for s in ("db", "app")}
+        assert len(nodes) == 1                         # a link keeps them together
+        engine = next(e for e in lab.engines if e.name in nodes)
+        assert engine.client().volumes.get("swarmdtest_dbdata")
+        wait_until(lambda: "db-ready" in _compose(cli, tmp_path, "logs", "--no-color", "app").stdout, 20,
+             "app to read from db over the project network")
+    finally:
+        _compose(cli, tmp_path, "down", "-v")
+    for engine in lab.engines:
+        assert not [v for v in engine.client().volumes.list() if v.name == "swarmdtest_dbdata"]
+        assert not engine.client().networks.list(names=["swarmdtest_backend"])
