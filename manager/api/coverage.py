@@ -18,6 +18,7 @@ PARTIAL = {
     ("POST", "/images/load"): "loads the archive on every healthy node",
     ("GET", "/images/get"): "from a node holding every named image",
     ("GET", "/system/df"): "every healthy node's usage; images counted once",
+    ("POST", "/build/prune"): "prunes every healthy node's build cache (builds themselves answer 501)",
     ("GET", "/events"): "merged from all healthy nodes; each event names its node",
     ("GET", "/images/json"): "one row per image ID across nodes",
     ("POST", "/networks/create"): "node-local: `node/name` on one node, a plain name on every healthy node",
@@ -59,18 +60,18 @@ def classify(endpoints: list[tuple[str, str]]) -> list[tuple[str, str, str, str]
         concrete = re.sub(r"\{[^}]+\}", "x", path)
         note = ""
         try:
-            router.resolve(method, concrete)
+            _, _, route = router.resolve(method, concrete)
             routed = True
         except ApiError:
-            routed = False
+            routed, route = False, ""
         if not routed:
             status = "unsupported"
             note = "not routed: answers 404"
         elif (method, path) in NOT_SERVED:
             status, note = "unsupported", NOT_SERVED[(method, path)]
-        elif any(concrete == p or concrete.startswith(p + "/") for p, _ in UNSUPPORTED):
+        elif any(route in (p, p + "/{rest:path}") for p, _ in UNSUPPORTED):
             status = "unsupported"
-            note = next(w for p, w in UNSUPPORTED if concrete == p or concrete.startswith(p + "/")) + ": 501"
+            note = next(w for p, w in UNSUPPORTED if route in (p, p + "/{rest:path}")) + ": 501"
         elif (method, path) in PARTIAL:
             status, note = "partial", PARTIAL[(method, path)]
         else:

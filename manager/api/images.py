@@ -209,6 +209,18 @@ def register(router, ctx: ManagerContext) -> None:
             raise ApiError(500, "no healthy node to search from")
         return await relay.unary(req, targets[0].client, "/images/search")
 
+    async def build_cache_prune(req: Request) -> Response:
+        """`docker builder prune` / `docker system prune`: every healthy node's build cache."""
+        deleted, space = [], 0
+        for view in [v for v in cluster.nodes.values() if v.healthy]:
+            resp = await relay.unary(req, view.client, "/build/prune")
+            if resp.status == 200:
+                doc = json.loads(resp.body or b"{}")
+                deleted += doc.get("CachesDeleted") or []
+                space += doc.get("SpaceReclaimed") or 0
+        return json_response({"CachesDeleted": deleted, "SpaceReclaimed": space})
+
+    router.add("POST", "/build/prune", build_cache_prune)
     router.add("GET", "/images/json", list_images)
     router.add("GET", "/images/search", search)
     router.add("GET", "/images/get", save_many)

@@ -214,3 +214,13 @@ def test_system_df_save_load_and_login(cli, lab, tmp_path):
     cli.run("rmi", "swarmd/to-save:1")
     login = cli.run("login", "-u", "someone", "--password-stdin", lab.registry.address, input="secret\n", check=False)
     assert login.returncode == 0 and "Login Succeeded" in login.stdout
+
+
+def test_system_prune_across_nodes(cli, lab):
+    for engine in lab.engines:
+        cli.run("run", "-e", f"constraint:node=={engine.name}", "--name", f"prune-me-{engine.name}", "busybox", "true")
+    out = cli.out("system", "prune", "-f")
+    assert "Total reclaimed space" in out
+    assert [n for n in cli.out("ps", "-a", "--format", "{{.Names}}").split() if "prune-me" in n] == []
+    for engine in lab.engines:
+        assert not engine.client().containers.list(all=True, filters={"name": "prune-me"})
