@@ -27,6 +27,7 @@ log = logs.get("manager.cluster")
 _NO_REFRESH = {"attach", "detach", "resize", "top", "exec_create", "exec_start", "exec_die",
                "exec_detach", "archive-path", "extract-to-dir", "copy", "export", "commit"}
 _SYNC_CONCURRENCY = 16
+ENCODED_DOCUMENTS = 1024      # inspect documents kept as JSON (recently read or served)
 _GONE_MAX = 4096           # removed container IDs remembered, so a late read does not bring one back
 
 
@@ -163,6 +164,9 @@ class ClusterView:
         # container ID -> when its record was read (engine clock, ns; absent when the agent did
         # not say): the record shows every engine change before that time
         self._read_at: dict[str, int] = {}
+        # container ID -> (record, its inspect document's JSON without the closing brace), for the
+        # most recently stored or served records: seeded with the bytes the agent sent
+        self._encoded: dict[str, tuple[ContainerRecord, bytes]] = {}
         self._reading: dict[str, asyncio.Future] = {}   # container ID -> the inspect in flight
         self._gone: dict[str, None] = {}                # recently removed IDs, oldest first
 
@@ -318,6 +322,12 @@ class ClusterView:
         else:
             self._read_at.pop(doc["Id"], None)
         rec = ContainerRecord(node_id=view.id, node_name=view.name, doc=doc, host_ip=view.node.info.host_ip)
+        raw = getattr(doc, "raw", b"")
+        if raw:
+            doc.raw = b""                      # kept only in the bounded cache below
+            raw = raw.rstrip()
+            if raw.endswith(b"}"):
+                self._remember_encoded(rec, raw[:-1])
         view.containers[rec.id] = rec
         self._by_id[rec.id] = rec
         if rec.name:
@@ -325,6 +335,22 @@ class ClusterView:
         view.pending = [p for p in view.pending if p.name != rec.name or not rec.name]
         view.changed()
         return rec
+
+    def _remember_encoded(self, rec: ContainerRecord, data: bytes) -> None:
+        self._encoded.pop(rec.id, None)
+        self._encoded[rec.id] = (rec, data)
+        if len(self._encoded) > ENCODED_DOCUMENTS:
+            del self._encoded[next(iter(self._encoded))]
+
+    def document_json(self, rec: ContainerRecord) -> bytes:
+        """The record's inspect document as JSON, without its closing brace (so a handler can add
+        fields): the agent's bytes for a record just read, else encoded once and kept a while."""
+        hit = self._encoded.get(rec.id)
+        if hit is not None and hit[0] is rec:
+            return hit[1]
+        data = json.dumps(rec.doc, separators=(",", ":")).encode()[:-1]
+        self._remember_encoded(rec, data)
+        return data
 
     def _unindex(self, rec: ContainerRecord) -> None:
         if self._by_id.get(rec.id) is rec:

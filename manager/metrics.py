@@ -15,7 +15,8 @@ SCHEDULING = Counter("swarmd_manager_scheduling_decisions_total", "Placement dec
                      registry=REGISTRY)
 SCHEDULING_LATENCY = Histogram("swarmd_manager_scheduling_seconds", "Time to choose a node for a container",
                                registry=REGISTRY,
-                               buckets=(.00005, .0001, .00025, .0005, .001, .002, .005, .01, .025, .1))
+                               buckets=(.00005, .0001, .00025, .0005, .00075, .001, .0015, .002, .003, .004,
+                                        .005, .0075, .01, .025, .1))
 AGENT_RPC_ERRORS = Counter("swarmd_manager_agent_rpc_errors_total", "Failed calls to agents", ["node", "status"],
                            registry=REGISTRY)
 LEADER = Gauge("swarmd_manager_leader", "1 when this manager is the primary", registry=REGISTRY)

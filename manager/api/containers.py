@@ -20,7 +20,6 @@ from swarmd import logs
 log = logs.get("manager.api.containers")
 
 _VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-_ENCODED_MAX = 1024        # inspect documents kept encoded
 _ACTIONS = {"start": (), "stop": ("t", "signal"), "kill": ("signal",), "restart": ("t", "signal"),
             "pause": (), "unpause": ()}
 
@@ -123,28 +122,12 @@ def register(router, ctx: ManagerContext) -> None:
         # each record encodes its static part once: a 30,000-container list is a join of cached bytes
         return Response(200, b"[" + b",".join(rec.summary_json(s) for s, rec in out) + b"]\n", JSON)
 
-    # container ID -> (record, its document's JSON without the closing brace): records are
-    # replaced, never changed, on refresh, so the document is encoded once per record
-    encoded: dict[str, tuple[ContainerRecord, bytes]] = {}
-
-    def doc_json(rec: ContainerRecord) -> bytes:
-        hit = encoded.get(rec.id)
-        if hit is not None and hit[0] is rec:
-            return hit[1]
-        raw = getattr(rec.doc, "raw", b"").rstrip()
-        data = raw[:-1] if raw.endswith(b"}") else json.dumps(rec.doc, separators=(",", ":")).encode()[:-1]
-        encoded.pop(rec.id, None)
-        encoded[rec.id] = (rec, data)
-        if len(encoded) > _ENCODED_MAX:
-            del encoded[next(iter(encoded))]
-        return data
-
     async def inspect(req: Request) -> Response:
         rec, view = locate(req)
         node = view.node_document()
         if "Node" in rec.doc or not rec.doc:
             return json_response({**rec.doc, "Node": node})
-        return Response(200, b"".join((doc_json(rec), b',"Node":', json.dumps(node, separators=(",", ":")).encode(),
+        return Response(200, b"".join((cluster.document_json(rec), b',"Node":', json.dumps(node, separators=(",", ":")).encode(),
                                        b"}\n")), JSON)
 
     def action_handler(action: str):
