@@ -5,7 +5,7 @@ import argparse
 import importlib
 import sys
 
-from bench.report import Row, print_table, save
+from bench.report import RESULTS, Row, print_table, save
 
 SUITES = ("placement", "proxy", "throughput", "scale", "failover")
 
@@ -21,7 +21,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {name} …", file=sys.stderr, flush=True)
         rows += module.run(quick=args.quick)
     print_table(rows)
-    path = save(rows)
+    if args.only:   # a partial run writes its own file: latest.json stays one whole run
+        path = save(rows, RESULTS / f"partial-{'-'.join(args.only)}.json")
+    else:
+        path = save(rows)
     print(f"\nwritten to {path}")
     return 0
 
