@@ -22,7 +22,7 @@ from agent.engine import Engine, EngineError
 from agent.node_info import NodeInfoSource, NodeSettings, parse_labels
 from agent.service import AgentService
 from swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd import config, logs, reload
+from swarmd import config, etcd_tls, logs, reload
 from swarmd.metrics_endpoint import MetricsEndpoint
 from swarmd.tls import TLSConfig, add_server_port
 
@@ -139,7 +139,8 @@ async def run(args) -> int:
         tls = TLSConfig.from_args(args)
         if tls is not None:
             tls.grpc_server_credentials()      # a node serves gRPC: it needs its key pair
-        registrar = open_registrar(args.discovery_url, args.discovery_addr, tls=tls)
+        registrar = open_registrar(args.discovery_url, args.discovery_addr, tls=tls,
+                                   etcd_tls=etcd_tls.from_args(args))
     except (ConfigError, identity.IdentityError, MembershipError, ValueError) as exc:
         log.error("invalid configuration", error=str(exc))
         return 2

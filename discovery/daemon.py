@@ -11,7 +11,7 @@ from grpc_health.v1.health import aio as health_aio
 from discovery import metrics
 from discovery.service import DiscoveryService
 from swarm.v1 import discovery_pb2_grpc
-from swarmd import logs, reload
+from swarmd import etcd_tls, logs, reload
 from swarmd.config import describe
 from swarmd.membership.etcd_store import EtcdStore, StoreUnavailable
 from swarmd.membership.urls import URLError, parse_endpoints
@@ -57,8 +57,9 @@ async def watch_etcd(store: EtcdStore, health: health_aio.HealthServicer) -> Non
 
 
 async def serve(listen: str, endpoints: list[tuple[str, int]], ttl: float, tls: TLSConfig | None = None,
-                metrics_addr: str | None = None, env_file: str | None = None) -> int:
-    store = metrics.MeteredEtcdStore(endpoints)
+                metrics_addr: str | None = None, env_file: str | None = None,
+                etcd_tls_config: etcd_tls.EtcdTLS | None = None) -> int:
+    store = metrics.MeteredEtcdStore(endpoints, tls=etcd_tls_config)
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[metrics.interceptor()])
     discovery_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryService(store, default_ttl=ttl), server)
     health = health_aio.HealthServicer()
@@ -84,7 +85,8 @@ async def serve(listen: str, endpoints: list[tuple[str, int]], ttl: float, tls: 
             await store.close()
             return 1
     log.info("discovery serving", listen=listen, etcd=",".join(f"{h}:{p}" for h, p in endpoints),
-             ttl=f"{ttl}s", tls="mutual" if tls and tls.verify else ("on" if tls else "off"))
+             ttl=f"{ttl}s", tls="mutual" if tls and tls.verify else ("on" if tls else "off"),
+             etcd_tls=etcd_tls_config.describe() if etcd_tls_config else "off")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -114,6 +116,11 @@ def run(args) -> int:
         log.error("invalid --etcd", error=str(exc))
         return 2
     try:
+        store_tls = etcd_tls.for_endpoints(args.etcd, etcd_tls.from_args(args))
+    except etcd_tls.EtcdTLSError as exc:
+        log.error("invalid etcd TLS configuration", error=str(exc))
+        return 2
+    try:
         tls = TLSConfig.from_args(args)
         if tls is not None:
             tls.grpc_server_credentials()
@@ -122,4 +129,4 @@ def run(args) -> int:
         return 2
     log.info("configuration", **describe(args))
     return asyncio.run(serve(args.listen, endpoints, args.ttl, tls, metrics_addr=getattr(args, "metrics_addr", None),
-                             env_file=getattr(args, "env_file", None)))
+                             env_file=getattr(args, "env_file", None), etcd_tls_config=store_tls))

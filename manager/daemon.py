@@ -18,7 +18,7 @@ from manager.httpd.server import HttpServer
 from manager import metrics
 from manager.gc_policy import GcPolicy
 from manager.scheduler import Scheduler
-from swarmd import logs, reload
+from swarmd import etcd_tls, logs, reload
 from swarmd.config import describe, mask_token_url
 from swarmd.membership import MembershipError, open_membership
 from swarmd.metrics_endpoint import MetricsEndpoint
@@ -65,12 +65,14 @@ async def run(args) -> int:
         listen = check_listen(args.host or ["unix:///var/run/swarmd.sock"],
                               args.insecure_tcp or (tls is not None and tls.verify))
         scheduler = Scheduler(args.strategy, args.filter or None)
+        store_tls = etcd_tls.from_args(args)
     except Exception as exc:  # bad flags: say so and stop
         log.error("invalid configuration", error=str(exc))
         return 2
     log.info("manager starting", **describe(args))
     try:
-        membership = open_membership(args.discovery_url, discovery_addr=args.discovery_addr, tls=tls)
+        membership = open_membership(args.discovery_url, discovery_addr=args.discovery_addr, tls=tls,
+                                     etcd_tls=store_tls)
     except MembershipError as exc:
         log.error("invalid discovery", error=str(exc))
         return 2

@@ -55,9 +55,9 @@ class Election(abc.ABC):
 class EtcdElection(Election):
     """`etcd://` clusters: the manager holds the lease-bound leader key itself."""
 
-    def __init__(self, endpoints, base: str, candidate: str, ttl: float):
+    def __init__(self, endpoints, base: str, candidate: str, ttl: float, etcd_tls=None):
         super().__init__(candidate, ttl)
-        self.store = EtcdStore(list(endpoints))
+        self.store = EtcdStore(list(endpoints), tls=etcd_tls)
         self.key = leader_key(base)
 
     async def states(self) -> AsyncIterator[LeaderState]:
@@ -150,7 +150,8 @@ def open_election(membership: Membership, candidate: str, ttl: float = DEFAULT_T
     if isinstance(membership, TokenMembership):
         return TokenElection(membership.stub, membership.token, membership.addr, candidate, ttl)
     if isinstance(membership, EtcdMembership):
-        return EtcdElection(membership.store.endpoints, membership.nodes.base, candidate, ttl)
+        return EtcdElection(membership.store.endpoints, membership.nodes.base, candidate, ttl,
+                            etcd_tls=membership.store.tls)
     raise MembershipError("--replication needs a token:// or etcd:// discovery URL (leader election is kept in etcd)")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from swarmd.config import add_flag, parse_duration
+from swarmd.etcd_tls import add_etcd_tls_flags
 from swarmd.tls import add_tls_flags
 
 
@@ -9,11 +10,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser("discovery", help="run the discovery daemon (gRPC, backed by etcd)")
     add_flag(p, "--listen", default="0.0.0.0:4000", help="HOST:PORT to serve gRPC on")
     add_flag(p, "--etcd", default="http://127.0.0.1:2379",
-             help="etcd endpoints, comma-separated (http://HOST:PORT or HOST:PORT)")
+             help="etcd endpoints, comma-separated (http://HOST:PORT, https://HOST:PORT for TLS, or HOST:PORT)")
     add_flag(p, "--ttl", type=parse_duration, default=6.0,
              help="lease TTL for agents that do not ask for one")
     add_flag(p, "--metrics-addr", default=None, help="HOST:PORT to serve Prometheus metrics on (/metrics)")
     add_tls_flags(p)
+    add_etcd_tls_flags(p)
 
     def run(args) -> int:
         from discovery.daemon import run as run_daemon

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from swarmd.config import add_flag, parse_duration
+from swarmd.etcd_tls import add_etcd_tls_flags
 from swarmd.tls import add_tls_flags
 
 
@@ -27,6 +28,7 @@ def add_parser(sub) -> None:
     add_flag(p, "--discovery-addr", default=None, help="discovery daemon HOST:PORT (for token://)")
     add_flag(p, "--metrics-addr", default=None, help="HOST:PORT to serve Prometheus metrics on (/metrics)")
     add_tls_flags(p)
+    add_etcd_tls_flags(p, "etcd:// discovery URLs")
     p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://… or file:///path")
 
     def run(args) -> int:

@@ -5,6 +5,7 @@ import asyncio
 import sys
 
 from swarmd.config import add_flag
+from swarmd.etcd_tls import add_etcd_tls_flags
 from swarmd.tls import add_tls_flags
 
 STATUS = {0: "unknown", 1: "pending", 2: "healthy", 3: "unhealthy"}
@@ -20,9 +21,9 @@ def format_nodes(nodes) -> list[str]:
     return [f"{name:<{w0}}  {addr:<{w1}}  {status}" for name, addr, status in rows]
 
 
-async def list_nodes(url: str, discovery_addr: str | None, tls=None):
+async def list_nodes(url: str, discovery_addr: str | None, tls=None, etcd_tls=None):
     from swarmd.membership import open_membership
-    membership = open_membership(url, discovery_addr=discovery_addr, tls=tls)
+    membership = open_membership(url, discovery_addr=discovery_addr, tls=tls, etcd_tls=etcd_tls)
     try:
         return await membership.list_nodes()
     finally:
@@ -33,13 +34,21 @@ def add_parser(sub) -> None:
     p = sub.add_parser("list", help="list the nodes of a cluster")
     add_flag(p, "--discovery-addr", default=None, help="discovery daemon HOST:PORT (for token://)")
     add_tls_flags(p)
+    add_etcd_tls_flags(p, "etcd:// discovery URLs")
     p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://ADDR,… or file:///path")
 
     def run(args) -> int:
+        from swarmd import etcd_tls
         from swarmd.membership import MembershipError, MembershipUnavailable
         from swarmd.tls import TLSConfig, TLSConfigError
         try:
-            nodes = asyncio.run(list_nodes(args.discovery_url, args.discovery_addr, TLSConfig.from_args(args)))
+            store_tls = etcd_tls.from_args(args)
+        except etcd_tls.EtcdTLSError as exc:
+            print(f"swarm list: {exc}", file=sys.stderr)
+            return 2
+        try:
+            nodes = asyncio.run(list_nodes(args.discovery_url, args.discovery_addr, TLSConfig.from_args(args),
+                                           store_tls))
         except (MembershipError, MembershipUnavailable, TLSConfigError) as exc:
             print(f"swarm list: {exc}", file=sys.stderr)
             return 1

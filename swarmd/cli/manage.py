@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from swarmd.config import add_flag, parse_duration
+from swarmd.etcd_tls import add_etcd_tls_flags
 from swarmd.tls import add_tls_flags
 
 
@@ -26,6 +27,7 @@ def add_parser(sub) -> None:
     add_flag(p, "--replication-ttl", type=parse_duration, default=parse_duration("3s"),
              help="lease of the primary's election key: a lost primary is replaced within about this long")
     add_tls_flags(p)
+    add_etcd_tls_flags(p, "etcd:// discovery URLs")
     p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://ADDR,… or file:///path")
 
     def run(args) -> int:

@@ -1,17 +1,32 @@
-"""A single-member etcd server on loopback."""
+"""A single-member etcd server on loopback, plain or with TLS and client-certificate auth."""
 from __future__ import annotations
 
 import shutil
+import ssl
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from swarmd.localcluster.processes import Daemon, DaemonExited, free_port, wait_until
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    """etcd's server certificate and key, and the CA whose certificates clients must present.
+
+    The server pair also authenticates the health check, so it needs clientAuth too (swarmd
+    node certificates carry both)."""
+
+    cacert: Path
+    cert: Path
+    key: Path
+
+
 class EtcdServer:
-    def __init__(self, root: Path, name: str = "etcd"):
+    def __init__(self, root: Path, name: str = "etcd", tls: ServerTLS | None = None):
         self.root = root
         self.name = name
+        self.tls = tls
         self.client_port = free_port()
         self.peer_port = free_port()
         self.daemon: Daemon | None = None
@@ -22,7 +37,13 @@ class EtcdServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.endpoint}"
+        return f"{'https' if self.tls else 'http'}://{self.endpoint}"
+
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return ["--cert-file", str(self.tls.cert), "--key-file", str(self.tls.key),
+                "--trusted-ca-file", str(self.tls.cacert), "--client-cert-auth"]
 
     def start(self, timeout: float = 20) -> "EtcdServer":
         data = self.root / "data"
@@ -40,6 +61,7 @@ class EtcdServer:
                 "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", f"{self.name}={peer}",
                 "--log-level", "warn",
+                *self._tls_args(),
             ],
             self.root / "etcd.log",
             env={"ETCD_UNSUPPORTED_ARCH": "", "ETCDCTL_API": "3"},
@@ -50,7 +72,11 @@ class EtcdServer:
     def healthy(self) -> bool:
         if not self.daemon or not self.daemon.running():
             raise DaemonExited(f"etcd exited:\n{self.daemon.log_tail() if self.daemon else ''}")
-        with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+        context = None
+        if self.tls is not None:
+            context = ssl.create_default_context(cafile=str(self.tls.cacert))
+            context.load_cert_chain(str(self.tls.cert), str(self.tls.key))
+        with urllib.request.urlopen(f"{self.url}/health", timeout=1, context=context) as r:
             return b'"true"' in r.read()
 
     def stop(self) -> None:

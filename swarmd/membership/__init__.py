@@ -98,10 +98,11 @@ def check_ca_digest(parsed, tls) -> None:
                               f"the file is sha256:{have[:12]}…")
 
 
-def open_membership(url: str, discovery_addr: str | None = None, tls=None) -> Membership:
+def open_membership(url: str, discovery_addr: str | None = None, tls=None, etcd_tls=None) -> Membership:
     """The Membership for a discovery URL; raises MembershipError for a bad URL.
 
-    `tls` (swarmd.tls.TLSConfig) secures the gRPC channels to the discovery daemon or agents.
+    `tls` (swarmd.tls.TLSConfig) secures the gRPC channels to the discovery daemon or agents;
+    `etcd_tls` (swarmd.etcd_tls.EtcdTLS) the channels to etcd for `etcd://` (other schemes ignore it).
     """
     from swarmd.membership import urls
     parsed = _parse(url)
@@ -111,13 +112,14 @@ def open_membership(url: str, discovery_addr: str | None = None, tls=None) -> Me
         return TokenMembership(parsed.token, _need_addr(discovery_addr), tls=tls)
     if isinstance(parsed, urls.EtcdURL):
         from swarmd.membership.etcd_client import EtcdMembership
-        return EtcdMembership(parsed.endpoints, parsed.prefix)
+        return EtcdMembership(parsed.endpoints, parsed.prefix, etcd_tls=etcd_tls)
     from swarmd.membership.static import StaticMembership
     return StaticMembership(parsed, tls=tls)
 
 
-def open_registrar(url: str, discovery_addr: str | None = None, tls=None) -> Registrar:
-    """The Registrar for a discovery URL; raises MembershipError for a bad URL."""
+def open_registrar(url: str, discovery_addr: str | None = None, tls=None, etcd_tls=None) -> Registrar:
+    """The Registrar for a discovery URL; raises MembershipError for a bad URL (`tls`, `etcd_tls`:
+    as for open_membership)."""
     from swarmd.membership import urls
     parsed = _parse(url)
     if isinstance(parsed, urls.TokenURL):
@@ -126,7 +128,7 @@ def open_registrar(url: str, discovery_addr: str | None = None, tls=None) -> Reg
         return TokenRegistrar(parsed.token, _need_addr(discovery_addr), tls=tls)
     if isinstance(parsed, urls.EtcdURL):
         from swarmd.membership.etcd_client import EtcdRegistrar
-        return EtcdRegistrar(parsed.endpoints, parsed.prefix)
+        return EtcdRegistrar(parsed.endpoints, parsed.prefix, etcd_tls=etcd_tls)
     from swarmd.membership.static import StaticRegistrar
     return StaticRegistrar()
 

@@ -15,8 +15,8 @@ log = logs.get("membership.etcd")
 
 
 class _EtcdScheme:
-    def __init__(self, endpoints, prefix: str):
-        self.store = EtcdStore(list(endpoints))
+    def __init__(self, endpoints, prefix: str, etcd_tls=None):
+        self.store = EtcdStore(list(endpoints), tls=etcd_tls)
         self.nodes = NodeSet(self.store, prefix)
         self.where = "etcd://" + ",".join(f"{h}:{p}" for h, p in endpoints) + prefix
 
@@ -38,8 +38,8 @@ class EtcdMembership(_EtcdScheme, Membership):
 class EtcdRegistrar(_EtcdScheme, LeaseRegistrar):
     source = "etcd"
 
-    def __init__(self, endpoints, prefix: str):
-        _EtcdScheme.__init__(self, endpoints, prefix)
+    def __init__(self, endpoints, prefix: str, etcd_tls=None):
+        _EtcdScheme.__init__(self, endpoints, prefix, etcd_tls)
         LeaseRegistrar.__init__(self)
         self.lease_id = 0
 

@@ -26,6 +26,8 @@ import grpc
 
 from swarm.v1 import types_pb2
 from swarmd import logs
+from swarmd.etcd_tls import EtcdTLS
+from swarmd.membership.etcd_secure_client import open_client
 
 log = logs.get("membership.etcd")
 
@@ -93,11 +95,13 @@ class LeaseGone(Exception):
 class EtcdStore:
     """One etcd client over a list of endpoints; a failed call resets it onto the next endpoint."""
 
-    def __init__(self, endpoints: list[tuple[str, int]] | tuple[tuple[str, int], ...], timeout: float = 5.0):
+    def __init__(self, endpoints: list[tuple[str, int]] | tuple[tuple[str, int], ...], timeout: float = 5.0,
+                 tls: EtcdTLS | None = None):
         if not endpoints:
             raise ValueError("no etcd endpoint")
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        self.tls = tls                     # None: plain gRPC; else TLS (see swarmd.etcd_tls)
         self._index = 0
         self._client: aetcd.Client | None = None
         self._generation = 0
@@ -110,7 +114,7 @@ class EtcdStore:
     def _current(self) -> tuple[aetcd.Client, int]:
         if self._client is None:
             host, port = self.endpoints[self._index]
-            self._client = aetcd.Client(host=host, port=port, timeout=self.timeout)
+            self._client = open_client(host, port, self.tls, timeout=self.timeout)
             self._generation += 1
         return self._client, self._generation
 
