@@ -2,7 +2,9 @@
 
 `run -d` is create + start of a busybox container (the manager is told to place it on node1 with
 a constraint, so both paths use the same engine); `inspect` and `ps` read one container and the
-running list. Each round runs both paths back to back, alternating which goes first.
+running list. Each round runs `run -d` on both paths back to back, alternating which goes
+first, then reads on both paths alternately, READS_PER_ROUND times each, so that sub-millisecond
+reads get enough samples.
 """
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ from bench.labswarm import lab_swarm, remove_labelled
 from bench.report import Row, judged
 
 LABEL = "swarmd.bench=proxy"
+
+
+READS_PER_ROUND = 5
 
 
 def p95(values: list[float]) -> float:
@@ -47,12 +52,17 @@ async def measure(manager_url: str, engine_url: str, rounds: int) -> dict[str, d
             await client.call("GET", f"/containers/{cid}/json")
         for i in range(rounds):
             order = ("manager", "engine") if i % 2 == 0 else ("engine", "manager")
+            made = {}
             for side in order:
-                client = paths[side]
-                cid, seconds = await _run_d(client, f"proxy-{side}-{i}", side == "manager")
+                cid, seconds = await _run_d(paths[side], f"proxy-{side}-{i}", side == "manager")
                 times["run -d"][side].append(seconds)
-                times["inspect"][side].append(await _timed(client, f"/containers/{cid}/json"))
-                times["ps"][side].append(await _timed(client, "/containers/json"))
+                made[side] = cid
+            # reads alternate between the two paths, several per round, on the containers just made
+            for _ in range(READS_PER_ROUND):
+                for side in order:
+                    client = paths[side]
+                    times["inspect"][side].append(await _timed(client, f"/containers/{made[side]}/json"))
+                    times["ps"][side].append(await _timed(client, "/containers/json"))
     finally:
         for client in paths.values():
             await client.close()

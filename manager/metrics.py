@@ -22,9 +22,17 @@ AGENT_RPC_ERRORS = Counter("swarmd_manager_agent_rpc_errors_total", "Failed call
 LEADER = Gauge("swarmd_manager_leader", "1 when this manager is the primary", registry=REGISTRY)
 
 
+_request_children: dict[tuple[str, str, int], tuple] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    API_REQUESTS.labels(method, route, str(status)).inc()
-    API_LATENCY.labels(method, route).observe(seconds)
+    children = _request_children.get((method, route, status))
+    if children is None:     # label lookups cost more than the observation: keep the children
+        children = (API_REQUESTS.labels(method, route, str(status)), API_LATENCY.labels(method, route))
+        if len(_request_children) < 10_000:
+            _request_children[(method, route, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 class ClusterCollector:
