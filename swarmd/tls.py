@@ -127,12 +127,47 @@ def channel_credentials(tls: TLSConfig | None):
     return tls.grpc_channel_credentials() if tls is not None else None
 
 
+def grpc_target(addr: str) -> str:
+    """`HOST:PORT`, or several as `HOST:PORT,HOST:PORT` (e.g. redundant discovery daemons), as a
+    gRPC target. Several addresses become one channel that uses the first that answers and moves
+    on when it fails; names in a list are resolved once, here."""
+    parts = [p.strip() for p in addr.split(",") if p.strip()]
+    if len(parts) <= 1:
+        return addr
+    import ipaddress
+    import socket
+    v4, v6 = [], []
+    for part in parts:
+        host, sep, port = part.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"invalid address {part!r} in {addr!r}: use HOST:PORT")
+        host = host.strip("[]")
+        try:
+            ips = [ipaddress.ip_address(host)]
+        except ValueError:
+            found = [ipaddress.ip_address(info[4][0])
+                     for info in socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)]
+            ips = [ip for ip in found if ip.version == 4] or found     # a name: its IPv4 addresses first
+        for ip in ips:
+            (v4 if ip.version == 4 else v6).append(f"{ip}:{port}" if ip.version == 4 else f"[{ip}]:{port}")
+    if v4 and v6:
+        raise ValueError(f"{addr!r} mixes IPv4 and IPv6 addresses: use one family")
+    return ("ipv4:" + ",".join(dict.fromkeys(v4))) if v4 else ("ipv6:" + ",".join(dict.fromkeys(v6)))
+
+
 def open_channel(addr: str, tls: TLSConfig | None = None, options=()):
-    """A grpc.aio channel to `addr`: secure (verifying the server) with `tls`, plain without."""
+    """A grpc.aio channel to `addr` (one address or a comma-separated list, see grpc_target):
+    secure (verifying the server) with `tls`, plain without."""
     import grpc
+    target = grpc_target(addr)
     if tls is None:
-        return grpc.aio.insecure_channel(addr, options=options)
-    return grpc.aio.secure_channel(addr, tls.grpc_channel_credentials(), options=options)
+        return grpc.aio.insecure_channel(target, options=options)
+    if target != addr:
+        # one name to verify every server of the list against: the first address's host, so each
+        # server's certificate must name it too (`swarm ca issue --host A --host B` for each)
+        first = addr.split(",")[0].strip().rpartition(":")[0].strip("[]")
+        options = (*options, ("grpc.ssl_target_name_override", first))
+    return grpc.aio.secure_channel(target, tls.grpc_channel_credentials(), options=options)
 
 
 def add_server_port(server, listen: str, tls: TLSConfig | None) -> int:

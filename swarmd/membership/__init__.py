@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+
+from swarmd.tls import grpc_target
 from typing import AsyncIterator, Awaitable, Callable
 
 from swarm.v1 import types_pb2
@@ -81,6 +83,10 @@ def _parse(url: str):
 def _need_addr(discovery_addr: str | None) -> str:
     if not discovery_addr:
         raise MembershipError("token:// needs the discovery daemon's address: pass --discovery-addr HOST:PORT")
+    try:
+        grpc_target(discovery_addr)       # one address, or several redundant daemons
+    except (ValueError, OSError) as exc:
+        raise MembershipError(f"invalid --discovery-addr: {exc}") from None
     return discovery_addr
 
 

@@ -133,3 +133,13 @@ async def test_registrar_checks_the_ca_against_the_token(tmp_path, ca):
     registrar = open_registrar(url, "127.0.0.1:1", tls=good)
     assert registrar.token == SECRET
     await registrar.close()
+
+
+def test_address_lists_become_one_grpc_target():
+    from swarmd.tls import grpc_target
+    assert grpc_target("10.0.0.1:4000") == "10.0.0.1:4000"
+    assert grpc_target("10.0.0.1:4000, 10.0.0.2:4000") == "ipv4:10.0.0.1:4000,10.0.0.2:4000"
+    assert grpc_target("[::1]:4000,[::2]:4000") == "ipv6:[::1]:4000,[::2]:4000"
+    for bad in ("10.0.0.1:4000,nowhere", "10.0.0.1:4000,[::1]:4000"):
+        with pytest.raises(ValueError):
+            grpc_target(bad)
