@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import docker
@@ -100,8 +101,19 @@ class DockerEngine:
         ]
         for k, v in self.labels.items():
             argv += ["--label", f"{k}={v}"]
+        self._argv = argv
         self.daemon = Daemon(self.name, argv, self.root / "dockerd.log").start()
         wait_until(self._ping, timeout, f"dockerd {self.name} on {self.socket_path}", interval=0.1)
+        return self
+
+    def restart(self, down_for: float = 0.0, timeout: float = 60) -> "DockerEngine":
+        """Stops dockerd (its containers stop with it) and starts it again on the same data, as a
+        host's engine restart does; `down_for` seconds pass in between."""
+        self.daemon.stop(timeout=20)
+        if down_for:
+            time.sleep(down_for)
+        self.daemon = Daemon(self.name, self._argv, self.root / "dockerd.log").start()
+        wait_until(self._ping, timeout, f"dockerd {self.name} to come back", interval=0.1)
         return self
 
     def _write_config(self) -> Path:
