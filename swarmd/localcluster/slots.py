@@ -41,9 +41,11 @@ class Slot:
 
 
 def acquire(prefix: str = "slot") -> Slot:
+    """The first free slot. Slot numbers are one space whatever the prefix (bridges and addresses
+    come from the number); the prefix only names the slot's directory."""
     STATE_ROOT.mkdir(parents=True, exist_ok=True)
     for i in range(MAX_SLOTS):
-        fd = os.open(STATE_ROOT / f"{prefix}-{i}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        fd = os.open(STATE_ROOT / f"slot-{i}.lock", os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -12,7 +12,7 @@ from tests.integration.conftest import DockerCLI
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
-    with Lab(engines=1, registry=False, prefix="restart") as lab:
+    with Lab(engines=1, registry=False) as lab:
         cluster = SwarmCluster(lab, root=tmp_path_factory.mktemp("restart"))
         try:
             cluster.start()

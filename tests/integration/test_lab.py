@@ -82,3 +82,13 @@ def test_etcd_answers_puts_gets_and_leases(lab):
             await lease.revoke()
             assert await client.get(b"/lab-test/key") is None
     asyncio.run(scenario())
+
+
+def test_slots_never_share_bridges_whatever_their_prefix(lab):
+    from swarmd.localcluster import slots
+    other = slots.acquire("another-prefix")
+    try:
+        assert other.index != lab.slot.index
+        assert other.bridge_name(0) != lab.engines[0].bridge
+    finally:
+        other.release()
