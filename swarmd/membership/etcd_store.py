@@ -92,6 +92,10 @@ class LeaseGone(Exception):
     """The node's registration or lease no longer exists: register again."""
 
 
+WATCH_CHECK_EVERY = 2.0                   # seconds a quiet watch waits before checking etcd
+WATCH_CHECK_KEY = b"/swarmd/watch-check/"  # never written: reading it costs etcd nothing
+
+
 class EtcdStore:
     """One etcd client over a list of endpoints; a failed call resets it onto the next endpoint."""
 
@@ -136,27 +140,64 @@ class EtcdStore:
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
 
     async def watch_prefix(self, prefix: bytes, start_revision: int) -> AsyncIterator:
-        """Events under `prefix` from `start_revision`; raises StoreUnavailable when the watch breaks."""
+        """Events under `prefix` from `start_revision`; raises StoreUnavailable when the watch breaks.
+
+        A watch stream can outlive its etcd silently (a restart between two reads, a client
+        reset by another call), so while no event comes the watch checks, every
+        WATCH_CHECK_EVERY seconds, that its client is still the store's and that etcd still
+        answers as the same raft term: otherwise it ends, and the caller lists and watches anew."""
         client, generation = self._current()
         endpoint = self.endpoint
         try:
             watch = await asyncio.wait_for(
                 client.watch_prefix(prefix, start_revision=start_revision), self.timeout)
+            term = await self._raft_term(client)
         except (aetcd.exceptions.ClientError, grpc.RpcError, asyncio.TimeoutError, OSError) as exc:
             await self._reset(generation)
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
+        events = watch.__aiter__()
+        pending: asyncio.Future | None = None
         try:
-            async for event in watch:
-                yield event
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(events.__anext__())
+                done, _ = await asyncio.wait({pending}, timeout=WATCH_CHECK_EVERY)
+                if done:
+                    finished, pending = pending, None
+                    try:
+                        event = finished.result()
+                    except StopAsyncIteration:
+                        break
+                    yield event
+                    continue
+                if self._client is not client or self._generation != generation:
+                    raise StoreUnavailable(f"etcd watch on {endpoint} dropped: the client was reset")
+                try:
+                    now = await self._raft_term(client)
+                except (aetcd.exceptions.ClientError, grpc.RpcError, asyncio.TimeoutError, OSError) as exc:
+                    await self._reset(generation)
+                    raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
+                if now != term:
+                    raise StoreUnavailable(f"etcd at {endpoint} restarted or changed leader (term {term} -> {now})")
+        except StoreUnavailable:
+            raise
         except (aetcd.exceptions.ClientError, grpc.RpcError, OSError) as exc:
             await self._reset(generation)
             raise StoreUnavailable(f"etcd watch on {endpoint} broke: {_describe(exc)}") from exc
         finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
             try:
                 await asyncio.wait_for(watch.cancel(), 1.0)
             except Exception:  # the client may be closed already
                 pass
         raise StoreUnavailable(f"etcd watch on {endpoint} ended")
+
+    async def _raft_term(self, client: aetcd.Client) -> int:
+        """The raft term etcd answers a cheap read with: it changes when etcd restarts."""
+        reply = await asyncio.wait_for(client.get_prefix(WATCH_CHECK_KEY), self.timeout)
+        return reply.header.raft_term
 
     async def ping(self) -> None:
         await self.run(lambda c: c.get(CLUSTERS_ROOT.encode()))
