@@ -47,7 +47,7 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
         self.histogram.labels(method, code_name(context, exc)).observe(time.perf_counter() - started)
 
     def _timed_coroutine(self, method: str, inner):
-        """For streaming handlers written with `context.write` instead of `yield`."""
+        """Unary handlers, and streaming ones written with `context.write` instead of `yield`."""
         observe = self._observe
 
         async def timed(request_or_iterator, context):
@@ -62,81 +62,31 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
 
         return timed
 
+    def _timed_stream(self, method: str, inner):
+        """Streaming handlers written with `yield`: timed to the end of the stream."""
+        observe = self._observe
+
+        async def timed(request_or_iterator, context):
+            started, exc = time.perf_counter(), None
+            try:
+                async for item in inner(request_or_iterator, context):
+                    yield item
+            except BaseException as e:
+                exc = e
+                raise
+            finally:
+                observe(method, context, started, exc)
+
+        return timed
+
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         method = method_label(handler_call_details.method)
-        observe = self._observe
-
-        if handler.unary_unary:
-            inner = handler.unary_unary
-
-            async def unary_unary(request, context):
-                started, exc = time.perf_counter(), None
-                try:
-                    return await inner(request, context)
-                except BaseException as e:
-                    exc = e
-                    raise
-                finally:
-                    observe(method, context, started, exc)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer)
-
-        if handler.unary_stream and not inspect.isasyncgenfunction(handler.unary_stream):
-            return handler._replace(unary_stream=self._timed_coroutine(method, handler.unary_stream))
-        if handler.stream_stream and not inspect.isasyncgenfunction(handler.stream_stream):
-            return handler._replace(stream_stream=self._timed_coroutine(method, handler.stream_stream))
-
-        if handler.unary_stream:
-            inner_us = handler.unary_stream
-
-            async def unary_stream(request, context):
-                started, exc = time.perf_counter(), None
-                try:
-                    async for item in inner_us(request, context):
-                        yield item
-                except BaseException as e:
-                    exc = e
-                    raise
-                finally:
-                    observe(method, context, started, exc)
-
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer)
-
-        if handler.stream_unary:
-            inner_su = handler.stream_unary
-
-            async def stream_unary(request_iterator, context):
-                started, exc = time.perf_counter(), None
-                try:
-                    return await inner_su(request_iterator, context)
-                except BaseException as e:
-                    exc = e
-                    raise
-                finally:
-                    observe(method, context, started, exc)
-
-            return grpc.stream_unary_rpc_method_handler(
-                stream_unary, handler.request_deserializer, handler.response_serializer)
-
-        if handler.stream_stream:
-            inner_ss = handler.stream_stream
-
-            async def stream_stream(request_iterator, context):
-                started, exc = time.perf_counter(), None
-                try:
-                    async for item in inner_ss(request_iterator, context):
-                        yield item
-                except BaseException as e:
-                    exc = e
-                    raise
-                finally:
-                    observe(method, context, started, exc)
-
-            return grpc.stream_stream_rpc_method_handler(
-                stream_stream, handler.request_deserializer, handler.response_serializer)
+        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+            inner = getattr(handler, kind)
+            if inner:
+                wrap = self._timed_stream if inspect.isasyncgenfunction(inner) else self._timed_coroutine
+                return handler._replace(**{kind: wrap(method, inner)})
         return handler
