@@ -448,6 +448,10 @@ class ClusterView:
             raise ApiError(404, f"No such container: {rec.id}")
         return view
 
+    def healthy_nodes(self) -> list[NodeView]:
+        """The nodes calls can go to now, by name."""
+        return sorted((v for v in self.nodes.values() if v.healthy), key=lambda v: v.name)
+
     def snapshots(self) -> list[NodeSnapshot]:
         return [v.snapshot() for v in self.nodes.values()]
 

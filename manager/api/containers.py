@@ -191,16 +191,7 @@ def register(router, ctx: ManagerContext) -> None:
         return resp
 
     async def prune(req: Request) -> Response:
-        deleted, space = [], 0
-        for view in list(cluster.nodes.values()):
-            if not view.healthy:
-                continue
-            resp = await relay.unary(req, view.client, "/containers/prune")
-            if resp.status == 200:
-                doc = json.loads(resp.body or b"{}")
-                deleted += doc.get("ContainersDeleted") or []
-                space += doc.get("SpaceReclaimed") or 0
-        return json_response({"ContainersDeleted": deleted, "SpaceReclaimed": space})
+        return await relay.prune_everywhere(req, cluster.healthy_nodes(), "/containers/prune", "ContainersDeleted")
 
     router.add("POST", "/containers/create", create)
     router.add("GET", "/containers/json", list_containers)

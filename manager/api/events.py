@@ -50,7 +50,7 @@ def register(router, ctx: ManagerContext) -> None:
                 out.append(with_node(ev, view))
             return out
 
-        batches = await asyncio.gather(*(one(v) for v in cluster.nodes.values() if v.healthy))
+        batches = await asyncio.gather(*(one(v) for v in cluster.healthy_nodes()))
         merged = [e for batch in batches for e in batch if event_filters.matches(e, filters)]
         merged.sort(key=lambda e: e.get("timeNano") or 0)
         return merged

@@ -28,7 +28,7 @@ def register(router, ctx: ManagerContext) -> None:
     async def list_images(req: Request) -> Response:
         """Each healthy node lists with the client's own filters; rows are merged by image ID."""
         req.filters()          # malformed filters get a 400 before any node is asked
-        nodes = sorted((v for v in cluster.nodes.values() if v.healthy), key=lambda v: v.name)
+        nodes = cluster.healthy_nodes()
         query = urllib.parse.urlencode([(k, v) for k, vs in req.query.items() for v in vs])
         answers = await asyncio.gather(*(v.client.engine_call("GET", "/images/json", query) for v in nodes),
                                        return_exceptions=True)
@@ -72,7 +72,7 @@ def register(router, ctx: ManagerContext) -> None:
             raise ApiError(501, "image import through the manager is not supported")
         if not req.arg("fromImage"):
             raise ApiError(400, "fromImage is required")
-        targets = sorted((v for v in cluster.nodes.values() if v.healthy), key=lambda v: v.name)
+        targets = cluster.healthy_nodes()
         only = req.arg("node")
         if only:
             targets = [v for v in targets if v.name == only]
@@ -165,15 +165,8 @@ def register(router, ctx: ManagerContext) -> None:
         return resp
 
     async def prune(req: Request) -> Response:
-        deleted, space = [], 0
-        for view in [v for v in cluster.nodes.values() if v.healthy]:
-            resp = await relay.unary(req, view.client, "/images/prune")
-            if resp.status == 200:
-                doc = json.loads(resp.body or b"{}")
-                deleted += doc.get("ImagesDeleted") or []
-                space += doc.get("SpaceReclaimed") or 0
-                await cluster.refresh_images(view)
-        return json_response({"ImagesDeleted": deleted, "SpaceReclaimed": space})
+        return await relay.prune_everywhere(req, cluster.healthy_nodes(), "/images/prune", "ImagesDeleted",
+                                            after=cluster.refresh_images)
 
     async def save_one(req: Request):
         name = req.params["name"]
@@ -193,7 +186,7 @@ def register(router, ctx: ManagerContext) -> None:
 
     async def load(req: Request) -> Response:
         """Loads the archive on every healthy node, so the image is wherever containers may land."""
-        targets = [v for v in cluster.nodes.values() if v.healthy]
+        targets = cluster.healthy_nodes()
         if not targets:
             raise ApiError(500, "no healthy node to load on")
         results = await asyncio.gather(*(relay.unary(req, v.client, "/images/load") for v in targets))
@@ -204,21 +197,14 @@ def register(router, ctx: ManagerContext) -> None:
         return results[0]
 
     async def search(req: Request) -> Response:
-        targets = [v for v in cluster.nodes.values() if v.healthy]
+        targets = cluster.healthy_nodes()
         if not targets:
             raise ApiError(500, "no healthy node to search from")
         return await relay.unary(req, targets[0].client, "/images/search")
 
     async def build_cache_prune(req: Request) -> Response:
         """`docker builder prune` / `docker system prune`: every healthy node's build cache."""
-        deleted, space = [], 0
-        for view in [v for v in cluster.nodes.values() if v.healthy]:
-            resp = await relay.unary(req, view.client, "/build/prune")
-            if resp.status == 200:
-                doc = json.loads(resp.body or b"{}")
-                deleted += doc.get("CachesDeleted") or []
-                space += doc.get("SpaceReclaimed") or 0
-        return json_response({"CachesDeleted": deleted, "SpaceReclaimed": space})
+        return await relay.prune_everywhere(req, cluster.healthy_nodes(), "/build/prune", "CachesDeleted")
 
     router.add("POST", "/build/prune", build_cache_prune)
     router.add("GET", "/images/json", list_images)

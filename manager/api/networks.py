@@ -10,6 +10,7 @@ import asyncio
 import json
 import urllib.parse
 
+from manager.api import relay
 from manager.api.context import ManagerContext
 from manager.httpd.errors import ApiError
 from manager.httpd.request import Request
@@ -28,7 +29,7 @@ class _NodeObjects:
         self.noun = "network" if kind == "networks" else "volume"
 
     def healthy(self):
-        return sorted((v for v in self.cluster.nodes.values() if v.healthy), key=lambda v: v.name)
+        return self.cluster.healthy_nodes()
 
     def target_nodes(self, name: str):
         node_name, sep, plain = name.partition("/")
@@ -146,12 +147,8 @@ def register(router, ctx: ManagerContext) -> None:
         return handler
 
     async def network_prune(req: Request) -> Response:
-        deleted = []
-        for view in nets.healthy():
-            resp = await view.client.engine_call("POST", "/networks/prune", "")
-            if resp.status == 200:
-                deleted += [f"{view.name}/{n}" for n in json.loads(resp.body or b"{}").get("NetworksDeleted") or []]
-        return json_response({"NetworksDeleted": deleted})
+        return await relay.prune_everywhere(req, nets.healthy(), "/networks/prune", "NetworksDeleted",
+                                            node_prefixed=True)
 
     # -- volumes --------------------------------------------------------------------------------
 
@@ -191,14 +188,8 @@ def register(router, ctx: ManagerContext) -> None:
         return empty(204)
 
     async def volume_prune(req: Request) -> Response:
-        deleted, space = [], 0
-        for view in vols.healthy():
-            resp = await view.client.engine_call("POST", "/volumes/prune", "")
-            if resp.status == 200:
-                doc = json.loads(resp.body or b"{}")
-                deleted += [f"{view.name}/{n}" for n in doc.get("VolumesDeleted") or []]
-                space += doc.get("SpaceReclaimed") or 0
-        return json_response({"VolumesDeleted": deleted, "SpaceReclaimed": space})
+        return await relay.prune_everywhere(req, vols.healthy(), "/volumes/prune", "VolumesDeleted",
+                                            node_prefixed=True)
 
     router.add("GET", "/networks", network_list)
     router.add("POST", "/networks/create", network_create)

@@ -15,7 +15,7 @@ import grpc
 from manager.agents import AgentClient
 from manager.httpd.errors import ApiError
 from manager.httpd.request import Request
-from manager.httpd.response import ClientGone, Response
+from manager.httpd.response import ClientGone, Response, json_response
 from swarm.v1 import agent_pb2
 from swarmd import logs
 from swarmd.engine_errors import engine_error_from_rpc
@@ -197,3 +197,29 @@ def _json_or_none(line: bytes):
         return json.loads(line)
     except ValueError:
         return None
+
+
+async def prune_everywhere(req: Request, nodes, path: str, deleted_key: str, node_prefixed: bool = False,
+                           after=None) -> Response:
+    """A `…/prune` call run on every given node with the client's filters, the answers merged:
+    deleted items (as `node/name` when `node_prefixed`) and reclaimed space summed. `after(view)`
+    runs for each node that pruned (e.g. to re-read its images)."""
+    answers = await asyncio.gather(*(unary(req, v.client, path) for v in nodes), return_exceptions=True)
+    deleted, space = [], 0
+    for view, resp in zip(nodes, answers):
+        if isinstance(resp, ApiError):
+            continue                          # a node lost meanwhile prunes nothing
+        if isinstance(resp, BaseException):
+            raise resp
+        if resp.status != 200:
+            continue
+        doc = json.loads(resp.body or b"{}")
+        items = doc.get(deleted_key) or []
+        deleted += [f"{view.name}/{i}" for i in items] if node_prefixed else items
+        space += doc.get("SpaceReclaimed") or 0
+        if after is not None:
+            await after(view)
+    out = {deleted_key: deleted}
+    if path != "/networks/prune":             # the engine reports no space for networks
+        out["SpaceReclaimed"] = space
+    return json_response(out)

@@ -60,7 +60,7 @@ def register(router, ctx: ManagerContext) -> None:
 
     async def auth(req: Request) -> Response:
         """Registry credentials are checked by a healthy node's engine (they are the same everywhere)."""
-        healthy = [v for v in ctx.cluster.nodes.values() if v.healthy]
+        healthy = ctx.cluster.healthy_nodes()
         if not healthy:
             raise ApiError(500, "no healthy node to check the credentials with")
         return await relay.unary(req, healthy[0].client, "/auth")
@@ -69,7 +69,7 @@ def register(router, ctx: ManagerContext) -> None:
         """`docker system df`: every healthy node's usage, objects named `node/name` where node-local."""
         out = {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []}
         seen_images: set[str] = set()
-        for view in sorted((v for v in ctx.cluster.nodes.values() if v.healthy), key=lambda v: v.name):
+        for view in ctx.cluster.healthy_nodes():
             resp = await view.client.engine_call("GET", "/system/df", "")
             if resp.status != 200:
                 continue

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from manager.scheduler.errors import unsatisfied
+
 if TYPE_CHECKING:
     from manager.scheduler.container_spec import ContainerSpec
     from manager.scheduler.snapshot import NodeSnapshot
@@ -44,3 +46,38 @@ def all_of(tests: list[NodeTest]) -> NodeTest | None:
     if len(tests) == 1:
         return tests[0]
     return lambda node: all(t(node) for t in tests)
+
+
+class ExpressionFilter:
+    """A filter of `KEY==VALUE` rules applied in order (constraint, affinity). A hard rule that
+    keeps no node fails the decision, naming the rules applied so far and itself; a soft one
+    (`==~`, `!=~`) is skipped instead. Subclasses say which rules a spec has and how one rule
+    tests a node."""
+
+    name = ""
+
+    def rules(self, spec: ContainerSpec) -> tuple:
+        raise NotImplementedError
+
+    def predicate(self, expr) -> NodeTest:
+        raise NotImplementedError
+
+    def filter(self, spec: ContainerSpec, nodes: list[NodeSnapshot], *, soft: bool,
+               cluster: list[NodeSnapshot]) -> list[NodeSnapshot]:
+        applied: list[str] = []
+        for expr in self.rules(spec):
+            if expr.soft and not soft:
+                continue
+            test = self.predicate(expr)
+            kept = [n for n in nodes if test(n)]
+            if not kept:
+                if expr.soft:
+                    continue
+                raise unsatisfied(self.name, applied + [str(expr)])
+            applied.append(str(expr))
+            nodes = kept
+        return nodes
+
+    def node_test(self, spec: ContainerSpec) -> NodeTest | None:
+        """The hard rules only: soft ones depend on which nodes are left (see `filter`)."""
+        return all_of([self.predicate(e) for e in self.rules(spec) if not e.soft])

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from manager.scheduler.errors import unsatisfied
-from manager.scheduler.filters import all_of
+from manager.scheduler.filters import ExpressionFilter
 from manager.scheduler.filters.expressions import EQ, Expression
 from manager.scheduler.snapshot import is_hex, normalize_reference
 
@@ -64,25 +63,11 @@ def predicate(expr: Expression) -> Callable[[NodeSnapshot], bool]:
     return lambda node: not hit(node)
 
 
-class AffinityFilter:
+class AffinityFilter(ExpressionFilter):
     name = "affinity"
 
-    def filter(self, spec: ContainerSpec, nodes: list[NodeSnapshot], *, soft: bool,
-               cluster: list[NodeSnapshot]) -> list[NodeSnapshot]:
-        applied: list[str] = []
-        for expr in spec.affinities:
-            if expr.soft and not soft:
-                continue
-            test = predicate(expr)
-            kept = [n for n in nodes if test(n)]
-            if not kept:
-                if expr.soft:
-                    continue
-                raise unsatisfied(self.name, applied + [str(expr)])
-            applied.append(str(expr))
-            nodes = kept
-        return nodes
+    def rules(self, spec: ContainerSpec) -> tuple:
+        return spec.affinities
 
-    def node_test(self, spec: ContainerSpec):
-        """The hard rules only: soft ones depend on which nodes are left (see `filter`)."""
-        return all_of([predicate(e) for e in spec.affinities if not e.soft])
+    def predicate(self, expr: Expression) -> Callable[[NodeSnapshot], bool]:
+        return predicate(expr)
