@@ -161,15 +161,10 @@ async def run(args) -> int:
         return 1
     await server.start()
     metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)
-    metrics_addr = getattr(args, "metrics_addr", None)
-    if metrics_addr:
-        try:
-            await metrics_endpoint.start(metrics_addr)
-        except (OSError, ValueError) as exc:
-            log.error("cannot serve metrics", metrics_addr=metrics_addr, error=str(exc))
-            await server.stop(0)
-            await registrar.close()
-            return 1
+    if not await metrics_endpoint.start_if_asked(getattr(args, "metrics_addr", None)):
+        await server.stop(0)
+        await registrar.close()
+        return 1
     log.info("agent serving", listen=cfg.listen, advertise=cfg.advertise, engine=engine.url, node_id=node_id)
 
     stop = asyncio.Event()

@@ -76,14 +76,10 @@ async def serve(listen: str, endpoints: list[tuple[str, int]], ttl: float, tls: 
         return 1
     await server.start()
     metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)
-    if metrics_addr:
-        try:
-            await metrics_endpoint.start(metrics_addr)
-        except (OSError, ValueError) as exc:
-            log.error("cannot serve metrics", metrics_addr=metrics_addr, error=str(exc))
-            await server.stop(0)
-            await store.close()
-            return 1
+    if not await metrics_endpoint.start_if_asked(metrics_addr):
+        await server.stop(0)
+        await store.close()
+        return 1
     log.info("discovery serving", listen=listen, etcd=",".join(f"{h}:{p}" for h, p in endpoints),
              ttl=f"{ttl}s", tls="mutual" if tls and tls.verify else ("on" if tls else "off"),
              etcd_tls=etcd_tls_config.describe() if etcd_tls_config else "off")

@@ -12,11 +12,10 @@ Which connections use TLS:
 """
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass
 
 from swarmd.config import add_flag
-from swarmd.tls import TLSConfigError, _read
+from swarmd.tls import TLSConfigError, _read, check_pem_files
 
 FLAGS = ("--etcd-cacert", "--etcd-cert", "--etcd-key")
 
@@ -55,16 +54,10 @@ class EtcdTLS:
             key_pem = _read(key, "--etcd-key") if key else None
         except TLSConfigError as exc:
             raise EtcdTLSError(str(exc)) from None
-        if cert:
-            try:   # fail at start-up, naming the files, rather than at the first handshake
-                ssl.create_default_context(ssl.Purpose.SERVER_AUTH).load_cert_chain(cert, key)
-            except (ssl.SSLError, OSError) as exc:
-                raise EtcdTLSError(f"--etcd-cert {cert} / --etcd-key {key}: {exc}") from None
-        if cacert:
-            try:
-                ssl.create_default_context(cafile=cacert)
-            except (ssl.SSLError, OSError) as exc:
-                raise EtcdTLSError(f"--etcd-cacert {cacert}: {exc}") from None
+        try:
+            check_pem_files(cacert, cert, key, ("--etcd-cacert", "--etcd-cert", "--etcd-key"))
+        except TLSConfigError as exc:
+            raise EtcdTLSError(str(exc)) from None
         return cls(ca_pem, cert_pem, key_pem, cacert_path=cacert, cert_path=cert)
 
     def channel_credentials(self):

@@ -35,6 +35,17 @@ class MetricsEndpoint:
         log.info("metrics endpoint serving", addr=self.address)
         return self
 
+    async def start_if_asked(self, addr: str | None) -> bool:
+        """Starts on `addr` when one is given; False (said in the log) when it cannot listen."""
+        if not addr:
+            return True
+        try:
+            await self.start(addr)
+        except (OSError, ValueError) as exc:
+            log.error("cannot serve metrics", metrics_addr=addr, error=str(exc))
+            return False
+        return True
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()

@@ -36,6 +36,22 @@ def _read(path: str, flag: str) -> bytes:
         raise TLSConfigError(f"{flag} {path}: {exc.strerror or exc}") from None
 
 
+def check_pem_files(cacert: str | None, cert: str | None, key: str | None,
+                    flags: tuple[str, str, str] = ("--tlscacert", "--tlscert", "--tlskey")) -> None:
+    """Loads the files as TLS would, so that a bad one stops the daemon at start-up, naming the
+    flag and the file, rather than at the first handshake. Raises TLSConfigError."""
+    if cert:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            raise TLSConfigError(f"{flags[1]} {cert} / {flags[2]} {key}: {exc}") from None
+    if cacert:
+        try:
+            ssl.create_default_context(cafile=cacert)
+        except (ssl.SSLError, OSError) as exc:
+            raise TLSConfigError(f"{flags[0]} {cacert}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class TLSConfig:
     ca_pem: bytes | None
@@ -56,16 +72,7 @@ class TLSConfig:
                   cert_pem=_read(cert, "--tlscert") if cert else None,
                   key_pem=_read(key, "--tlskey") if key else None,
                   verify=verify, cacert_path=cacert, cert_path=cert, key_path=key)
-        if cert:
-            try:   # fail at start-up, naming the files, rather than at the first handshake
-                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
-            except (ssl.SSLError, OSError) as exc:
-                raise TLSConfigError(f"--tlscert {cert} / --tlskey {key}: {exc}") from None
-        if cacert:
-            try:
-                ssl.create_default_context(cafile=cacert)
-            except (ssl.SSLError, OSError) as exc:
-                raise TLSConfigError(f"--tlscacert {cacert}: {exc}") from None
+        check_pem_files(cacert, cert, key)
         return cfg
 
     @classmethod
