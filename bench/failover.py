@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.report import Row, judged
 from swarmd.localcluster.lab import Lab
 from swarmd.localcluster.processes import wait_until
-from swarmd.localcluster.swarm import SwarmCluster
+from swarmd.localcluster.swarm import SwarmCluster, wait_one_primary
 
 POLL = 0.05
 LOST = "node2"
@@ -38,13 +38,6 @@ def _role(addr: str) -> str:
         return dict(_get(addr, "/info")["SystemStatus"][:1]).get("Role", "")
     except (OSError, urllib.error.URLError, ValueError):
         return "down"
-
-
-def _primary(addrs: list[str], timeout: float = 30) -> str:
-    def one():
-        primaries = [a for a in addrs if _role(a) == "primary"]
-        return primaries[0] if len(primaries) == 1 else None
-    return wait_until(one, timeout, "one primary", interval=POLL)
 
 
 def _node_status(addr: str, node: str) -> str:
@@ -73,7 +66,7 @@ def measure_failover(swarm: SwarmCluster, rounds: int) -> list[float]:
     out = []
     for _ in range(rounds):
         addrs = swarm.manager_addrs
-        primary = _primary(addrs)
+        primary = wait_one_primary(addrs, timeout=30)
         index = addrs.index(primary)
         survivor = next(a for a in addrs if a != primary)
         t0 = time.monotonic()
@@ -90,7 +83,7 @@ def measure_freeze_failover(swarm: SwarmCluster, rounds: int) -> list[float]:
     out = []
     for _ in range(rounds):
         addrs = swarm.manager_addrs
-        primary = _primary(addrs)
+        primary = wait_one_primary(addrs, timeout=30)
         frozen = swarm.managers[addrs.index(primary)]
         survivor = next(a for a in addrs if a != primary)
         t0 = time.monotonic()
@@ -115,7 +108,7 @@ def measure_etcd_failover(lab: Lab, root: Path, rounds: int) -> list[float]:
     out = []
     try:
         for _ in range(rounds):
-            primary = _primary(addrs)
+            primary = wait_one_primary(addrs, timeout=30)
             index = addrs.index(primary)
             survivor = addrs[1 - index]
             t0 = time.monotonic()
@@ -130,7 +123,7 @@ def measure_etcd_failover(lab: Lab, root: Path, rounds: int) -> list[float]:
 
 
 def measure_reschedule(swarm: SwarmCluster, lab: Lab) -> tuple[float, float]:
-    primary = _primary(swarm.manager_addrs)
+    primary = wait_one_primary(swarm.manager_addrs, timeout=30)
     lost_index = next(i for i, e in enumerate(lab.engines) if e.name == LOST)
     name = f"bench-resched-{uuid.uuid4().hex[:8]}"
     created = _post(primary, f"/containers/create?name={name}", {
@@ -161,16 +154,8 @@ def run(quick: bool = False) -> list[Row]:
     with Lab(engines=3, registry=False) as lab:
         swarm = SwarmCluster(lab, root=Path(tempfile.mkdtemp(prefix="swarmd-bench-failover-")),
                              heartbeat="2s", ttl="6s")
-        swarm.root.mkdir(parents=True, exist_ok=True)
         try:
-            swarm.start_discovery()
-            for i in range(len(lab.engines)):
-                swarm.start_agent(i)
-            for _ in range(2):
-                swarm.start_replica()
-            _primary(swarm.manager_addrs)
-            for i in range(len(swarm.managers)):
-                swarm.wait_nodes(len(lab.engines), manager=i)
+            swarm.start_replicated(managers=2)
             failovers = measure_failover(swarm, rounds)
             freezes = measure_freeze_failover(swarm, rounds)
             resched = [measure_reschedule(swarm, lab) for _ in range(rounds)]

@@ -15,6 +15,30 @@ def swarm_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "swarmd", *args]
 
 
+def manager_role(addr: str, timeout: float = 5) -> tuple[str, str]:
+    """(role, primary address) as a manager's `docker info` shows them; ("down", "") when it
+    does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://{addr}/info", timeout=timeout) as r:
+            status = dict((k, v) for k, v in json.loads(r.read())["SystemStatus"][:2])
+    except (OSError, ValueError):
+        return "down", ""
+    return status.get("Role", ""), status.get("Primary", "")
+
+
+def wait_one_primary(addrs: list[str], timeout: float = 20) -> str:
+    """Waits until exactly one of `addrs` is primary and every other names it; returns it."""
+    def settled():
+        roles = {a: manager_role(a) for a in addrs}
+        primaries = [a for a, (r, _) in roles.items() if r == "primary"]
+        if len(primaries) != 1:
+            return None
+        p = primaries[0]
+        ok = all(r == "replica" and prim == p for a, (r, prim) in roles.items() if a != p)
+        return p if ok else None
+    return wait_until(settled, timeout, "exactly one primary", interval=0.1)
+
+
 class SwarmCluster:
     """Runs `swarm discovery`, `swarm join` per lab engine and `swarm manage` as real processes."""
 
@@ -157,6 +181,24 @@ class SwarmCluster:
             for _ in range(managers):
                 self.start_manager(*manager_args)
             self.wait_nodes(len(self.lab.engines))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_replicated(self, managers: int = 2) -> "SwarmCluster":
+        """Discovery, an agent per engine and `managers` replicated managers, settled: one primary
+        that every replica names, and every manager seeing every node healthy."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.start_discovery()
+            for i in range(len(self.lab.engines)):
+                self.start_agent(i)
+            for _ in range(managers):
+                self.start_replica()
+            wait_one_primary(self.manager_addrs)
+            for i in range(managers):
+                self.wait_nodes(len(self.lab.engines), manager=i)
         except BaseException:
             self.stop()
             raise

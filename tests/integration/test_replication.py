@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +18,8 @@ import pytest
 from swarmd.localcluster.etcd import EtcdServer
 from swarmd.localcluster.processes import free_port, wait_until
 from swarmd.localcluster.swarm import SwarmCluster, swarm_argv
+from swarmd.localcluster.swarm import manager_role as role
+from swarmd.localcluster.swarm import wait_one_primary as one_primary
 from swarmd.localcluster.processes import Daemon
 from tests.integration.conftest import DockerCLI
 
@@ -26,15 +27,6 @@ from tests.integration.conftest import DockerCLI
 def info(addr: str, timeout: float = 5) -> dict:
     with urllib.request.urlopen(f"http://{addr}/info", timeout=timeout) as r:
         return json.loads(r.read())
-
-
-def role(addr: str, timeout: float = 5) -> tuple[str, str]:
-    """(role, primary address) as `docker info` shows them; ("down", "") when not answering."""
-    try:
-        status = dict((k, v) for k, v in info(addr, timeout)["SystemStatus"][:2])
-    except (OSError, urllib.error.URLError, ValueError):
-        return "down", ""
-    return status.get("Role", ""), status.get("Primary", "")
 
 
 def get_status(addr: str, path: str) -> int:
@@ -47,35 +39,13 @@ def get_status(addr: str, path: str) -> int:
         return 0
 
 
-def one_primary(addrs: list[str], timeout: float = 20) -> str:
-    """Waits until exactly one of `addrs` is primary and every other names it; returns it."""
-    def settled():
-        roles = {a: role(a) for a in addrs}
-        primaries = [a for a, (r, _) in roles.items() if r == "primary"]
-        if len(primaries) != 1:
-            return None
-        p = primaries[0]
-        ok = all(r == "replica" and prim == p for a, (r, prim) in roles.items() if a != p)
-        return p if ok else None
-    return wait_until(settled, timeout, "exactly one primary", interval=0.1)
-
-
 @pytest.fixture(scope="module")
 def replicated(lab, tmp_path_factory):
     cluster = SwarmCluster(lab, root=tmp_path_factory.mktemp("replication"))
-    cluster.root.mkdir(parents=True, exist_ok=True)
     try:
-        cluster.start_discovery()
-        for i in range(len(lab.engines)):
-            cluster.start_agent(i)
-        for _ in range(2):
-            cluster.start_replica()
-        one_primary(cluster.manager_addrs)
-        for i in range(len(cluster.managers)):
-            cluster.wait_nodes(len(lab.engines), manager=i)
+        cluster.start_replicated(managers=2)
     except BaseException:
         print(cluster.logs())
-        cluster.stop()
         raise
     yield cluster
     cluster.stop()

@@ -13,7 +13,7 @@ import pytest
 from swarmd.localcluster.processes import wait_until
 from swarmd.localcluster.swarm import SwarmCluster
 from tests.integration.conftest import DockerCLI
-from tests.integration.test_replication import one_primary
+from swarmd.localcluster.swarm import wait_one_primary as one_primary
 
 LOST = "node2"
 
@@ -21,19 +21,10 @@ LOST = "node2"
 @pytest.fixture(scope="module")
 def cluster(lab, tmp_path_factory):
     c = SwarmCluster(lab, root=tmp_path_factory.mktemp("rescheduling"), heartbeat="1s", ttl="3s")
-    c.root.mkdir(parents=True, exist_ok=True)
     try:
-        c.start_discovery()
-        for i in range(len(lab.engines)):
-            c.start_agent(i)
-        for _ in range(2):
-            c.start_replica()
-        one_primary(c.manager_addrs)
-        for i in range(len(c.managers)):
-            c.wait_nodes(len(lab.engines), manager=i)
+        c.start_replicated(managers=2)
     except BaseException:
         print(c.logs())
-        c.stop()
         raise
     yield c
     c.stop()
