@@ -70,6 +70,28 @@ def _passed_headers(headers) -> dict[str, str]:
     return {h.name: h.value for h in headers if h.name.lower() not in _NOT_PASSED}
 
 
+async def _open_stream(call, req: Request, client: AgentClient, path: str, query: str | None, body: bytes | None,
+                       hijack: bool):
+    """Sends the `open` frame and returns the agent's `head` (the engine's status and headers)."""
+    await call.write(agent_pb2.StreamFrame(open=engine_request(req, path, query, body, hijack)))
+    first = await call.read()
+    if first is grpc.aio.EOF or first.WhichOneof("frame") != "head":
+        raise ApiError(502, f"node {client.node_name} ended the stream without an answer")
+    return first.head
+
+
+async def _data_frames(call, path: str = "") -> AsyncIterator[bytes]:
+    """The body bytes of an engine stream, until its `end` frame (an error there is logged)."""
+    while (frame := await call.read()) is not grpc.aio.EOF:
+        kind = frame.WhichOneof("frame")
+        if kind == "data":
+            yield frame.data
+        elif kind == "end":
+            if frame.end.error:
+                log.warning("engine stream ended with error", path=path, error=frame.end.error)
+            return
+
+
 async def stream(req: Request, client: AgentClient, path: str, query: str | None = None,
                  body: bytes | None = None, hijack: bool | None = None) -> Response | None:
     """Streams (or hijacks, when the client asked to upgrade) an engine call through the agent."""
@@ -77,24 +99,13 @@ async def stream(req: Request, client: AgentClient, path: str, query: str | None
         hijack = wants_hijack(req)
     call = client.engine_stream()
     try:
-        await call.write(agent_pb2.StreamFrame(open=engine_request(req, path, query, body, hijack)))
-        first = await call.read()
-        if first is grpc.aio.EOF or first.WhichOneof("frame") != "head":
-            raise ApiError(502, f"node {client.node_name} ended the stream without an answer")
-        head = first.head
+        head = await _open_stream(call, req, client, path, query, body, hijack)
         ctype = _header(head.headers, "Content-Type", "application/json")
         if head.status == 101:
             await _pump_hijack(req, call, ctype)
             return None
         if head.status >= 300:
-            body_parts = []
-            while (frame := await call.read()) is not grpc.aio.EOF:
-                kind = frame.WhichOneof("frame")
-                if kind == "data":
-                    body_parts.append(frame.data)
-                elif kind == "end":
-                    break
-            return Response(head.status, b"".join(body_parts), content_type=ctype)
+            return Response(head.status, b"".join([d async for d in _data_frames(call, path)]), content_type=ctype)
         await _pump_stream(req, call, head.status, ctype, _passed_headers(head.headers))
         return None
     except grpc.aio.AioRpcError as err:
@@ -107,14 +118,8 @@ async def stream(req: Request, client: AgentClient, path: str, query: str | None
 async def _pump_stream(req: Request, call, status: int, ctype: str, headers: dict[str, str]) -> None:
     writer = await req.start_stream(status, ctype, headers)
     try:
-        while (frame := await call.read()) is not grpc.aio.EOF:
-            kind = frame.WhichOneof("frame")
-            if kind == "data":
-                await writer.write(frame.data)
-            elif kind == "end":
-                if frame.end.error:
-                    log.warning("engine stream ended with error", path=req.path, error=frame.end.error)
-                break
+        async for data in _data_frames(call, req.path):
+            await writer.write(data)
         await writer.close()
     except ClientGone:
         pass   # the client left: the finally in stream() cancels the agent side
@@ -154,23 +159,14 @@ async def json_lines(req: Request, client: AgentClient, path: str, query: str) -
     as the engine sends it, an `{"error": …}` document."""
     call = client.engine_stream()
     try:
-        await call.write(agent_pb2.StreamFrame(open=engine_request(req, path, query, b"", hijack=False)))
-        first = await call.read()
-        if first is grpc.aio.EOF or first.WhichOneof("frame") != "head":
-            raise ApiError(502, f"node {client.node_name} ended the stream without an answer")
-        status = first.head.status
+        status = (await _open_stream(call, req, client, path, query, b"", hijack=False)).status
         buf = b""
         body = []
-        while (frame := await call.read()) is not grpc.aio.EOF:
-            kind = frame.WhichOneof("frame")
-            if kind == "end":
-                break
-            if kind != "data":
-                continue
+        async for data in _data_frames(call, path):
             if status >= 300:
-                body.append(frame.data)
+                body.append(data)
                 continue
-            buf += frame.data
+            buf += data
             *lines, buf = buf.split(b"\n")
             for line in lines:
                 doc = _json_or_none(line)
@@ -205,7 +201,7 @@ async def prune_everywhere(req: Request, nodes, path: str, deleted_key: str, nod
     deleted items (as `node/name` when `node_prefixed`) and reclaimed space summed. `after(view)`
     runs for each node that pruned (e.g. to re-read its images)."""
     answers = await asyncio.gather(*(unary(req, v.client, path) for v in nodes), return_exceptions=True)
-    deleted, space = [], 0
+    deleted, space, reported_space = [], 0, False
     for view, resp in zip(nodes, answers):
         if isinstance(resp, ApiError):
             continue                          # a node lost meanwhile prunes nothing
@@ -216,10 +212,11 @@ async def prune_everywhere(req: Request, nodes, path: str, deleted_key: str, nod
         doc = json.loads(resp.body or b"{}")
         items = doc.get(deleted_key) or []
         deleted += [f"{view.name}/{i}" for i in items] if node_prefixed else items
+        reported_space |= "SpaceReclaimed" in doc
         space += doc.get("SpaceReclaimed") or 0
         if after is not None:
             await after(view)
     out = {deleted_key: deleted}
-    if path != "/networks/prune":             # the engine reports no space for networks
+    if reported_space or not nodes:           # networks free no space: the engine leaves it out
         out["SpaceReclaimed"] = space
     return json_response(out)
