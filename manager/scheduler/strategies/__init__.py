@@ -84,3 +84,16 @@ def fitting(spec: ContainerSpec, nodes: list[NodeSnapshot]) -> list[NodeSnapshot
     if not out:
         raise no_resources(spec, nodes)
     return out
+
+
+class KeyedStrategy:
+    """A strategy that orders the nodes with room by one key per node (`sort_key`)."""
+
+    def sort_key(self, spec: ContainerSpec):
+        raise NotImplementedError
+
+    def rank(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> list[NodeSnapshot]:
+        return sorted(fitting(spec, nodes), key=self.sort_key(spec))
+
+    def pick(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> NodeSnapshot:
+        return min(fitting(spec, nodes), key=self.sort_key(spec))

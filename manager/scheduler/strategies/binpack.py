@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from manager.scheduler.strategies import fitting, requests_resources, weight
+from manager.scheduler.strategies import KeyedStrategy, requests_resources, weight
 
 if TYPE_CHECKING:
     from manager.scheduler.container_spec import ContainerSpec
@@ -19,7 +19,7 @@ def _idle_key(n: NodeSnapshot):
     return -idx.count, -idx.load, n.name, n.id
 
 
-class BinpackStrategy:
+class BinpackStrategy(KeyedStrategy):
     name = "binpack"
 
     def sort_key(self, spec: ContainerSpec):
@@ -31,9 +31,3 @@ class BinpackStrategy:
             idx = n.index
             return -weight(spec, n), -idx.count, -idx.load, n.name, n.id
         return key
-
-    def rank(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> list[NodeSnapshot]:
-        return sorted(fitting(spec, nodes), key=self.sort_key(spec))
-
-    def pick(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> NodeSnapshot:
-        return min(fitting(spec, nodes), key=self.sort_key(spec))
