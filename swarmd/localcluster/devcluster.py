@@ -101,6 +101,7 @@ def supervise(nodes: int, state_dir: Path) -> int:
             "registry": getattr(lab.registry, "address", "") if lab.registry else "",
             "metrics": cluster.metrics_addrs,
             "engines": {e.name: e.url for e in lab.engines},
+            "engine_specs": [e.spec() for e in lab.engines],
             "logs": str(state_dir / "swarm"),
             "processes": [vars(p) for p in procs],
         })
@@ -171,6 +172,12 @@ def down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 60.0) -> list[str
     leftovers = [p for p in procs if p.name != "supervisor" and p.alive()]
     for p in leftovers:
         stop_pid(p.pid, timeout=20)
+    if leftovers:
+        # the supervisor did not stop the engines: clear what they leave on the host (mounts,
+        # shims, the bridges of their networks) as the lab would have
+        from swarmd.localcluster.engine import DockerEngine
+        for spec in state.get("engine_specs", []):
+            DockerEngine(**spec).clean_leftovers()
     state_path(state_dir).unlink(missing_ok=True)
     return [p.name for p in leftovers]
 

@@ -1,8 +1,12 @@
 """A real `dockerd` running beside others: own socket, data/exec roots, bridge and host IP."""
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -42,18 +46,92 @@ def _pids_referencing(path: Path) -> list[int]:
     return pids
 
 
+# Where dockerd keeps its networks (a bolt database under the data root), and the key each
+# network is stored under: read as bytes, so an engine that died still names its networks.
+NETWORK_DB = Path("data/network/files/local-kv.db")
+_NETWORK_KEY = re.compile(rb"docker/network/v1\.0/network/([0-9a-f]{64})")
+_BRIDGE_NAME = re.compile(rb'"BridgeName":"([^"/\\]{1,15})"')    # the bridge driver's stored config
+PREDEFINED_NETWORKS = {"bridge", "host", "none"}
+
+
+def bridges_in_data(root: Path) -> set[str]:
+    """Names of the bridges of the networks an engine rooted at `root` had stored, alive or not:
+    `br-<network id>` and any name a network asked for."""
+    try:
+        raw = (root / NETWORK_DB).read_bytes()
+    except OSError:
+        return set()
+    return ({f"br-{m.decode()[:12]}" for m in _NETWORK_KEY.findall(raw)}
+            | {m.decode() for m in _BRIDGE_NAME.findall(raw)})
+
+
+def _pids_in_containers_under(root: Path) -> list[int]:
+    """Pids whose root filesystem lies under `root`: the processes of an engine's containers,
+    which outlive a dockerd and shims that were killed."""
+    prefix = str(root) + "/"
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for line in (entry / "mountinfo").read_text().splitlines():
+                fields = line.split()
+                if fields[4] == "/" and prefix in line:
+                    pids.append(int(entry.name))
+                    break
+        except (OSError, IndexError):
+            continue
+    return pids
+
+
+def host_bridges() -> dict[str, list[ipaddress.IPv4Interface]]:
+    """Every bridge in this network namespace, with its IPv4 addresses."""
+    out = _run("ip", "-j", "addr", "show", "type", "bridge", check=False).stdout
+    bridges = {}
+    for link in json.loads(out or "[]"):
+        if "ifname" not in link:
+            continue
+        bridges[link["ifname"]] = [
+            ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}")
+            for a in link.get("addr_info", []) if a.get("family") == "inet"
+        ]
+    return bridges
+
+
+def bridges_of_engine(bridge_names: set[str], address_pool: str | None,
+                      bridges: dict[str, list[ipaddress.IPv4Interface]]) -> list[str]:
+    """The host bridges that belong to one engine's networks, and nobody else's: the names its
+    networks had (`br-<network id>` or asked for), and any `br-*` bridge addressed inside its
+    own address pool."""
+    wanted = set(bridge_names)
+    pool = ipaddress.IPv4Network(address_pool) if address_pool else None
+    found = []
+    for name, addrs in bridges.items():
+        if name in wanted or (pool and name.startswith("br-")
+                              and any(a.ip in pool for a in addrs)):
+            found.append(name)
+    return sorted(found)
+
+
 class DockerEngine:
     """One engine of the lab. `index` picks its bridge, subnet and published-port address."""
 
     def __init__(self, root: Path, name: str, bridge: str, bridge_cidr: str, host_ip: str,
-                 labels: dict[str, str] | None = None):
-        self.root = root
+                 address_pool: str | None = None, labels: dict[str, str] | None = None):
+        self.root = Path(root)
+        self.address_pool = address_pool
         self.name = name
         self.bridge = bridge
         self.bridge_cidr = bridge_cidr
         self.host_ip = host_ip
         self.labels = labels or {}
         self.daemon: Daemon | None = None
+
+    def spec(self) -> dict:
+        """What rebuilds this engine's description in another process (JSON-friendly)."""
+        return {"root": str(self.root), "name": self.name, "bridge": self.bridge,
+                "bridge_cidr": self.bridge_cidr, "host_ip": self.host_ip,
+                "address_pool": self.address_pool, "labels": self.labels}
 
     @property
     def socket_path(self) -> Path:
@@ -73,7 +151,7 @@ class DockerEngine:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, timeout: float = 60) -> "DockerEngine":
-        self._clean_leftovers()
+        self.clean_leftovers()
         self.root.mkdir(parents=True, exist_ok=True)
         _run("ip", "link", "add", self.bridge, "type", "bridge")
         _run("ip", "addr", "add", self.bridge_cidr, "dev", self.bridge)
@@ -99,6 +177,8 @@ class DockerEngine:
             "--storage-driver", "overlay2",
             "--config-file", str(self._write_config()),
         ]
+        if self.address_pool:
+            argv += ["--default-address-pool", f"base={self.address_pool},size=24"]
         for k, v in self.labels.items():
             argv += ["--label", f"{k}={v}"]
         self._argv = argv
@@ -143,17 +223,48 @@ class DockerEngine:
         finally:
             c.close()
 
+    def remove_user_networks(self) -> set[str]:
+        """Removes every network but the predefined ones; returns the names of their bridges,
+        so a bridge the engine fails to delete can still be found."""
+        names = set()
+        c = self.client(timeout=30)
+        try:
+            for net in c.api.networks():
+                if net["Name"] in PREDEFINED_NETWORKS:
+                    continue
+                named = (net.get("Options") or {}).get("com.docker.network.bridge.name")
+                names.add(named or f"br-{net['Id'][:12]}")
+                try:
+                    c.api.remove_network(net["Id"])
+                except docker.errors.APIError:
+                    pass  # still in use or already gone: its bridge is deleted after the stop
+        finally:
+            c.close()
+        return names
+
     def stop(self) -> None:
+        bridge_names: set[str] = set()
         if self.daemon and self.daemon.running():
             try:
                 self.remove_all_containers()
+                bridge_names = self.remove_user_networks()
             except Exception:
                 pass  # the engine may already be unhealthy; the steps below still clean up
             self.daemon.stop(timeout=20)
-        self._clean_leftovers()
+        self.clean_leftovers(bridge_names)
 
-    def _clean_leftovers(self) -> None:
-        """Stops what a crashed earlier run left under this root, by pid, and removes it."""
+    def _delete_network_bridges(self, bridge_names: set[str]) -> list[str]:
+        """Deletes the host bridges of this engine's networks (and so their routes): dockerd
+        leaves them behind when it stops or dies with networks defined."""
+        names = bridge_names | bridges_in_data(self.root)
+        doomed = bridges_of_engine(names, self.address_pool, host_bridges())
+        for name in doomed:
+            _run("ip", "link", "del", name, check=False)
+        return doomed
+
+    def clean_leftovers(self, bridge_names: set[str] = frozenset()) -> None:
+        """Stops what a crashed earlier run left under this root, by pid, deletes the bridges of
+        its networks and removes it."""
         if self.pidfile.exists():
             try:
                 pid = int(self.pidfile.read_text().strip() or 0)
@@ -164,8 +275,12 @@ class DockerEngine:
         if self.root.exists():
             for pid in _pids_referencing(self.root):
                 stop_pid(pid, timeout=5)
+            for pid in _pids_in_containers_under(self.root):
+                stop_pid(pid, timeout=5, sig=signal.SIGKILL)
             for mnt in _mounts_under(self.root):
                 _run("umount", "-l", mnt, check=False)
+        self._delete_network_bridges(set(bridge_names))
+        if self.root.exists():
             shutil.rmtree(self.root, ignore_errors=True)
         if _run("ip", "link", "show", self.bridge, check=False).returncode == 0:
             _run("ip", "link", "del", self.bridge, check=False)

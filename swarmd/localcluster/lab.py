@@ -27,7 +27,8 @@ class Lab:
             DockerEngine(
                 self.root / f"engine{i}", name=f"node{i + 1}",
                 bridge=self.slot.bridge_name(i), bridge_cidr=self.slot.bridge_cidr(i),
-                host_ip=self.slot.host_ip(i), labels={"lab.index": str(i + 1)},
+                host_ip=self.slot.host_ip(i), address_pool=self.slot.address_pool(i),
+                labels={"lab.index": str(i + 1)},
             )
             for i in range(engines)
         ]

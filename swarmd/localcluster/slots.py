@@ -14,6 +14,7 @@ from pathlib import Path
 STATE_ROOT = Path(os.environ.get("SWARMD_LOCAL_ROOT", "/tmp/swarmd-local"))
 MAX_SLOTS = 40
 MAX_ENGINES = 6   # per slot: 40 * 6 = 240 bridge subnets 172.31.1-240.0/24
+# and 240 address pools 10.1-240.0.0/16 for the engines' user-defined networks
 
 
 @dataclass
@@ -25,9 +26,17 @@ class Slot:
     def bridge_name(self, engine: int) -> str:
         return f"swd{self.index}e{engine}"
 
+    def _engine_number(self, engine: int) -> int:
+        return self.index * MAX_ENGINES + engine + 1
+
     def bridge_cidr(self, engine: int) -> str:
-        n = self.index * MAX_ENGINES + engine + 1
-        return f"172.31.{n}.1/24"
+        return f"172.31.{self._engine_number(engine)}.1/24"
+
+    def address_pool(self, engine: int) -> str:
+        """The engine's own default address pool for user-defined networks: no two engines, of
+        this lab or another, ever compete for the engine defaults, and every bridge whose address
+        lies in it is known to be this engine's."""
+        return f"10.{self._engine_number(engine)}.0.0/16"
 
     def host_ip(self, engine: int) -> str:
         """Loopback address an engine publishes ports on: unique per slot and engine."""

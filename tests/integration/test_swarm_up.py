@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 
+import docker
+
 from swarmd.localcluster.devcluster import Process, read_state
+from swarmd.localcluster.engine import host_bridges
+from swarmd.localcluster.processes import wait_until
 from swarmd.localcluster.swarm import swarm_argv
 
 
@@ -15,6 +20,7 @@ def swarm(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 def test_up_prints_docker_host_and_down_stops_every_process(tmp_path):
     state_dir = str(tmp_path / "dev")
+    bridges: set[str] = set()
     up = swarm("up", "--nodes", "2", "--state-dir", state_dir)
     try:
         assert up.returncode == 0, up.stderr + (tmp_path / "dev" / "up.log").read_text(errors="replace")
@@ -39,6 +45,16 @@ def test_up_prints_docker_host_and_down_stops_every_process(tmp_path):
                                timeout=60)
         assert "Hello from Docker!" in hello.stdout, hello.stderr
 
+        made = subprocess.run(["docker", "network", "create", "leaktest"], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        bridges = set()
+        for url in state["engines"].values():
+            engine = docker.DockerClient(base_url=url, version="1.41")
+            bridges |= {f"br-{n.id[:12]}" for n in engine.networks.list(names=["leaktest"])}
+            engine.close()
+        assert len(bridges) == 2 and bridges <= set(host_bridges()), bridges
+
         again = swarm("up", "--nodes", "1", "--state-dir", state_dir)
         assert again.returncode == 1 and "already up" in again.stderr
     finally:
@@ -46,4 +62,26 @@ def test_up_prints_docker_host_and_down_stops_every_process(tmp_path):
     assert down.returncode == 0, down.stderr
     assert not any(p.alive() for p in procs)
     assert read_state(tmp_path / "dev") is None
+    assert not bridges & set(host_bridges()), "swarm down left the network's bridges behind"
     assert swarm("down", "--state-dir", state_dir).returncode == 1     # nothing left to stop
+
+
+def test_down_after_the_supervisor_died_still_clears_the_engines_bridges(tmp_path):
+    state_dir = str(tmp_path / "dev")
+    up = swarm("up", "--nodes", "1", "--state-dir", state_dir)
+    try:
+        assert up.returncode == 0, up.stderr + (tmp_path / "dev" / "up.log").read_text(errors="replace")
+        state = read_state(tmp_path / "dev")
+        engine = docker.DockerClient(base_url=state["engines"]["node1"], version="1.41")
+        net = engine.networks.create("orphaned")
+        engine.close()
+        bridge = f"br-{net.id[:12]}"
+        assert bridge in host_bridges()
+        supervisor = next(Process(**p) for p in state["processes"] if p["name"] == "supervisor")
+        os.kill(supervisor.pid, signal.SIGKILL)
+        wait_until(lambda: not supervisor.alive(), 10, "the supervisor to die")
+    finally:
+        down = swarm("down", "--state-dir", state_dir)
+    assert down.returncode == 0, down.stderr
+    assert "stopped" in down.stderr and "node1" in down.stderr
+    assert bridge not in host_bridges()
