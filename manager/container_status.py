@@ -8,8 +8,6 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timezone
 
-_ZERO = "0001-01-01T00:00:00Z"
-
 
 @functools.lru_cache(maxsize=1 << 18)     # pure; `docker ps` parses every container's times (2 each)
 def parse_time(text: str | None) -> datetime | None:

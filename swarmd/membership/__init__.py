@@ -15,8 +15,6 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from swarm.v1 import types_pb2
 
-EVENT_KINDS = ("joined", "updated", "left", "synced")
-
 
 @dataclass(frozen=True)
 class MemberEvent:
