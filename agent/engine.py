@@ -4,8 +4,9 @@ Every Engine API call goes over a raw asyncio HTTP/1.1 connection, so that the a
 engine's exact status, headers and body bytes, streams responses as they arrive (chunked transfer
 encoding is decoded here), and can take over a hijacked connection (`Connection: Upgrade`,
 `Upgrade: tcp`; the engine answers `101 UPGRADED`) to pump stdin and output both ways. Whole
-calls (`request` and the typed calls) reuse idle keep-alive connections; streamed and hijacked
-calls get a connection of their own. Image pulls use the `docker` SDK in a worker thread.
+calls (`request` and the typed reads) reuse idle keep-alive connections; streamed and hijacked
+calls get a connection of their own. Container lifecycle calls and image pulls are added on top
+by `agent.sdk_engine.SdkEngine`.
 
 Failures carry the engine's HTTP status and message as `EngineError`; an engine that cannot be
 reached raises `EngineUnreachable` (status 503).
@@ -119,9 +120,6 @@ class EngineResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
-
-    def json(self):
-        return json.loads(self.body or b"null")
 
 
 def is_hijack(headers: Iterable[tuple[str, str]]) -> bool:
@@ -335,24 +333,15 @@ class EngineConnection:
 
 # -- the engine -------------------------------------------------------------------------------
 
-_ACTION_ROUTES = {
-    "start": ("POST", "/start"),
-    "stop": ("POST", "/stop"),
-    "kill": ("POST", "/kill"),
-    "restart": ("POST", "/restart"),
-    "pause": ("POST", "/pause"),
-    "unpause": ("POST", "/unpause"),
-    "remove": ("DELETE", ""),
-}
-ACTIONS = tuple(_ACTION_ROUTES)
-
 
 def _q(part: str) -> str:
     return urllib.parse.quote(part, safe="")
 
 
 class Engine:
-    """The local engine. Calls run concurrently, each on a connection of its own at a time."""
+    """The local engine's socket: relayed calls, streams and hijacks, and the reads the manager
+    keeps verbatim. Calls run concurrently, each on a connection of its own at a time.
+    `agent.sdk_engine.SdkEngine` adds the lifecycle calls of the agent's `LocalEngine` seam."""
 
     def __init__(self, url: str):
         self.address = EngineAddress.parse(url)
@@ -459,21 +448,7 @@ class Engine:
             raise EngineError(resp.status, error_message(resp.body, resp.status))
         return resp
 
-    # typed calls: bodies stay the engine's own JSON bytes
-
-    async def check(self) -> str:
-        """Pings the engine: an empty string when it answers, else why it does not."""
-        try:
-            resp = await self.request("GET", "/_ping")
-        except EngineError as exc:
-            return exc.message
-        return "" if resp.status == 200 else f"ping answered HTTP {resp.status}"
-
-    async def info(self) -> bytes:
-        return (await self._ok("GET", "/info")).body
-
-    async def version(self) -> bytes:
-        return (await self._ok("GET", "/version")).body
+    # typed reads: bodies stay the engine's own JSON bytes
 
     async def list_containers(self, all: bool, filters_json: bytes = b"") -> bytes:
         params = [("all", "1" if all else "0")]
@@ -483,18 +458,6 @@ class Engine:
 
     async def inspect_container(self, container_id: str) -> bytes:
         return (await self._ok("GET", f"/containers/{_q(container_id)}/json")).body
-
-    async def create_container(self, name: str, config_json: bytes) -> dict:
-        query = urllib.parse.urlencode({"name": name}) if name else ""
-        return (await self._ok("POST", "/containers/create", query, config_json or b"{}")).json()
-
-    async def container_action(self, container_id: str, action: str, params: dict[str, str]) -> int:
-        """Runs start/stop/...; returns the engine's status (204 done, 304 nothing to do)."""
-        if action not in _ACTION_ROUTES:
-            raise EngineError(400, f"unknown container action {action!r}")
-        method, suffix = _ACTION_ROUTES[action]
-        query = urllib.parse.urlencode(sorted(params.items()))
-        return (await self._ok(method, f"/containers/{_q(container_id)}{suffix}", query)).status
 
     async def events(self, since_unix_nano: int = 0) -> AsyncIterator[bytes]:
         """The engine's event stream, one event's JSON at a time, until the engine ends it."""
@@ -515,25 +478,3 @@ class Engine:
                 yield pending
         finally:
             await conn.close()
-
-    async def pull_image(self, reference: str) -> None:
-        """Pulls `reference` from its registry with the docker SDK (in a worker thread)."""
-        await asyncio.to_thread(self._pull_blocking, reference)
-
-    def _pull_blocking(self, reference: str) -> None:
-        import docker
-        from docker.utils import parse_repository_tag
-
-        repository, tag = parse_repository_tag(reference)
-        client = docker.APIClient(base_url=self.url, version=API_VERSION, timeout=None)
-        try:
-            for line in client.pull(repository, tag=tag or "latest", stream=True, decode=True):
-                if isinstance(line, dict) and line.get("error"):
-                    raise EngineError(500, str(line["error"]))
-        except docker.errors.APIError as exc:
-            status = exc.response.status_code if exc.response is not None else 500
-            raise EngineError(status, str(exc.explanation or exc)) from None
-        except docker.errors.DockerException as exc:
-            raise EngineUnreachable(f"cannot pull {reference}: {exc}") from None
-        finally:
-            client.close()

@@ -28,7 +28,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agent.daemon import SERVER_OPTIONS, SERVICE_NAME
-from agent.engine import EngineError, EngineResponse, engine_path
+from agent.engine import API_VERSION, EngineConnection, EngineError, EngineResponse, engine_path
 from agent.node_info import NodeInfoSource, NodeSettings, parse_labels
 from agent.service import AgentService
 from swarm.v1 import agent_pb2_grpc
@@ -37,7 +37,6 @@ from swarmd import config, logs
 log = logs.get("agent.hollow")
 
 ENGINE_VERSION = "20.10.24"
-API_VERSION = "1.41"
 GiB = 1 << 30
 EVENT_BACKLOG = 256           # recent events kept for `since` replays
 DEFAULT_IMAGES = ("busybox:latest", "hello-world:latest")
@@ -227,7 +226,9 @@ def _matches(c: HollowContainer, filters: dict) -> bool:
 
 
 class HollowEngine:
-    """An in-memory engine with the interface `AgentService` uses from `agent.engine.Engine`."""
+    """An in-memory engine: an `agent.local_engine.LocalEngine` for hollow nodes."""
+
+    same_clock = True        # its event times are this process's clock
 
     def __init__(self, name: str, cpus: int = 4, memory: int = 8 * GiB, labels: dict[str, str] | None = None,
                  images: Iterable[str] = DEFAULT_IMAGES):
@@ -455,7 +456,7 @@ class HollowEngine:
         return EngineResponse(501, list(_JSON), json.dumps({"message": message}).encode())
 
     async def open(self, method: str, path: str, query: str = "", body: bytes = b"",
-                   headers: Iterable[tuple[str, str]] = ()):
+                   headers: Iterable[tuple[str, str]] = ()) -> EngineConnection:
         raise _error(501, f"{method.upper()} {path}: streamed calls are not implemented by a hollow engine")
 
     # -- events -------------------------------------------------------------------------------

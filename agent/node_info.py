@@ -5,7 +5,8 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
-from agent.engine import Engine, EngineError
+from agent.engine import EngineError
+from agent.local_engine import LocalEngine
 from swarm.v1 import types_pb2
 from swarmd import logs
 
@@ -79,7 +80,7 @@ class EngineFacts:
 class NodeInfoSource:
     """Reads the engine each time it is asked; registration falls back to the last good reading."""
 
-    def __init__(self, engine: Engine, settings: NodeSettings):
+    def __init__(self, engine: LocalEngine, settings: NodeSettings):
         self.engine = engine
         self.settings = settings
         self._last: types_pb2.NodeInfo | None = None

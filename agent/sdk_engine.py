@@ -16,21 +16,24 @@ import docker.errors
 import requests.exceptions
 
 from agent.engine import API_VERSION, Engine, EngineError, EngineUnreachable
+from agent.local_engine import CONTAINER_ACTIONS
 
-_ACTIONS = {
-    "start": ("post", "/containers/{0}/start"),
-    "stop": ("post", "/containers/{0}/stop"),
-    "kill": ("post", "/containers/{0}/kill"),
-    "restart": ("post", "/containers/{0}/restart"),
-    "pause": ("post", "/containers/{0}/pause"),
-    "unpause": ("post", "/containers/{0}/unpause"),
-    "remove": ("delete", "/containers/{0}"),
-}
 _POOL = 32
 _TIMEOUT = 120
 
 
+def _action_route(action: str) -> tuple[str, str]:
+    """The Engine API route of a container action: remove is DELETE /containers/{id}, every other
+    action POST /containers/{id}/ACTION."""
+    if action == "remove":
+        return "delete", "/containers/{0}"
+    return "post", "/containers/{0}/" + action
+
+
 class SdkEngine(Engine):
+    """The node's real engine, as the agent's `LocalEngine`: lifecycle calls through the SDK, reads
+    and relays through `Engine`'s asyncio transport."""
+
     def __init__(self, url: str):
         super().__init__(url)
         self.api = docker.APIClient(base_url=self.url, version=API_VERSION, timeout=_TIMEOUT,
@@ -69,9 +72,9 @@ class SdkEngine(Engine):
 
     async def container_action(self, container_id: str, action: str, params: dict[str, str]) -> int:
         """start/stop/…/remove; the engine's status comes back (204 done, 304 nothing to do)."""
-        if action not in _ACTIONS:
+        if action not in CONTAINER_ACTIONS:
             raise EngineError(400, f"unknown container action {action!r}")
-        method, route = _ACTIONS[action]
+        method, route = _action_route(action)
 
         def call() -> int:
             url = self.api._url(route, container_id)

@@ -1,11 +1,12 @@
 """The Agent gRPC service: runs what the manager asks on the local engine, and relays its answers.
 
-Engine errors end an RPC through `swarmd.engine_errors.abort`, so the manager sees the engine's
-own HTTP status and wording. When the engine shares this host's clock, InspectContainer's trailing
-metadata says when the engine was asked (`engine-read-at-ns`), and CreateContainer's and
-ContainerAction's when it had answered (`engine-done-at-ns`): the manager compares them with the
-`timeNano` of engine events to skip re-reading a container for an event its record already shows. `EngineCall` returns any status as it is; `EngineStream` relays
-streamed and hijacked calls frame by frame (see proto/swarm/v1/agent.proto).
+The engine is any `agent.local_engine.LocalEngine` (the node's dockerd, or a hollow one). Engine
+errors end an RPC through `swarmd.engine_errors.abort`, so the manager sees the engine's own HTTP
+status and wording. When the engine shares this host's clock, InspectContainer, CreateContainer
+and ContainerAction carry engine-clock times in their trailing metadata (`swarmd.engine_clock`),
+so that the manager skips re-reading a container for an event its record already shows.
+`EngineCall` returns any status as it is; `EngineStream` relays streamed and hijacked calls frame
+by frame (see proto/swarm/v1/agent.proto).
 """
 from __future__ import annotations
 
@@ -17,24 +18,17 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from agent.engine import Engine, EngineConnection, EngineError, is_hijack
+from agent.engine import EngineConnection, EngineError, is_hijack
+from agent.local_engine import CONTAINER_ACTIONS, LocalEngine
 from agent.node_info import NodeInfoSource
 from swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd import engine_errors, logs
+from swarmd import engine_clock, engine_errors, logs
 
 log = logs.get("agent.service")
 
-_ACTIONS = {
-    agent_pb2.ContainerActionRequest.ACTION_START: "start",
-    agent_pb2.ContainerActionRequest.ACTION_STOP: "stop",
-    agent_pb2.ContainerActionRequest.ACTION_KILL: "kill",
-    agent_pb2.ContainerActionRequest.ACTION_RESTART: "restart",
-    agent_pb2.ContainerActionRequest.ACTION_PAUSE: "pause",
-    agent_pb2.ContainerActionRequest.ACTION_UNPAUSE: "unpause",
-    agent_pb2.ContainerActionRequest.ACTION_REMOVE: "remove",
-}
-READ_AT = "engine-read-at-ns"     # trailing metadata: nanoseconds since the epoch, engine clock
-DONE_AT = "engine-done-at-ns"
+# the Agent RPC's action enum -> the engine's action name
+_ACTIONS = {agent_pb2.ContainerActionRequest.Action.Value(f"ACTION_{name.upper()}"): name
+            for name in CONTAINER_ACTIONS}
 # image references that name an image by id: never pulled
 _IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
 
@@ -44,15 +38,13 @@ def _headers(pairs) -> list[agent_pb2.Header]:
 
 
 class AgentService(agent_pb2_grpc.AgentServicer):
-    def __init__(self, engine: Engine, node: NodeInfoSource):
+    def __init__(self, engine: LocalEngine, node: NodeInfoSource):
         self.engine = engine
         self.node = node
-        # an engine object that does not say otherwise (e.g. an in-process one) runs on this host
-        self.same_clock = bool(getattr(engine, "same_clock", True))
 
     def _stamp(self, context, key: str, ns: int) -> None:
-        if self.same_clock:
-            context.set_trailing_metadata(((key, str(ns)),))
+        if self.engine.same_clock:
+            context.set_trailing_metadata(engine_clock.trailing_metadata(key, ns))
 
     # -- typed calls ------------------------------------------------------------------------
 
@@ -76,7 +68,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             body = await self.engine.inspect_container(request.id)
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
-        self._stamp(context, READ_AT, asked_at)
+        self._stamp(context, engine_clock.READ_AT, asked_at)
         return agent_pb2.JsonDocument(json=body)
 
     async def CreateContainer(self, request, context):
@@ -84,7 +76,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             created = await self._create(request.name, request.config_json)
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
-        self._stamp(context, DONE_AT, time.time_ns())
+        self._stamp(context, engine_clock.DONE_AT, time.time_ns())
         return agent_pb2.CreateContainerResponse(id=created.get("Id", ""), warnings=created.get("Warnings") or [])
 
     async def _create(self, name: str, config_json: bytes) -> dict:
@@ -108,7 +100,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             status = await self.engine.container_action(request.id, action, dict(request.params))
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
-        self._stamp(context, DONE_AT, time.time_ns())
+        self._stamp(context, engine_clock.DONE_AT, time.time_ns())
         return agent_pb2.ContainerActionResponse(status=status)
 
     # -- relayed calls ----------------------------------------------------------------------

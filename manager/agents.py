@@ -9,14 +9,12 @@ import grpc
 from manager.httpd.errors import ApiError
 from manager.metrics import AGENT_RPC_ERRORS
 from swarm.v1 import agent_pb2, agent_pb2_grpc
+from swarmd import engine_clock
 from swarmd.engine_errors import engine_error_from_rpc
 from swarmd.tls import open_channel
 
 UNARY_TIMEOUT = 60.0      # seconds; every outbound unary call has a deadline
 INFO_TIMEOUT = 10.0
-# trailing metadata of the agent (agent/service.py): engine-clock times in ns, 0 when not sent
-READ_AT = "engine-read-at-ns"     # InspectContainer: when the engine was asked
-DONE_AT = "engine-done-at-ns"     # CreateContainer, ContainerAction: when the engine had answered
 
 _ACTIONS = {
     "start": agent_pb2.ContainerActionRequest.ACTION_START,
@@ -78,10 +76,7 @@ class AgentClient:
             metadata = await call.trailing_metadata()
         except grpc.aio.AioRpcError as err:
             raise self._error(err) from None
-        for key, value in metadata or ():
-            if key == clock_key and isinstance(value, str) and value.isdigit():
-                return resp, int(value)
-        return resp, 0
+        return resp, engine_clock.time_from(metadata, clock_key)
 
     async def create_container(self, name: str, config: dict) -> dict:
         return (await self.create_container_at(name, config))[0]
@@ -91,7 +86,7 @@ class AgentClient:
         resp, done_at = await self._unary(
             self.stub.CreateContainer,
             agent_pb2.CreateContainerRequest(name=name or "", config_json=json.dumps(config).encode()),
-            UNARY_TIMEOUT, DONE_AT)
+            UNARY_TIMEOUT, engine_clock.DONE_AT)
         return {"Id": resp.id, "Warnings": list(resp.warnings)}, done_at
 
     async def list_containers(self, all: bool = True, filters: dict | None = None) -> list[dict]:
@@ -111,7 +106,8 @@ class AgentClient:
         """The inspect document and when the engine was asked for it (engine clock, 0 if unknown):
         the document shows every change the engine made before that time."""
         resp, read_at = await self._unary(
-            self.stub.InspectContainer, agent_pb2.InspectContainerRequest(id=container_id), UNARY_TIMEOUT, READ_AT)
+            self.stub.InspectContainer, agent_pb2.InspectContainerRequest(id=container_id), UNARY_TIMEOUT,
+            engine_clock.READ_AT)
         doc = EngineDocument(json.loads(resp.json))
         doc.raw = resp.json
         return doc, read_at
@@ -125,7 +121,7 @@ class AgentClient:
         resp, done_at = await self._unary(
             self.stub.ContainerAction,
             agent_pb2.ContainerActionRequest(id=container_id, action=_ACTIONS[action], params=params or {}),
-            UNARY_TIMEOUT, DONE_AT)
+            UNARY_TIMEOUT, engine_clock.DONE_AT)
         return resp.status or 204, done_at
 
     async def engine_call(self, method: str, path: str, query: str = "", body: bytes = b"",
