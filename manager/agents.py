@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from manager.container_actions import ACTIONS
 from manager.httpd.errors import ApiError
 from manager.metrics import AGENT_RPC_ERRORS
 from swarm.v1 import agent_pb2, agent_pb2_grpc
@@ -17,16 +18,6 @@ INFO_TIMEOUT = 10.0
 # trailing metadata of the agent (agent/service.py): engine-clock times in ns, 0 when not sent
 READ_AT = "engine-read-at-ns"     # InspectContainer: when the engine was asked
 DONE_AT = "engine-done-at-ns"     # CreateContainer, ContainerAction: when the engine had answered
-
-_ACTIONS = {
-    "start": agent_pb2.ContainerActionRequest.ACTION_START,
-    "stop": agent_pb2.ContainerActionRequest.ACTION_STOP,
-    "kill": agent_pb2.ContainerActionRequest.ACTION_KILL,
-    "restart": agent_pb2.ContainerActionRequest.ACTION_RESTART,
-    "pause": agent_pb2.ContainerActionRequest.ACTION_PAUSE,
-    "unpause": agent_pb2.ContainerActionRequest.ACTION_UNPAUSE,
-    "remove": agent_pb2.ContainerActionRequest.ACTION_REMOVE,
-}
 
 
 class EngineDocument(dict):
@@ -124,7 +115,7 @@ class AgentClient:
         """The engine's status and when the engine had answered (engine clock, 0 if unknown)."""
         resp, done_at = await self._unary(
             self.stub.ContainerAction,
-            agent_pb2.ContainerActionRequest(id=container_id, action=_ACTIONS[action], params=params or {}),
+            agent_pb2.ContainerActionRequest(id=container_id, action=ACTIONS[action].wire, params=params or {}),
             UNARY_TIMEOUT, DONE_AT)
         return resp.status or 204, done_at
 
