@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from manager.container_actions import ACTIONS
 from manager.httpd.errors import ApiError
 from manager.metrics import AGENT_RPC_ERRORS
 from swarm.v1 import agent_pb2, agent_pb2_grpc
@@ -15,16 +16,6 @@ from swarmd.tls import open_channel
 
 UNARY_TIMEOUT = 60.0      # seconds; every outbound unary call has a deadline
 INFO_TIMEOUT = 10.0
-
-_ACTIONS = {
-    "start": agent_pb2.ContainerActionRequest.ACTION_START,
-    "stop": agent_pb2.ContainerActionRequest.ACTION_STOP,
-    "kill": agent_pb2.ContainerActionRequest.ACTION_KILL,
-    "restart": agent_pb2.ContainerActionRequest.ACTION_RESTART,
-    "pause": agent_pb2.ContainerActionRequest.ACTION_PAUSE,
-    "unpause": agent_pb2.ContainerActionRequest.ACTION_UNPAUSE,
-    "remove": agent_pb2.ContainerActionRequest.ACTION_REMOVE,
-}
 
 
 class EngineDocument(dict):
@@ -120,7 +111,7 @@ class AgentClient:
         """The engine's status and when the engine had answered (engine clock, 0 if unknown)."""
         resp, done_at = await self._unary(
             self.stub.ContainerAction,
-            agent_pb2.ContainerActionRequest(id=container_id, action=_ACTIONS[action], params=params or {}),
+            agent_pb2.ContainerActionRequest(id=container_id, action=ACTIONS[action].wire, params=params or {}),
             UNARY_TIMEOUT, engine_clock.DONE_AT)
         return resp.status or 204, done_at
 

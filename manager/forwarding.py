@@ -24,6 +24,7 @@ from collections.abc import Callable
 import h11
 
 from manager.api.context import ManagerContext
+from manager.api.relay import wants_hijack
 from manager.httpd.errors import ApiError
 from manager.httpd.request import Request
 from manager.httpd.response import ClientGone, Response
@@ -86,10 +87,6 @@ def upstream_headers(req: Request, primary: str, upgrade: bool) -> list[tuple[st
     return headers
 
 
-def wants_upgrade(req: Request) -> bool:
-    return "upgrade" in (req.headers.get("connection") or "").lower() and bool(req.headers.get("upgrade"))
-
-
 class PrimaryFailed(ApiError):
     """The primary failed before any of its answer reached the client: safe to retry a GET/HEAD."""
 
@@ -114,7 +111,7 @@ class Forwarder:
         try:
             return await self._forward(req, primary)
         except PrimaryFailed as failed:
-            if req.method.upper() not in IDEMPOTENT or wants_upgrade(req):
+            if req.method.upper() not in IDEMPOTENT or wants_hijack(req):
                 raise ApiError(failed.status, failed.message) from None
             first = failed
         log.info("primary failed a read: retrying on the next primary", method=req.method, path=req.path,
@@ -164,7 +161,7 @@ class Forwarder:
     async def _head(self, req: Request, primary: str, conn: h11.Connection, reader: asyncio.StreamReader):
         """The primary's answer head. A GET/HEAD gives up (PrimaryFailed) once another manager
         is known as primary: the one asked may be frozen and never answer."""
-        if req.method.upper() not in IDEMPOTENT or wants_upgrade(req):
+        if req.method.upper() not in IDEMPOTENT or wants_hijack(req):
             return await _next_event(conn, reader)
         task = asyncio.ensure_future(_next_event(conn, reader))
         try:
@@ -182,7 +179,7 @@ class Forwarder:
     async def _exchange(self, req: Request, primary: str, reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter):
         conn = h11.Connection(h11.CLIENT)
-        upgrade = wants_upgrade(req)
+        upgrade = wants_hijack(req)
         try:
             writer.write(conn.send(h11.Request(method=req.method, target=upstream_target(req),
                                                headers=upstream_headers(req, primary, upgrade))))

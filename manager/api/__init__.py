@@ -1,13 +1,17 @@
-"""The Docker Engine API as the manager serves it: one module per resource, all thin."""
+"""The Docker Engine API as the manager serves it: one module per resource, all thin; the routes
+to every handler are listed in `manager.api.routes`."""
 from __future__ import annotations
 
-from manager.api import containers, events, execs, images, networks, system, unsupported
+from functools import partial
+
 from manager.api.context import ManagerContext
+from manager.api.routes import ROUTES
 from manager.httpd.router import Router
 
 
 def build_router(ctx: ManagerContext) -> Router:
+    """The Router of every route in ROUTES, each handler bound to `ctx`."""
     router = Router()
-    for module in (system, containers, execs, images, networks, events, unsupported):
-        module.register(router, ctx)
+    for method, pattern, handler in ROUTES:
+        router.add(method, pattern, partial(handler, ctx))
     return router

@@ -1,4 +1,6 @@
-"""`/containers/*`: placement on create, then every call addressed to the container's node."""
+"""`/containers/*` handlers: placement on create, then every call addressed to the container's node.
+
+Each handler takes the manager context and the request; `manager.api.routes` names the path of each."""
 from __future__ import annotations
 
 import json
@@ -8,8 +10,10 @@ from datetime import datetime, timezone
 
 from manager.api import relay
 from manager.api.context import ManagerContext
+from manager.api.lookups import container_and_node
 from manager.container_records import ContainerRecord, _requested_bindings
 from manager import container_filters, metrics
+from manager.container_actions import ACTIONS
 from manager.httpd.errors import ApiError
 from manager.httpd.request import Request
 from manager.httpd.response import JSON, Response, empty, json_response
@@ -20,8 +24,6 @@ from swarmd import logs
 log = logs.get("manager.api.containers")
 
 _VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-_ACTIONS = {"start": (), "stop": ("t", "signal"), "kill": ("signal",), "restart": ("t", "signal"),
-            "pause": (), "unpause": ()}
 
 
 def _conflict(name: str, rec: ContainerRecord | None) -> ApiError:
@@ -46,179 +48,158 @@ def _placeholder(name: str, body: dict) -> ContainerSnapshot:
     )
 
 
-def register(router, ctx: ManagerContext) -> None:
+async def create_container(ctx: ManagerContext, req: Request) -> Response:
     cluster = ctx.cluster
-
-    def locate(req: Request) -> tuple[ContainerRecord, object]:
-        rec = cluster.find_container(req.params["id"])
-        return rec, cluster.node_of(rec)
-
-    async def create(req: Request) -> Response:
-        body = req.json(default=None)
-        if not isinstance(body, dict):
-            raise ApiError(400, "config cannot be empty in order to create a container")
-        name = req.arg("name") or ""
-        if name:
-            name = _check_name(name)
-            if cluster.name_in_use(name) or name in ctx.pending_names:
-                raise _conflict(name, cluster.name_in_use(name))
-        if not body.get("Image"):
-            raise ApiError(400, "No command specified" if not body.get("Cmd") else "image is required")
-        started = time.perf_counter()
-        try:
-            spec = ContainerSpec.from_create(body, name or None)
-            node = ctx.scheduler.select(spec, cluster.snapshots())
-            engine_body = spec.normalized_create_body(body)
-        except NoSuitableNode as exc:
-            metrics.SCHEDULING.labels("no_suitable_node").inc()
-            raise ApiError(500, str(exc)) from None
-        except SchedulerError as exc:
-            metrics.SCHEDULING.labels("invalid").inc()
-            raise ApiError(400, str(exc)) from None
-        metrics.SCHEDULING.labels("placed").inc()
-        metrics.SCHEDULING_LATENCY.observe(time.perf_counter() - started)
-        view = cluster.nodes[node.id]
-        placeholder = _placeholder(name, engine_body)
-        view.pending.append(placeholder)
-        if name:
-            ctx.pending_names.add(name)
-        try:
-            result, done_at = await view.client.create_container_at(name, engine_body)
-            await cluster.refresh_container(view, result["Id"], done_at)   # read-your-writes
-        finally:
-            if placeholder in view.pending:
-                view.pending.remove(placeholder)
-            view.changed()
-            ctx.pending_names.discard(name)
-        log.info("container created", id=result["Id"][:12], name=name, node=view.name)
-        return json_response(result, 201)
-
-    async def list_containers(req: Request) -> Response:
-        show_all = req.flag("all")
-        limit = req.int_arg("limit", -1)
-        filters = req.filters()
-        container_filters.validate(filters)
-        now = datetime.now(timezone.utc)
-        out = []
-        for rec in cluster.containers():
-            view = cluster.nodes.get(rec.node_id)
-            down = view is not None and not view.healthy
-            if down:
-                holder = cluster.name_in_use(rec.name)
-                if holder is not None and holder.node_id != rec.node_id:
-                    continue     # rescheduled: the copy elsewhere is the container now
-            if not show_all and not rec.state.get("Running") and "status" not in filters:
-                continue
-            summary = rec.summary(now)
-            if down:             # as classic swarm showed containers of an unhealthy node
-                summary["Status"] = "Host Down"
-                summary["State"] = "unknown"
-            if filters and not container_filters.matches(rec, summary, filters, cluster.find_container):
-                continue
-            out.append((summary, rec))
-        out.sort(key=lambda pair: pair[0]["Created"], reverse=True)
-        if limit and limit > 0:
-            out = out[:limit]
-        # each record encodes its static part once: a 30,000-container list is a join of cached bytes
-        return Response(200, b"[" + b",".join(rec.summary_json(s) for s, rec in out) + b"]\n", JSON)
-
-    async def inspect(req: Request) -> Response:
-        rec, view = locate(req)
-        node = view.node_document()
-        if "Node" in rec.doc or not rec.doc:
-            return json_response({**rec.doc, "Node": node})
-        return Response(200, b"".join((cluster.document_json(rec), b',"Node":', json.dumps(node, separators=(",", ":")).encode(),
-                                       b"}\n")), JSON)
-
-    def action_handler(action: str):
-        async def handler(req: Request) -> Response:
-            rec, view = locate(req)
-            params = {k: req.arg(k) for k in _ACTIONS[action] if req.arg(k) is not None}
-            status, done_at = await view.client.container_action_at(rec.id, action, params)
-            await cluster.refresh_container(view, rec.id, done_at)
-            return empty(status)
-        return handler
-
-    async def remove(req: Request) -> Response:
-        rec, view = locate(req)
-        params = {k: "1" if req.flag(k) else "0" for k in ("force", "v", "link")}
-        status = await view.client.container_action(rec.id, "remove", params)
-        cluster._forget(view, rec.id)
-        return empty(status)
-
-    async def rename(req: Request) -> Response:
-        rec, view = locate(req)
-        new = req.arg("name")
-        if not new:
-            raise ApiError(400, "new name cannot be blank")
-        new = _check_name(new)
-        other = cluster.name_in_use(new)
-        if (other and other.id != rec.id) or new in ctx.pending_names:
-            raise _conflict(new, other)
-        resp = await relay.unary(req, view.client, f"/containers/{rec.id}/rename")
-        await cluster.refresh_container(view, rec.id)
-        return resp
-
-    def forward_unary(suffix: str):
-        async def handler(req: Request) -> Response:
-            rec, view = locate(req)
-            return await relay.unary(req, view.client, f"/containers/{rec.id}{suffix}")
-        return handler
-
-    def forward_stream(suffix: str):
-        async def handler(req: Request):
-            rec, view = locate(req)
-            return await relay.stream(req, view.client, f"/containers/{rec.id}{suffix}")
-        return handler
-
-    async def stats(req: Request):
-        rec, view = locate(req)
-        if req.flag("stream", True):
-            return await relay.stream(req, view.client, f"/containers/{rec.id}/stats")
-        return await relay.unary(req, view.client, f"/containers/{rec.id}/stats")
-
-    async def exec_create(req: Request) -> Response:
-        rec, view = locate(req)
-        resp = await relay.unary(req, view.client, f"/containers/{rec.id}/exec")
-        if resp.status == 201:
-            cluster.execs[json.loads(resp.body)["Id"]] = view.id
-        return resp
-
-    async def update(req: Request) -> Response:
-        rec, view = locate(req)
-        resp = await relay.unary(req, view.client, f"/containers/{rec.id}/update")
-        await cluster.refresh_container(view, rec.id)
-        return resp
-
-    async def prune(req: Request) -> Response:
-        return await relay.prune_everywhere(req, cluster.healthy_nodes(), "/containers/prune", "ContainersDeleted")
-
-    router.add("POST", "/containers/create", create)
-    router.add("GET", "/containers/json", list_containers)
-    router.add("POST", "/containers/prune", prune)
-    router.add("GET", "/containers/{id:path}/json", inspect)
-    for action in _ACTIONS:
-        router.add("POST", f"/containers/{{id:path}}/{action}", action_handler(action))
-    router.add("DELETE", "/containers/{id:path}", remove)
-    router.add("POST", "/containers/{id:path}/rename", rename)
-    router.add("POST", "/containers/{id:path}/update", update)
-    router.add("POST", "/containers/{id:path}/exec", exec_create)
-    router.add("GET", "/containers/{id:path}/stats", stats)
-    for suffix in ("/top", "/changes"):
-        router.add("GET", f"/containers/{{id:path}}{suffix}", forward_unary(suffix))
-    router.add("POST", "/containers/{id:path}/resize", forward_unary("/resize"))
-    router.add("HEAD", "/containers/{id:path}/archive", forward_unary("/archive"))
-    router.add("PUT", "/containers/{id:path}/archive", forward_unary("/archive"))
-    router.add("GET", "/containers/{id:path}/archive", forward_stream("/archive"))
-    router.add("GET", "/containers/{id:path}/export", forward_stream("/export"))
-    router.add("GET", "/containers/{id:path}/logs", forward_stream("/logs"))
-    router.add("POST", "/containers/{id:path}/attach", forward_stream("/attach"))
-    router.add("POST", "/containers/{id:path}/wait", forward_stream("/wait"))
-    router.add("GET", "/containers/{id:path}/attach/ws", _unsupported("attach over websocket"))
+    body = req.json(default=None)
+    if not isinstance(body, dict):
+        raise ApiError(400, "config cannot be empty in order to create a container")
+    name = req.arg("name") or ""
+    if name:
+        name = _check_name(name)
+        if cluster.name_in_use(name) or name in ctx.pending_names:
+            raise _conflict(name, cluster.name_in_use(name))
+    if not body.get("Image"):
+        raise ApiError(400, "No command specified" if not body.get("Cmd") else "image is required")
+    started = time.perf_counter()
+    try:
+        spec = ContainerSpec.from_create(body, name or None)
+        node = ctx.scheduler.select(spec, cluster.snapshots())
+        engine_body = spec.normalized_create_body(body)
+    except NoSuitableNode as exc:
+        metrics.SCHEDULING.labels("no_suitable_node").inc()
+        raise ApiError(500, str(exc)) from None
+    except SchedulerError as exc:
+        metrics.SCHEDULING.labels("invalid").inc()
+        raise ApiError(400, str(exc)) from None
+    metrics.SCHEDULING.labels("placed").inc()
+    metrics.SCHEDULING_LATENCY.observe(time.perf_counter() - started)
+    view = cluster.nodes[node.id]
+    placeholder = _placeholder(name, engine_body)
+    view.pending.append(placeholder)
+    if name:
+        ctx.pending_names.add(name)
+    try:
+        result, done_at = await view.client.create_container_at(name, engine_body)
+        await cluster.refresh_container(view, result["Id"], done_at)   # read-your-writes
+    finally:
+        if placeholder in view.pending:
+            view.pending.remove(placeholder)
+        view.changed()
+        ctx.pending_names.discard(name)
+    log.info("container created", id=result["Id"][:12], name=name, node=view.name)
+    return json_response(result, 201)
 
 
-def _unsupported(what: str):
-    async def handler(req: Request) -> Response:
-        raise ApiError(501, f"{what} is not supported by swarmd")
-    return handler
+async def list_containers(ctx: ManagerContext, req: Request) -> Response:
+    cluster = ctx.cluster
+    show_all = req.flag("all")
+    limit = req.int_arg("limit", -1)
+    filters = req.filters()
+    container_filters.validate(filters)
+    now = datetime.now(timezone.utc)
+    out = []
+    for rec in cluster.containers():
+        view = cluster.nodes.get(rec.node_id)
+        down = view is not None and not view.healthy
+        if down:
+            holder = cluster.name_in_use(rec.name)
+            if holder is not None and holder.node_id != rec.node_id:
+                continue     # rescheduled: the copy elsewhere is the container now
+        if not show_all and not rec.state.get("Running") and "status" not in filters:
+            continue
+        summary = rec.summary(now)
+        if down:             # as classic swarm showed containers of an unhealthy node
+            summary["Status"] = "Host Down"
+            summary["State"] = "unknown"
+        if filters and not container_filters.matches(rec, summary, filters, cluster.find_container):
+            continue
+        out.append((summary, rec))
+    out.sort(key=lambda pair: pair[0]["Created"], reverse=True)
+    if limit and limit > 0:
+        out = out[:limit]
+    # each record encodes its static part once: a 30,000-container list is a join of cached bytes
+    return Response(200, b"[" + b",".join(rec.summary_json(s) for s, rec in out) + b"]\n", JSON)
 
+
+async def inspect_container(ctx: ManagerContext, req: Request) -> Response:
+    rec, view = container_and_node(ctx.cluster, req.params["id"])
+    node = view.node_document()
+    if "Node" in rec.doc or not rec.doc:
+        return json_response({**rec.doc, "Node": node})
+    return Response(200, b"".join((ctx.cluster.document_json(rec), b',"Node":',
+                                   json.dumps(node, separators=(",", ":")).encode(), b"}\n")), JSON)
+
+
+async def container_action(ctx: ManagerContext, req: Request, action: str) -> Response:
+    """start, stop, kill, restart, pause, unpause: the engine's answer once the record shows it."""
+    rec, view = container_and_node(ctx.cluster, req.params["id"])
+    params = {k: req.arg(k) for k in ACTIONS[action].params if req.arg(k) is not None}
+    status, done_at = await view.client.container_action_at(rec.id, action, params)
+    await ctx.cluster.refresh_container(view, rec.id, done_at)
+    return empty(status)
+
+
+async def remove_container(ctx: ManagerContext, req: Request) -> Response:
+    rec, view = container_and_node(ctx.cluster, req.params["id"])
+    params = {k: "1" if req.flag(k) else "0" for k in ACTIONS["remove"].params}
+    status = await view.client.container_action(rec.id, "remove", params)
+    ctx.cluster._forget(view, rec.id)
+    return empty(status)
+
+
+async def rename_container(ctx: ManagerContext, req: Request) -> Response:
+    cluster = ctx.cluster
+    rec, view = container_and_node(cluster, req.params["id"])
+    new = req.arg("name")
+    if not new:
+        raise ApiError(400, "new name cannot be blank")
+    new = _check_name(new)
+    other = cluster.name_in_use(new)
+    if (other and other.id != rec.id) or new in ctx.pending_names:
+        raise _conflict(new, other)
+    resp = await relay.unary(req, view.client, f"/containers/{rec.id}/rename")
+    await cluster.refresh_container(view, rec.id)
+    return resp
+
+
+async def update_container(ctx: ManagerContext, req: Request) -> Response:
+    rec, view = container_and_node(ctx.cluster, req.params["id"])
+    resp = await relay.unary(req, view.client, f"/containers/{rec.id}/update")
+    await ctx.cluster.refresh_container(view, rec.id)
+    return resp
+
+
+async def create_exec(ctx: ManagerContext, req: Request) -> Response:
+    """The exec instance is remembered on the container's node, where its later calls go."""
+    rec, view = container_and_node(ctx.cluster, req.params["id"])
+    resp = await relay.unary(req, view.client, f"/containers/{rec.id}/exec")
+    if resp.status == 201:
+        ctx.cluster.execs[json.loads(resp.body)["Id"]] = view.id
+    return resp
+
+
+async def container_stats(ctx: ManagerContext, req: Request):
+    rec, view = container_and_node(ctx.cluster, req.params["id"])
+    if req.flag("stream", True):
+        return await relay.stream(req, view.client, f"/containers/{rec.id}/stats")
+    return await relay.unary(req, view.client, f"/containers/{rec.id}/stats")
+
+
+async def relay_to_container(ctx: ManagerContext, req: Request, suffix: str) -> Response:
+    """A call answered in one piece by the container's engine (`suffix` after its path)."""
+    rec, view = container_and_node(ctx.cluster, req.params["id"])
+    return await relay.unary(req, view.client, f"/containers/{rec.id}{suffix}")
+
+
+async def stream_from_container(ctx: ManagerContext, req: Request, suffix: str):
+    """A call the container's engine answers as a stream, or hijacks when the client asked to."""
+    rec, view = container_and_node(ctx.cluster, req.params["id"])
+    return await relay.stream(req, view.client, f"/containers/{rec.id}{suffix}")
+
+
+async def prune_containers(ctx: ManagerContext, req: Request) -> Response:
+    return await relay.prune_everywhere(req, ctx.cluster.healthy_nodes(), "/containers/prune", "ContainersDeleted")
+
+
+async def attach_websocket(ctx: ManagerContext, req: Request) -> Response:
+    raise ApiError(501, "attach over websocket is not supported by swarmd")

@@ -1,4 +1,4 @@
-"""`GET /events`: one merged stream of every node's events, each carrying its `node`."""
+"""`GET /events` handler: one merged stream of every node's events, each carrying its `node`."""
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +6,7 @@ import json
 import time
 
 from manager import event_filters
-from manager.cluster import with_node
+from manager.cluster import ClusterView, with_node
 from manager.api.context import ManagerContext
 from manager.httpd.errors import ApiError
 from manager.httpd.request import Request
@@ -30,61 +30,60 @@ def _parse_ts(value: str | None, name: str) -> float | None:
     raise ApiError(400, f"invalid value for {name}: {value}")
 
 
-def register(router, ctx: ManagerContext) -> None:
-    cluster = ctx.cluster
+async def _past_events(cluster: ClusterView, since: float, until: float, filters) -> list[dict]:
+    """Every healthy node's events between since and until, filtered, in time order."""
+    query = f"since={since:.9f}&until={until:.9f}"
 
-    async def past_events(since: float, until: float, filters) -> list[dict]:
-        query = f"since={since:.9f}&until={until:.9f}"
-
-        async def one(view):
-            try:
-                resp = await view.client.engine_call("GET", "/events", query)
-            except ApiError:
-                return []
-            out = []
-            for line in resp.body.splitlines():
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue
-                out.append(with_node(ev, view))
-            return out
-
-        batches = await asyncio.gather(*(one(v) for v in cluster.healthy_nodes()))
-        merged = [e for batch in batches for e in batch if event_filters.matches(e, filters)]
-        merged.sort(key=lambda e: e.get("timeNano") or 0)
-        return merged
-
-    async def events(req: Request):
-        filters = req.filters()
-        event_filters.validate(filters)
-        since = _parse_ts(req.arg("since"), "since")
-        until = _parse_ts(req.arg("until"), "until")
-        now = time.time()
-        queue = cluster.subscribe() if until is None or until > now else None
+    async def one(view):
         try:
-            writer = await req.start_stream(200, "application/json")
-            if since is not None:
-                for ev in await past_events(since, min(until or now, now), filters):
-                    await writer.write(json.dumps(ev).encode() + b"\n")
-            if queue is not None:
-                deadline = None if until is None else until
-                while True:
-                    timeout = None if deadline is None else max(0.0, deadline - time.time())
-                    try:
-                        ev = await asyncio.wait_for(queue.get(), timeout)
-                    except asyncio.TimeoutError:
-                        break
-                    if ev is None:   # fell too far behind: end the stream rather than skip events
-                        break
-                    if event_filters.matches(ev, filters):
-                        await writer.write(json.dumps(ev).encode() + b"\n")
-            await writer.close()
-        except ClientGone:
-            pass
-        finally:
-            if queue is not None:
-                cluster.unsubscribe(queue)
-        return None
+            resp = await view.client.engine_call("GET", "/events", query)
+        except ApiError:
+            return []
+        out = []
+        for line in resp.body.splitlines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            out.append(with_node(ev, view))
+        return out
 
-    router.add("GET", "/events", events)
+    batches = await asyncio.gather(*(one(v) for v in cluster.healthy_nodes()))
+    merged = [e for batch in batches for e in batch if event_filters.matches(e, filters)]
+    merged.sort(key=lambda e: e.get("timeNano") or 0)
+    return merged
+
+
+async def events(ctx: ManagerContext, req: Request):
+    """Past events first (from `since`), then live ones until `until` or the client leaves."""
+    cluster = ctx.cluster
+    filters = req.filters()
+    event_filters.validate(filters)
+    since = _parse_ts(req.arg("since"), "since")
+    until = _parse_ts(req.arg("until"), "until")
+    now = time.time()
+    queue = cluster.subscribe() if until is None or until > now else None
+    try:
+        writer = await req.start_stream(200, "application/json")
+        if since is not None:
+            for ev in await _past_events(cluster, since, min(until or now, now), filters):
+                await writer.write(json.dumps(ev).encode() + b"\n")
+        if queue is not None:
+            deadline = None if until is None else until
+            while True:
+                timeout = None if deadline is None else max(0.0, deadline - time.time())
+                try:
+                    ev = await asyncio.wait_for(queue.get(), timeout)
+                except asyncio.TimeoutError:
+                    break
+                if ev is None:   # fell too far behind: end the stream rather than skip events
+                    break
+                if event_filters.matches(ev, filters):
+                    await writer.write(json.dumps(ev).encode() + b"\n")
+        await writer.close()
+    except ClientGone:
+        pass
+    finally:
+        if queue is not None:
+            cluster.unsubscribe(queue)
+    return None

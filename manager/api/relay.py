@@ -50,6 +50,11 @@ def quote(part: str) -> str:
 
 
 def wants_hijack(req: Request) -> bool:
+    """Whether the client asks to take the connection over (attach, exec start): `Connection: Upgrade`
+    or an `Upgrade:` header, either one. The docker CLI and SDK send both. dockerd hijacks attach
+    whatever the headers and answers 101 when `Upgrade:` is there, 200 otherwise, as this manager's
+    server does; so a client sending one of the two gets a two-way stream, from the primary
+    directly or through a replica (manager.forwarding asks the same question)."""
     return "upgrade" in (req.headers.get("connection") or "").lower() or bool(req.headers.get("upgrade"))
 
 

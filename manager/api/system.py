@@ -1,4 +1,4 @@
-"""`/_ping`, `/version`, `/info`: the cluster presented as one Docker host."""
+"""`/_ping`, `/version`, `/info`, `/auth`, `/system/df` handlers: the cluster presented as one Docker host."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from datetime import datetime
 
 from manager.api import relay
 from manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
-from manager.httpd.errors import ApiError
+from manager.api.lookups import healthy_nodes
 from manager.httpd.request import Request
 from manager.httpd.response import Response, json_response
 
@@ -34,65 +34,59 @@ def _os_release() -> str:
     return platform.system()
 
 
-def register(router, ctx: ManagerContext) -> None:
-    async def ping(req: Request) -> Response:
-        return Response(200, b"OK", content_type="text/plain; charset=utf-8", headers=_PING_HEADERS)
+async def ping(ctx: ManagerContext, req: Request) -> Response:
+    return Response(200, b"OK", content_type="text/plain; charset=utf-8", headers=_PING_HEADERS)
 
-    async def version(req: Request) -> Response:
-        details = {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
-                   "Arch": platform.machine(), "KernelVersion": platform.release(), "GitCommit": "swarmd"}
-        return json_response({
-            "Platform": {"Name": "swarmd"},
-            "Components": [{"Name": "Engine", "Version": f"swarmd/{VERSION}", "Details": details}],
-            "Version": f"swarmd/{VERSION}",
-            "ApiVersion": API_VERSION,
-            "MinAPIVersion": MIN_API_VERSION,
-            "GitCommit": "swarmd",
-            "GoVersion": f"python{platform.python_version()}",
-            "Os": "linux",
-            "Arch": platform.machine(),
-            "KernelVersion": platform.release(),
-            "BuildTime": "",
-        })
 
-    async def info(req: Request) -> Response:
-        return json_response(cluster_info(ctx))
+async def version(ctx: ManagerContext, req: Request) -> Response:
+    details = {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
+               "Arch": platform.machine(), "KernelVersion": platform.release(), "GitCommit": "swarmd"}
+    return json_response({
+        "Platform": {"Name": "swarmd"},
+        "Components": [{"Name": "Engine", "Version": f"swarmd/{VERSION}", "Details": details}],
+        "Version": f"swarmd/{VERSION}",
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "swarmd",
+        "GoVersion": f"python{platform.python_version()}",
+        "Os": "linux",
+        "Arch": platform.machine(),
+        "KernelVersion": platform.release(),
+        "BuildTime": "",
+    })
 
-    async def auth(req: Request) -> Response:
-        """Registry credentials are checked by a healthy node's engine (they are the same everywhere)."""
-        healthy = ctx.cluster.healthy_nodes()
-        if not healthy:
-            raise ApiError(500, "no healthy node to check the credentials with")
-        return await relay.unary(req, healthy[0].client, "/auth")
 
-    async def disk_usage(req: Request) -> Response:
-        """`docker system df`: every healthy node's usage, objects named `node/name` where node-local."""
-        out = {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []}
-        seen_images: set[str] = set()
-        for view in ctx.cluster.healthy_nodes():
-            resp = await view.client.engine_call("GET", "/system/df", "")
-            if resp.status != 200:
-                continue
-            doc = json.loads(resp.body or b"{}")
-            out["LayersSize"] += doc.get("LayersSize") or 0
-            for img in doc.get("Images") or []:
-                if img.get("Id") not in seen_images:
-                    seen_images.add(img.get("Id"))
-                    out["Images"].append(img)
-            for c in doc.get("Containers") or []:
-                c["Names"] = [f"/{view.name}{n}" for n in c.get("Names") or []]
-                out["Containers"].append(c)
-            for vol in doc.get("Volumes") or []:
-                vol["Name"] = f"{view.name}/{vol.get('Name', '')}"
-                out["Volumes"].append(vol)
-        return json_response(out)
+async def info(ctx: ManagerContext, req: Request) -> Response:
+    return json_response(cluster_info(ctx))
 
-    router.add("POST", "/auth", auth)
-    router.add("GET", "/system/df", disk_usage)
-    for method in ("GET", "HEAD"):
-        router.add(method, "/_ping", ping)
-    router.add("GET", "/version", version)
-    router.add("GET", "/info", info)
+
+async def auth(ctx: ManagerContext, req: Request) -> Response:
+    """Registry credentials are checked by a healthy node's engine (they are the same everywhere)."""
+    node = healthy_nodes(ctx.cluster, "to check the credentials with")[0]
+    return await relay.unary(req, node.client, "/auth")
+
+
+async def disk_usage(ctx: ManagerContext, req: Request) -> Response:
+    """`docker system df`: every healthy node's usage, objects named `node/name` where node-local."""
+    out = {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []}
+    seen_images: set[str] = set()
+    for view in ctx.cluster.healthy_nodes():
+        resp = await view.client.engine_call("GET", "/system/df", "")
+        if resp.status != 200:
+            continue
+        doc = json.loads(resp.body or b"{}")
+        out["LayersSize"] += doc.get("LayersSize") or 0
+        for img in doc.get("Images") or []:
+            if img.get("Id") not in seen_images:
+                seen_images.add(img.get("Id"))
+                out["Images"].append(img)
+        for c in doc.get("Containers") or []:
+            c["Names"] = [f"/{view.name}{n}" for n in c.get("Names") or []]
+            out["Containers"].append(c)
+        for vol in doc.get("Volumes") or []:
+            vol["Name"] = f"{view.name}/{vol.get('Name', '')}"
+            out["Volumes"].append(vol)
+    return json_response(out)
 
 
 def cluster_info(ctx: ManagerContext) -> dict:

@@ -1,4 +1,6 @@
-"""Endpoints a classic cluster does not offer: a clear 501 instead of `page not found`."""
+"""Endpoints a classic cluster does not offer: a clear 501 instead of `page not found`.
+
+`manager.api.routes` routes each prefix in UNSUPPORTED, and every path under it, to `refuse`."""
 from __future__ import annotations
 
 from manager.api.context import ManagerContext
@@ -19,13 +21,9 @@ UNSUPPORTED = (
     ("/distribution", "registry distribution inspection"),
     ("/grpc", "BuildKit gRPC"),
 )
-_METHODS = ("GET", "POST", "DELETE", "PUT", "HEAD")
+# every method gets the 501, so that no verb falls through to `page not found`
+METHODS = ("GET", "POST", "DELETE", "PUT", "HEAD")
 
 
-def register(router, ctx: ManagerContext) -> None:
-    for prefix, what in UNSUPPORTED:
-        async def handler(req: Request, what=what):
-            raise ApiError(501, f"{what} is not supported by swarmd")
-        for method in _METHODS:
-            router.add(method, prefix, handler)
-            router.add(method, prefix + "/{rest:path}", handler)
+async def refuse(ctx: ManagerContext, req: Request, what: str):
+    raise ApiError(501, f"{what} is not supported by swarmd")

@@ -1,0 +1,45 @@
+"""Which requests ask to take the connection over (attach, exec start), as the relay to an agent and
+the replica's forwarding to the primary both decide it: one predicate, either header enough."""
+from __future__ import annotations
+
+from manager import forwarding
+from manager.api import relay
+from manager.api.relay import wants_hijack
+from manager.forwarding import upstream_headers
+from manager.httpd.request import Headers, Request
+
+
+def _request(*headers: tuple[str, str]) -> Request:
+    return Request("POST", "/containers/web/attach", {"stream": ["1"]}, Headers(list(headers)), b"", "1.41",
+                   {"id": "web"})
+
+
+def test_the_docker_cli_sends_both_headers_and_asks_to_upgrade():
+    assert wants_hijack(_request(("Connection", "Upgrade"), ("Upgrade", "tcp")))
+
+
+def test_connection_upgrade_alone_asks_to_upgrade():
+    assert wants_hijack(_request(("Connection", "Upgrade")))
+    assert wants_hijack(_request(("Connection", "keep-alive, Upgrade")))
+
+
+def test_an_upgrade_header_alone_asks_to_upgrade():
+    assert wants_hijack(_request(("Upgrade", "tcp")))
+
+
+def test_plain_requests_do_not_ask_to_upgrade():
+    assert not wants_hijack(_request())
+    assert not wants_hijack(_request(("Connection", "keep-alive")))
+    assert not wants_hijack(_request(("Connection", "close"), ("Upgrade", "")))
+
+
+def test_forwarding_asks_the_relay_s_question():
+    assert forwarding.wants_hijack is relay.wants_hijack
+
+
+def test_a_replica_forwards_a_one_header_upgrade_with_both_headers():
+    for only in (("Connection", "Upgrade"), ("Upgrade", "tcp")):
+        req = _request(only)
+        sent = upstream_headers(req, "10.0.0.1:2375", wants_hijack(req))
+        assert ("Connection", "Upgrade") in sent and ("Upgrade", "tcp") in sent
+        assert ("Connection", "close") not in sent
