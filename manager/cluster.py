@@ -301,7 +301,7 @@ class ClusterView:
         actor = (event.get("Actor") or {}).get("ID") or event.get("id") or ""
         if kind == "container" and actor:
             if action == "destroy":
-                self._forget(view, actor)
+                self.forget(view, actor)
             elif action not in _NO_REFRESH:
                 # the engine emits an event after the change: a record read later already shows it
                 since = event.get("timeNano")
@@ -358,7 +358,9 @@ class ClusterView:
         if rec.name and self._by_name.get(rec.name) is rec:
             del self._by_name[rec.name]
 
-    def _forget(self, view: NodeView, container_id: str) -> None:
+    def forget(self, view: NodeView, container_id: str) -> None:
+        """Drops the container from the view (removed from its engine); a read of it still in
+        flight will not bring it back."""
         self._read_at.pop(container_id, None)
         self._gone[container_id] = None
         if len(self._gone) > _GONE_MAX:
@@ -367,6 +369,7 @@ class ClusterView:
         if rec is not None:
             self._unindex(rec)
             view.changed()
+
 
     def _current(self, view: NodeView, container_id: str, since: int) -> ContainerRecord | None:
         """The record, when it was read after engine time `since` (ns; 0 never qualifies)."""
@@ -397,7 +400,7 @@ class ClusterView:
                 doc, read_at = await view.client.inspect_container_at(container_id)
             except ApiError as err:
                 if err.status == 404:
-                    self._forget(view, container_id)
+                    self.forget(view, container_id)
                     return None
                 raise
             if container_id in self._gone:          # removed while it was being read

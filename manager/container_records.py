@@ -32,7 +32,7 @@ def _published_ports(doc: dict, host_ip: str) -> list[dict]:
     return out
 
 
-def _requested_bindings(doc: dict) -> tuple[PortBinding, ...]:
+def requested_bindings(doc: dict) -> tuple[PortBinding, ...]:
     """Host ports the container holds: its bindings, or every exposed port on the host network."""
     out = []
     hc = doc.get("HostConfig") or {}
@@ -102,7 +102,7 @@ class ContainerRecord:
             self._snapshot = ContainerSnapshot(
                 id=self.id, name=self.name, image=cfg.get("Image") or "", image_id=self.doc.get("Image") or "",
                 state=self.state.get("Status") or "", labels=dict(cfg.get("Labels") or {}),
-                ports=_requested_bindings(self.doc), cpus=cpus, memory=int(hc.get("Memory") or 0),
+                ports=requested_bindings(self.doc), cpus=cpus, memory=int(hc.get("Memory") or 0),
             )
         return self._snapshot
 

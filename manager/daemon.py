@@ -90,7 +90,7 @@ async def run(args) -> int:
         ctx.role = "replica"     # until elected
         router = RoleRouter(router, lambda: ctx.role == "primary",
                             Forwarder(ctx, tls.client_ssl_context() if tls is not None else None))
-    roles = Roles(ctx, Rescheduler(cluster, scheduler).run)
+    roles = Roles(ctx, Rescheduler(cluster, ctx.placement).run)
     server = HttpServer(router, api_version=API_VERSION, min_api_version=MIN_API_VERSION,
                         server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}",
                         observer=metrics.observe_request, ssl_context=ssl_context,

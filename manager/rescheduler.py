@@ -14,7 +14,6 @@ which every manager rebuilds from the agents, so a new primary carries on where 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,8 +22,8 @@ from datetime import datetime, timezone
 from manager.cluster import ClusterView, NodeView
 from manager.container_records import ContainerRecord
 from manager.httpd.errors import ApiError
-from manager.scheduler import ContainerSpec, Scheduler, SchedulerError
-from manager.scheduler.container_spec import RESCHEDULE_LABEL
+from manager.placement import Placement, PlacementError
+from manager.scheduler import container_spec
 from swarm.v1 import types_pb2
 from swarmd import logs
 
@@ -45,20 +44,7 @@ _DEFAULT_NETWORKS = {"bridge", "host", "none", "default"}
 
 def reschedule_policies(doc: dict) -> list[str]:
     """The container's reschedule policies, from its label (or a leftover `reschedule:` env)."""
-    cfg = doc.get("Config") or {}
-    out = []
-    raw = (cfg.get("Labels") or {}).get(RESCHEDULE_LABEL)
-    if raw:
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = [raw]
-        out += [str(v) for v in (value if isinstance(value, list) else [value])]
-    for item in cfg.get("Env") or []:
-        key, sep, value = item.partition(":")
-        if sep and key == "reschedule" and "=" not in key:
-            out.append(value.lstrip("="))
-    return out
+    return list(container_spec.reschedule_policies(doc.get("Config") or {}))
 
 
 def reschedules_on_node_failure(doc: dict) -> bool:
@@ -168,7 +154,7 @@ class Rescheduler:
     """Applies the decisions on the live cluster view; `run` loops until cancelled."""
 
     cluster: ClusterView
-    scheduler: Scheduler
+    placement: Placement               # the API's create path: same reservation, placeholder, scheduler
     interval: float = INTERVAL
     _retries: dict[str, _Retry] = field(default_factory=dict)
     _healthy: frozenset[str] = frozenset()
@@ -215,7 +201,7 @@ class Rescheduler:
                 log.warning("cannot remove a stale copy", name=stale.name, node=view.name, error=err.message)
                 self._healthy = frozenset()     # try again next pass
                 return
-        self.cluster._forget(view, stale.id)
+        self.cluster.forget(view, stale.id)
         kept_view = self.cluster.nodes.get(kept.node_id)
         if kept_view is not None:
             await self.cluster.refresh_container(kept_view, kept.id)   # the name points at it again
@@ -229,7 +215,7 @@ class Rescheduler:
         started = time.monotonic()
         try:
             new_id, node_name = await self.recreate(rec)
-        except (ApiError, SchedulerError) as exc:
+        except (ApiError, PlacementError) as exc:
             retry = retry or _Retry()
             retry.attempts += 1
             delay = min(RETRY_MAX, 0.5 * 2 ** retry.attempts)
@@ -244,14 +230,10 @@ class Rescheduler:
                  node=node_name, id=new_id[:12], took=f"{time.monotonic() - started:.2f}s")
 
     async def recreate(self, rec: ContainerRecord) -> tuple[str, str]:
-        """Creates the container again on a node the scheduler picks; starts it if it was running."""
-        body = create_body(rec.doc)
-        spec = ContainerSpec.from_create(body, rec.name)
-        node = self.scheduler.select(spec, self.cluster.snapshots())
-        view = self.cluster.nodes[node.id]
-        result = await view.client.create_container(rec.name, spec.normalized_create_body(body))
-        new_id = result["Id"]
+        """Creates the container again where the scheduler picks, through the same placement as an
+        API create (the name reserved, a placeholder on the node meanwhile); starts it if it was running."""
+        placed = await self.placement.create(rec.name, create_body(rec.doc), replacing=rec)
         if rec.state.get("Running") or rec.state.get("Restarting") or rec.state.get("Paused"):
-            await view.client.container_action(new_id, "start")
-        await self.cluster.refresh_container(view, new_id)
-        return new_id, view.name
+            _, done_at = await placed.node.client.container_action_at(placed.id, "start")
+            await self.cluster.refresh_container(placed.node, placed.id, done_at)
+        return placed.id, placed.node.name

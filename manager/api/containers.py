@@ -4,90 +4,52 @@ Each handler takes the manager context and the request; `manager.api.routes` nam
 from __future__ import annotations
 
 import json
-import re
-import time
 from datetime import datetime, timezone
 
 from manager.api import relay
 from manager.api.context import ManagerContext
 from manager.api.lookups import container_and_node
-from manager.container_records import ContainerRecord, _requested_bindings
-from manager import container_filters, metrics
+from manager.container_records import ContainerRecord
+from manager import container_filters
 from manager.container_actions import ACTIONS
 from manager.httpd.errors import ApiError
 from manager.httpd.request import Request
 from manager.httpd.response import JSON, Response, empty, json_response
-from manager.scheduler import ContainerSpec, NoSuitableNode, SchedulerError
-from manager.scheduler.snapshot import ContainerSnapshot
+from manager.placement import InvalidCreate, InvalidName, NameInUse, NoNodeFits, PlacementError, check_name
 from swarmd import logs
 
 log = logs.get("manager.api.containers")
 
-_VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# each refusal of the placement as the HTTP status classic swarm answered it with
+_PLACEMENT_STATUS = {InvalidName: 400, NameInUse: 409, InvalidCreate: 400, NoNodeFits: 500}
+
+
+def _http_error(exc: PlacementError) -> ApiError:
+    return ApiError(_PLACEMENT_STATUS[type(exc)], str(exc))
 
 
 def _conflict(name: str, rec: ContainerRecord | None) -> ApiError:
-    cid = rec.id if rec else "(being created)"
-    return ApiError(409, f'Conflict. The container name "/{name}" is already in use by container "{cid}". '
-                         "You have to remove (or rename) that container to be able to reuse that name.")
+    return _http_error(NameInUse(name, rec))
 
 
 def _check_name(name: str) -> str:
-    if not _VALID_NAME.match(name):
-        raise ApiError(400, f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-    return name.lstrip("/")
-
-
-def _placeholder(name: str, body: dict) -> ContainerSnapshot:
-    hc = body.get("HostConfig") or {}
-    cpus = (hc.get("NanoCpus") or 0) / 1e9
-    return ContainerSnapshot(
-        id=f"pending:{name}:{id(body)}", name=name, image=str(body.get("Image") or ""), image_id="",
-        state="created", labels=dict(body.get("Labels") or {}),
-        ports=_requested_bindings({"HostConfig": hc, "ExposedPorts": body.get("ExposedPorts")}), cpus=cpus, memory=int(hc.get("Memory") or 0),
-    )
+    try:
+        return check_name(name)
+    except InvalidName as exc:
+        raise _http_error(exc) from None
 
 
 async def create_container(ctx: ManagerContext, req: Request) -> Response:
-    cluster = ctx.cluster
     body = req.json(default=None)
     if not isinstance(body, dict):
         raise ApiError(400, "config cannot be empty in order to create a container")
     name = req.arg("name") or ""
-    if name:
-        name = _check_name(name)
-        if cluster.name_in_use(name) or name in ctx.pending_names:
-            raise _conflict(name, cluster.name_in_use(name))
-    if not body.get("Image"):
-        raise ApiError(400, "No command specified" if not body.get("Cmd") else "image is required")
-    started = time.perf_counter()
     try:
-        spec = ContainerSpec.from_create(body, name or None)
-        node = ctx.scheduler.select(spec, cluster.snapshots())
-        engine_body = spec.normalized_create_body(body)
-    except NoSuitableNode as exc:
-        metrics.SCHEDULING.labels("no_suitable_node").inc()
-        raise ApiError(500, str(exc)) from None
-    except SchedulerError as exc:
-        metrics.SCHEDULING.labels("invalid").inc()
-        raise ApiError(400, str(exc)) from None
-    metrics.SCHEDULING.labels("placed").inc()
-    metrics.SCHEDULING_LATENCY.observe(time.perf_counter() - started)
-    view = cluster.nodes[node.id]
-    placeholder = _placeholder(name, engine_body)
-    view.pending.append(placeholder)
-    if name:
-        ctx.pending_names.add(name)
-    try:
-        result, done_at = await view.client.create_container_at(name, engine_body)
-        await cluster.refresh_container(view, result["Id"], done_at)   # read-your-writes
-    finally:
-        if placeholder in view.pending:
-            view.pending.remove(placeholder)
-        view.changed()
-        ctx.pending_names.discard(name)
-    log.info("container created", id=result["Id"][:12], name=name, node=view.name)
-    return json_response(result, 201)
+        placed = await ctx.placement.create(name, body)
+    except PlacementError as exc:
+        raise _http_error(exc) from None
+    log.info("container created", id=placed.id[:12], name=name.lstrip("/"), node=placed.node.name)
+    return json_response(placed.result, 201)
 
 
 async def list_containers(ctx: ManagerContext, req: Request) -> Response:
@@ -143,7 +105,7 @@ async def remove_container(ctx: ManagerContext, req: Request) -> Response:
     rec, view = container_and_node(ctx.cluster, req.params["id"])
     params = {k: "1" if req.flag(k) else "0" for k in ACTIONS["remove"].params}
     status = await view.client.container_action(rec.id, "remove", params)
-    ctx.cluster._forget(view, rec.id)
+    ctx.cluster.forget(view, rec.id)
     return empty(status)
 
 
@@ -155,7 +117,7 @@ async def rename_container(ctx: ManagerContext, req: Request) -> Response:
         raise ApiError(400, "new name cannot be blank")
     new = _check_name(new)
     other = cluster.name_in_use(new)
-    if (other and other.id != rec.id) or new in ctx.pending_names:
+    if (other and other.id != rec.id) or ctx.placement.is_reserved(new):
         raise _conflict(new, other)
     resp = await relay.unary(req, view.client, f"/containers/{rec.id}/rename")
     await cluster.refresh_container(view, rec.id)

@@ -1,4 +1,4 @@
-"""What every API handler reads: the cluster view, the scheduler and the manager's settings."""
+"""What every API handler reads: the cluster view, the scheduler, the placement and the manager's settings."""
 from __future__ import annotations
 
 import socket
@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from manager.cluster import ClusterView
+from manager.placement import Placement
 from manager.scheduler import Scheduler
 
 VERSION = "0.1.0"
@@ -22,4 +23,7 @@ class ManagerContext:
     advertise: str = ""                   # this manager's own advertised API address (--advertise)
     name: str = field(default_factory=socket.gethostname)
     started_at: float = field(default_factory=time.time)
-    pending_names: set[str] = field(default_factory=set)   # names being created right now
+    placement: Placement = field(init=False)   # creates containers; the rescheduler shares it
+
+    def __post_init__(self) -> None:
+        self.placement = Placement(self.cluster, self.scheduler)

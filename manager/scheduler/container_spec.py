@@ -43,14 +43,16 @@ class _Rules:
     env: list | None          # the environment without the rule entries (None when absent)
 
 
-def _label_list(labels: dict, key: str) -> list[str]:
+def _label_list(labels: dict, key: str, lenient: bool = False) -> list[str]:
     raw = labels.get(key)
     if raw is None or raw == "":
         return []
     try:
-        value = json.loads(raw) if isinstance(raw, str) else None
+        value = json.loads(raw) if isinstance(raw, str) else (raw if lenient else None)
     except ValueError:
-        value = None
+        value = raw if lenient else None
+    if lenient:         # a container the engine holds: take a bare value as a one-entry list
+        return [str(v) for v in (value if isinstance(value, list) else [value])]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidSpec(f'invalid label {key}={raw!r}: expected a JSON list of strings, e.g. ["node==node1"]')
     return value
@@ -60,20 +62,24 @@ def _dedup(items: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _labels_of(body: dict) -> dict:
+def _labels_of(body: dict, lenient: bool = False) -> dict:
     labels = body.get("Labels")
-    if labels is None:
+    if labels is None or (lenient and not isinstance(labels, dict)):
         return {}
     if not isinstance(labels, dict):
         raise InvalidSpec("invalid Labels: expected an object of strings")
     return labels
 
 
-def _rules(body: dict) -> _Rules:
-    labels = _labels_of(body)
-    found = {kind: _label_list(labels, label) for kind, label in _RULE_LABELS.items()}
+def _rules(body: dict, lenient: bool = False) -> _Rules:
+    """The rules of a create request (malformed ones raise InvalidSpec) or, `lenient`, of a
+    container's config as the engine holds it (anything unreadable is skipped)."""
+    labels = _labels_of(body, lenient)
+    found = {kind: _label_list(labels, label, lenient) for kind, label in _RULE_LABELS.items()}
     env = body.get("Env")
     rest: list | None = None
+    if lenient and not isinstance(env, list):
+        env = None
     if env is not None:
         if not isinstance(env, list):
             raise InvalidSpec("invalid Env: expected a list of strings")
@@ -82,11 +88,18 @@ def _rules(body: dict) -> _Rules:
             if isinstance(entry, str):
                 kind, sep, value = entry.partition(":")
                 if sep and kind in found:
-                    found[kind].append(value)
+                    # an engine-held `reschedule:=on-node-failure` was always read as the policy
+                    found[kind].append(value.lstrip("=") if lenient else value)
                     continue
             rest.append(entry)
     return _Rules(constraints=_dedup(found["constraint"]), affinities=_dedup(found["affinity"]),
                   reschedule=_dedup(found["reschedule"]), env=rest)
+
+
+def reschedule_policies(config: dict) -> tuple[str, ...]:
+    """The reschedule policies of an existing container, from its config (the inspect document's
+    `Config`): its label, then any `reschedule:` entry left in its environment; never raises."""
+    return _rules(config, lenient=True).reschedule
 
 
 def _int_field(section: dict, key: str, where: str) -> int:

@@ -114,7 +114,7 @@ async def test_a_container_removed_while_being_read_is_not_brought_back(node):
     c = engine.add_container("cp-gone", {"Image": "busybox"})
     await _until(lambda: c.id in view.containers)
     reading = asyncio.create_task(cluster.refresh_container(view, c.id))
-    cluster._forget(view, c.id)                # removed (e.g. DELETE through the API) meanwhile
+    cluster.forget(view, c.id)                 # removed (e.g. DELETE through the API) meanwhile
     assert await reading is None
     assert c.id not in view.containers
 

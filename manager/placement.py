@@ -1,0 +1,153 @@
+"""Container placement: the one path a new container takes onto a node.
+
+As classic swarm's `Cluster.CreateContainer`, it serves the API's create handler and the
+rescheduler alike: reserve the name -> scheduler decision on the cluster's snapshots -> a pending
+placeholder on the chosen node (so the next decision already counts it) -> create on that node's
+agent (which pulls a missing image) -> read the container back (read-your-writes) -> release the
+name and the placeholder, whether the create worked or not.
+
+What it refuses is said with `PlacementError` subclasses; their text is what the client sees, and
+the HTTP layer maps each type to a status once.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from manager import metrics
+from manager.cluster import ClusterView, NodeView
+from manager.container_records import ContainerRecord, requested_bindings
+from manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler, SchedulerError
+from manager.scheduler.snapshot import ContainerSnapshot
+from swarmd import logs
+
+log = logs.get("manager.placement")
+
+_VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+
+
+class PlacementError(Exception):
+    """A container the placement will not create; `str()` is the text the client sees."""
+
+
+class InvalidName(PlacementError):
+    """The requested name is not one the engine accepts."""
+
+    def __init__(self, name: str):
+        super().__init__(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+
+
+class NameInUse(PlacementError):
+    """The name belongs to a container, or to one being created right now."""
+
+    def __init__(self, name: str, holder: ContainerRecord | None):
+        cid = holder.id if holder else "(being created)"
+        super().__init__(f'Conflict. The container name "/{name}" is already in use by container "{cid}". '
+                         "You have to remove (or rename) that container to be able to reuse that name.")
+        self.name = name
+        self.holder = holder
+
+
+class InvalidCreate(PlacementError):
+    """The create request itself is malformed: no image, bad swarm rules, wrongly typed fields."""
+
+
+class NoNodeFits(PlacementError):
+    """The scheduler found no node for the container."""
+
+
+def check_name(name: str) -> str:
+    """The requested name without its leading slash; InvalidName when the engine would refuse it."""
+    if not _VALID_NAME.match(name):
+        raise InvalidName(name)
+    return name.lstrip("/")
+
+
+def pending_placeholder(name: str, body: dict) -> ContainerSnapshot:
+    """What a container being created reserves on its node, read from the engine's create body."""
+    hc = body.get("HostConfig") or {}
+    cpus = (hc.get("NanoCpus") or 0) / 1e9
+    return ContainerSnapshot(
+        id=f"pending:{name}:{id(body)}", name=name, image=str(body.get("Image") or ""), image_id="",
+        state="created", labels=dict(body.get("Labels") or {}),
+        ports=requested_bindings({"HostConfig": hc, "ExposedPorts": body.get("ExposedPorts")}), cpus=cpus,
+        memory=int(hc.get("Memory") or 0),
+    )
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A container placement created: the engine's create answer and the node it is on."""
+
+    result: dict          # {"Id": ..., "Warnings": [...]}, as the engine answered
+    node: NodeView
+
+    @property
+    def id(self) -> str:
+        return self.result["Id"]
+
+
+class Placement:
+    """Creates containers where the scheduler says; owns the names being created right now."""
+
+    def __init__(self, cluster: ClusterView, scheduler: Scheduler):
+        self.cluster = cluster
+        self.scheduler = scheduler
+        self._names_in_flight: set[str] = set()
+
+    @property
+    def names_in_flight(self) -> frozenset[str]:
+        """Names reserved by creates that have not finished yet."""
+        return frozenset(self._names_in_flight)
+
+    def is_reserved(self, name: str) -> bool:
+        return name in self._names_in_flight
+
+    def _check_free(self, name: str, replacing: ContainerRecord | None) -> None:
+        holder = self.cluster.name_in_use(name)
+        held_by_other = holder is not None and (replacing is None or holder.id != replacing.id)
+        if held_by_other or name in self._names_in_flight:
+            raise NameInUse(name, holder)
+
+    def _decide(self, name: str, body: dict) -> tuple[NodeView, dict]:
+        """The node the scheduler picks and the body for its engine, counted in the scheduling metrics."""
+        if not body.get("Image"):
+            raise InvalidCreate("No command specified" if not body.get("Cmd") else "image is required")
+        started = time.perf_counter()
+        try:
+            spec = ContainerSpec.from_create(body, name or None)
+            node = self.scheduler.select(spec, self.cluster.snapshots())
+            engine_body = spec.normalized_create_body(body)
+        except NoSuitableNode as exc:
+            metrics.SCHEDULING.labels("no_suitable_node").inc()
+            raise NoNodeFits(str(exc)) from None
+        except SchedulerError as exc:
+            metrics.SCHEDULING.labels("invalid").inc()
+            raise InvalidCreate(str(exc)) from None
+        metrics.SCHEDULING.labels("placed").inc()
+        metrics.SCHEDULING_LATENCY.observe(time.perf_counter() - started)
+        return self.cluster.nodes[node.id], engine_body
+
+    async def create(self, name: str, body: dict, replacing: ContainerRecord | None = None) -> Placed:
+        """Creates the container (`name` may be empty: the engine picks one) on the node the scheduler
+        picks, and returns once the cluster view shows it. `replacing` is the record a rescheduled
+        container takes over from: its name is not a conflict. Agent errors pass through as ApiError."""
+        if name:
+            name = check_name(name)
+            self._check_free(name, replacing)
+        view, engine_body = self._decide(name, body)
+        # no await since the name check: the reservation and the decision are one step for other creates
+        placeholder = pending_placeholder(name, engine_body)
+        view.pending.append(placeholder)
+        if name:
+            self._names_in_flight.add(name)
+        try:
+            result, done_at = await view.client.create_container_at(name, engine_body)
+            await self.cluster.refresh_container(view, result["Id"], done_at)   # read-your-writes
+        finally:
+            if placeholder in view.pending:
+                view.pending.remove(placeholder)
+            view.changed()
+            self._names_in_flight.discard(name)
+        return Placed(result, view)

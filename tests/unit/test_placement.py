@@ -1,0 +1,149 @@
+"""The placement path on a live cluster view whose agents are kept in memory: a create and a
+rescheduled container hold the same name reservation and node placeholder while in flight, both
+released whatever the outcome; the refusals carry the texts the API answers with."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import pytest
+
+from manager.cluster import ClusterView, NodeView
+from manager.httpd.errors import ApiError
+from manager.placement import InvalidCreate, InvalidName, NameInUse, NoNodeFits, Placement
+from manager.rescheduler import Rescheduler
+from manager.scheduler import Scheduler
+from manager.scheduler.container_spec import RESCHEDULE_LABEL
+from swarm.v1 import types_pb2
+
+MiB = 1 << 20
+POLICY = {RESCHEDULE_LABEL: json.dumps(["on-node-failure"])}
+
+
+class InMemoryAgent:
+    """The calls the placement and the rescheduler make of a node's agent (swarmd's own gRPC
+    client), answered from a dict of inspect documents; creates wait while `gate` is clear."""
+
+    def __init__(self):
+        self.docs: dict[str, dict] = {}
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.creating = asyncio.Event()
+        self.fail: ApiError | None = None
+
+    async def create_container_at(self, name: str, body: dict) -> tuple[dict, int]:
+        self.creating.set()
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        cid = uuid.uuid4().hex * 2
+        self.docs[cid] = {"Id": cid, "Name": f"/{name or cid[:8]}", "Created": "2024-01-01T00:00:00Z",
+                          "State": {"Status": "created", "Running": False},
+                          "Config": {"Image": body["Image"], "Labels": body.get("Labels") or {}},
+                          "HostConfig": body.get("HostConfig") or {}}
+        return {"Id": cid, "Warnings": []}, time.time_ns()
+
+    async def inspect_container_at(self, container_id: str) -> tuple[dict, int]:
+        if container_id not in self.docs:
+            raise ApiError(404, f"No such container: {container_id}")
+        return self.docs[container_id], time.time_ns()
+
+    async def container_action_at(self, container_id: str, action: str, params=None) -> tuple[int, int]:
+        assert action == "start"
+        self.docs[container_id] = {**self.docs[container_id], "State": {"Status": "running", "Running": True}}
+        return 204, time.time_ns()
+
+
+def add_node(cluster: ClusterView, name: str, state=types_pb2.NODE_STATE_HEALTHY) -> NodeView:
+    node = types_pb2.Node(state=state)
+    node.info.id, node.info.name, node.info.addr = f"ID-{name}", name, f"{name}:4100"
+    node.info.cpus, node.info.memory_bytes = 4, 8 << 30
+    view = NodeView(node=node, client=InMemoryAgent(), connected=state == types_pb2.NODE_STATE_HEALTHY)
+    cluster.nodes[view.id] = view
+    return view
+
+
+def in_flight(view: NodeView, name: str) -> bool:
+    return any(p.name == name for p in view.pending)
+
+
+async def test_a_create_holds_its_name_and_a_placeholder_until_the_view_shows_it():
+    cluster = ClusterView(client_factory=lambda n: None)
+    views = [add_node(cluster, n) for n in ("n1", "n2")]
+    placement = Placement(cluster, Scheduler())
+    for v in views:
+        v.client.gate.clear()
+    creating = asyncio.create_task(placement.create("/web", {"Image": "busybox", "HostConfig": {"Memory": 64 * MiB}}))
+    await asyncio.wait_for(_any_creating(views), 5)
+    chosen = next(v for v in views if v.client.creating.is_set())
+    assert placement.is_reserved("web") and in_flight(chosen, "web")
+    assert chosen.snapshot().reserved_memory == 64 * MiB
+    with pytest.raises(NameInUse, match=r'"/web" is already in use by container "\(being created\)"'):
+        await placement.create("web", {"Image": "busybox"})
+    chosen.client.gate.set()
+    placed = await creating
+    assert placed.node is chosen and not placement.names_in_flight and not chosen.pending
+    assert cluster.name_in_use("web").id == placed.id
+    assert chosen.snapshot().reserved_memory == 64 * MiB     # now held by the record itself
+
+
+async def test_a_rescheduled_container_holds_the_same_reservation_and_placeholder():
+    cluster = ClusterView(client_factory=lambda n: None)
+    lost = add_node(cluster, "n1")
+    target = add_node(cluster, "n2")
+    placement = Placement(cluster, Scheduler())
+    placed = await placement.create("db", {"Image": "busybox", "Labels": POLICY, "HostConfig": {"Memory": 32 * MiB},
+                                           "Env": ["constraint:node==~n1"]})
+    await lost.client.container_action_at(placed.id, "start")
+    await cluster.refresh_container(lost, placed.id)
+    lost.node.state, lost.connected = types_pb2.NODE_STATE_UNHEALTHY, False
+    lost.changed()
+    cluster.synced.set()
+    target.client.gate.clear()
+    rescheduler = Rescheduler(cluster, placement)
+    passing = asyncio.create_task(rescheduler.tick())
+    await asyncio.wait_for(target.client.creating.wait(), 5)
+    assert placement.is_reserved("db") and in_flight(target, "db")
+    assert target.snapshot().reserved_memory == 32 * MiB
+    with pytest.raises(NameInUse):
+        await placement.create("db", {"Image": "busybox"})
+    target.client.gate.set()
+    await passing
+    moved = cluster.name_in_use("db")
+    assert moved.node_id == target.id and moved.state["Running"] and moved.labels[RESCHEDULE_LABEL] == POLICY[RESCHEDULE_LABEL]
+    assert not placement.names_in_flight and not target.pending
+
+
+async def test_a_failed_create_releases_the_name_and_the_placeholder():
+    cluster = ClusterView(client_factory=lambda n: None)
+    view = add_node(cluster, "n1")
+    view.client.fail = ApiError(404, "pull access denied")
+    placement = Placement(cluster, Scheduler())
+    with pytest.raises(ApiError, match="pull access denied"):
+        await placement.create("web", {"Image": "nowhere/nothing", "HostConfig": {"Memory": 64 * MiB}})
+    assert not placement.names_in_flight and not view.pending and view.snapshot().reserved_memory == 0
+    view.client.fail = None
+    assert (await placement.create("web", {"Image": "busybox"})).node is view
+
+
+async def test_refusals_say_what_the_api_answers():
+    cluster = ClusterView(client_factory=lambda n: None)
+    placement = Placement(cluster, Scheduler())
+    with pytest.raises(InvalidName, match=r"^Invalid container name \(-x\), only \[a-zA-Z0-9\]\[a-zA-Z0-9_.-\] are allowed$"):
+        await placement.create("-x", {"Image": "busybox"})
+    with pytest.raises(InvalidCreate, match="^No command specified$"):
+        await placement.create("xy", {})
+    with pytest.raises(InvalidCreate, match="^image is required$"):
+        await placement.create("xy", {"Cmd": ["true"]})
+    with pytest.raises(InvalidCreate, match="too many reschedule policies"):
+        await placement.create("xy", {"Image": "busybox", "Env": ["reschedule:off", "reschedule:on-node-failure"]})
+    with pytest.raises(NoNodeFits, match="no healthy node available in the cluster"):
+        await placement.create("xy", {"Image": "busybox"})
+    assert not placement.names_in_flight
+
+
+async def _any_creating(views: list[NodeView]) -> None:
+    while not any(v.client.creating.is_set() for v in views):
+        await asyncio.sleep(0.005)
