@@ -54,6 +54,7 @@ class AgentConfig:
         ttl = positive("--ttl", args.ttl)
         if ttl <= heartbeat:
             raise ConfigError(f"--ttl ({ttl}s) must be longer than --heartbeat ({heartbeat}s)")
+        engine_check = positive("--engine-check", args.engine_check)
         if args.metrics_addr:
             host_port("--metrics-addr", args.metrics_addr, listen=True)
         try:
@@ -70,6 +71,6 @@ class AgentConfig:
             raise ConfigError(f"--state-dir: {exc}") from None
         return cls(node_id=node_id, listen=listen, advertise=advertise, engine_url=args.engine,
                    name=args.name or "", labels=labels, host_ip=args.host_ip or advertise_host,
-                   heartbeat=heartbeat, ttl=ttl, engine_check=positive("--engine-check", args.engine_check),
+                   heartbeat=heartbeat, ttl=ttl, engine_check=engine_check,
                    state_dir=args.state_dir, metrics_addr=args.metrics_addr or None, cluster=cluster,
                    env_file=getattr(args, "env_file", None))

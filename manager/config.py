@@ -13,6 +13,7 @@ from manager.election import default_advertise
 from manager.scheduler import FILTERS, STRATEGIES
 from swarmd.cluster_access import ClusterAccess
 from swarmd.config import ConfigError, host_port, positive
+from swarmd.tls import TLSConfig
 
 DEFAULT_LISTEN = "unix:///var/run/swarmd.sock"
 
@@ -81,12 +82,12 @@ class ManagerConfig:
 
     @classmethod
     def from_args(cls, args) -> "ManagerConfig":
-        cluster = ClusterAccess.from_args(args)
-        tls = cluster.tls
+        tls = TLSConfig.from_args(args)
         if tls is not None:
             tls.server_ssl_context()            # the Docker API is served with TLS: it needs a key pair
         # with --tlsverify every client is authenticated, so any address may be served
         listen = check_listen(args.host or [DEFAULT_LISTEN], args.insecure_tcp or (tls is not None and tls.verify))
+        cluster = ClusterAccess.from_args(args, tls=tls)
         if args.strategy not in STRATEGIES:
             raise ConfigError(f"--strategy {args.strategy!r}: valid strategies are {', '.join(STRATEGIES)}")
         if args.metrics_addr:

@@ -22,11 +22,13 @@ class ClusterAccess:
     scheme: str
 
     @classmethod
-    def from_args(cls, args, *, reads_members: bool = True) -> "ClusterAccess":
+    def from_args(cls, args, *, reads_members: bool = True, tls: TLSConfig | None = None) -> "ClusterAccess":
         """Raises ConfigError. `reads_members`: the verb lists the nodes (manage, list), so a
-        `file://` node list must be readable now; an agent only registers and never reads it."""
+        `file://` node list must be readable now; an agent only registers and never reads it.
+        `tls`: the TLS the verb has already built from the same flags."""
         from swarmd.membership import MembershipError, check_ca_digest, urls
-        tls = TLSConfig.from_args(args)
+        if tls is None:
+            tls = TLSConfig.from_args(args)
         store_tls = etcd_tls_module.from_args(args)
         discovery_addr = args.discovery_addr or None
         if discovery_addr is not None:

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = args.configure(args)
     except ConfigError as exc:
-        print(f"swarm {args.verb}: error: {exc}", file=sys.stderr)
+        prog = getattr(args, "verb_prog", None) or f"swarm {args.verb}"
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     logs.setup(args.log_format, args.log_level)
     try:

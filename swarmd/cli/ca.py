@@ -67,7 +67,7 @@ def add_parser(sub) -> None:
     add_flag(init, "--dir", default=".", help="where the CA files go")
     add_flag(init, "--name", default="swarmd CA", help="the CA's common name")
     add_flag(init, "--force", action="store_true", default=False, help="replace an existing CA")
-    init.set_defaults(ca_func=init_ca)
+    init.set_defaults(ca_func=init_ca, verb_prog=init.prog)    # refusals name the action, as argparse's do
 
     issue = verbs.add_parser("issue", help="sign a certificate for a node, manager or client")
     add_flag(issue, "--dir", default=".", help="the CA's directory")
@@ -77,11 +77,11 @@ def add_parser(sub) -> None:
     add_flag(issue, "--host", action="append", default=None,
              help="DNS name or IP the daemon is reached at (repeatable; default: loopback)")
     add_flag(issue, "--out", default=None, help="output directory (default: DIR/NAME)")
-    issue.set_defaults(ca_func=issue_cert)
+    issue.set_defaults(ca_func=issue_cert, verb_prog=issue.prog)    # refusals name the action, as argparse's do
 
     digest = verbs.add_parser("digest", help="print the CA's SHA-256 digest")
     add_flag(digest, "--dir", default=".", help="the CA's directory")
-    digest.set_defaults(ca_func=print_digest)
+    digest.set_defaults(ca_func=print_digest, verb_prog=digest.prog)    # refusals name the action, as argparse's do
 
     p.set_defaults(configure=configure, func=run)
 
