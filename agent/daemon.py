@@ -24,7 +24,7 @@ from swarm.v1 import agent_pb2, agent_pb2_grpc
 from swarmd import logs, reload
 from swarmd.config import describe
 from swarmd.metrics_endpoint import MetricsEndpoint
-from swarmd.tls import TLSConfig, add_server_port
+from swarmd.tls import add_server_port
 
 log = logs.get("agent")
 
