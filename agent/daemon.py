@@ -4,27 +4,27 @@ Start-up: read (or create) the node id, serve gRPC (Agent + health), wait for th
 answer, then keep the node registered with the discovery service until told to stop. Health is
 SERVING only while the engine answers its ping. SIGTERM/SIGINT: stop heartbeating, deregister,
 stop the server with a short grace, exit 0. SIGHUP re-reads the log level (swarmd.reload).
+The daemon takes a validated `AgentConfig` (agent.config); flags never reach it.
 """
 from __future__ import annotations
 
 import asyncio
 import signal
-import urllib.parse
-from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from agent import identity
 from agent import metrics
+from agent.config import AgentConfig
 from agent.sdk_engine import SdkEngine
 from agent.engine import Engine, EngineError
-from agent.node_info import NodeInfoSource, NodeSettings, parse_labels
+from agent.node_info import NodeInfoSource
 from agent.service import AgentService
 from swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd import config, etcd_tls, logs, reload
+from swarmd import logs, reload
+from swarmd.config import describe
 from swarmd.metrics_endpoint import MetricsEndpoint
-from swarmd.tls import TLSConfig, add_server_port
+from swarmd.tls import add_server_port
 
 log = logs.get("agent")
 
@@ -37,52 +37,6 @@ SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
 ]
-
-
-class ConfigError(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    listen: str
-    advertise: str
-    engine_url: str
-    settings: NodeSettings
-    heartbeat: float
-    ttl: float
-    engine_check: float
-
-
-def host_of(addr: str) -> str:
-    """'10.0.0.5:4100' -> '10.0.0.5'; '[::1]:4100' -> '::1'."""
-    parts = urllib.parse.urlsplit(f"//{addr}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if not parts.hostname or port is None:
-        raise ConfigError(f"invalid address {addr!r}: use HOST:PORT")
-    return parts.hostname
-
-
-def make_config(args, node_id: str) -> AgentConfig:
-    advertise = args.advertise
-    if not advertise:
-        raise ConfigError("--advertise HOST:PORT is required")
-    advertise_host = host_of(advertise)
-    listen = args.listen or advertise
-    host_of(listen)
-    if args.ttl <= args.heartbeat:
-        raise ConfigError(f"--ttl ({args.ttl}s) must be longer than --heartbeat ({args.heartbeat}s)")
-    try:
-        labels = parse_labels(args.label)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    settings = NodeSettings(node_id=node_id, addr=advertise, host_ip=args.host_ip or advertise_host,
-                            name=args.name or "", labels=labels)
-    return AgentConfig(listen=listen, advertise=advertise, engine_url=args.engine, settings=settings,
-                       heartbeat=args.heartbeat, ttl=args.ttl, engine_check=args.engine_check)
 
 
 async def watch_engine(engine: Engine, health_servicer, interval: float, engine_up: asyncio.Event) -> None:
@@ -128,25 +82,9 @@ async def keep_registered(registrar, source: NodeInfoSource, cfg: AgentConfig, e
     return 1
 
 
-async def run(args) -> int:
-    log.info("starting agent", **config.describe(args))
-    from swarmd.membership import MembershipError, open_registrar
-
-    try:
-        node_id = identity.load_or_create(args.state_dir)
-        cfg = make_config(args, node_id)
-        engine = SdkEngine(cfg.engine_url)
-        tls = TLSConfig.from_args(args)
-        if tls is not None:
-            tls.grpc_server_credentials()      # a node serves gRPC: it needs its key pair
-        registrar = open_registrar(args.discovery_url, args.discovery_addr, tls=tls,
-                                   etcd_tls=etcd_tls.from_args(args))
-    except (ConfigError, identity.IdentityError, MembershipError, ValueError) as exc:
-        log.error("invalid configuration", error=str(exc))
-        return 2
-
-    source = NodeInfoSource(engine, cfg.settings)
-    metrics.watch_registrar(registrar)
+async def start_server(cfg: AgentConfig, engine: Engine, source: NodeInfoSource):
+    """The gRPC server (Agent + health, NOT_SERVING until the engine answers) and its health
+    servicer; None for the server when it cannot listen (said in the log)."""
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[metrics.interceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, source), server)
     health_servicer = health.aio.HealthServicer()
@@ -154,24 +92,42 @@ async def run(args) -> int:
         await health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     try:
-        add_server_port(server, cfg.listen, tls)
+        add_server_port(server, cfg.listen, cfg.cluster.tls)
     except RuntimeError as exc:
         log.error("cannot listen", listen=cfg.listen, error=str(exc))
+        return None, health_servicer
+    await server.start()
+    return server, health_servicer
+
+
+async def run(cfg: AgentConfig) -> int:
+    log.info("starting agent", **describe(cfg))
+    from swarmd.membership import MembershipError
+
+    engine = SdkEngine(cfg.engine_url)
+    try:
+        registrar = cfg.cluster.open_registrar()
+    except MembershipError as exc:
+        log.error("invalid configuration", error=str(exc))
+        return 2
+    source = NodeInfoSource(engine, cfg.settings)
+    metrics.watch_registrar(registrar)
+    server, health_servicer = await start_server(cfg, engine, source)
+    if server is None:
         await registrar.close()
         return 1
-    await server.start()
     metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)
-    if not await metrics_endpoint.start_if_asked(getattr(args, "metrics_addr", None)):
+    if not await metrics_endpoint.start_if_asked(cfg.metrics_addr):
         await server.stop(0)
         await registrar.close()
         return 1
-    log.info("agent serving", listen=cfg.listen, advertise=cfg.advertise, engine=engine.url, node_id=node_id)
+    log.info("agent serving", listen=cfg.listen, advertise=cfg.advertise, engine=engine.url, node_id=cfg.node_id)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    reload.install(loop, getattr(args, "env_file", None))
+    reload.install(loop, cfg.env_file)
     engine_up = asyncio.Event()
     code = 0
     try:
@@ -209,5 +165,5 @@ async def _shutdown(registrar, server, deregister: bool) -> None:
     log.info("agent stopped")
 
 
-def main(args) -> int:
-    return asyncio.run(run(args))
+def main(cfg: AgentConfig) -> int:
+    return asyncio.run(run(cfg))

@@ -1,4 +1,7 @@
-"""`swarm discovery`: the discovery gRPC daemon (plus grpc.health.v1), in front of etcd."""
+"""`swarm discovery`: the discovery gRPC daemon (plus grpc.health.v1), in front of etcd.
+
+The daemon takes a validated `DiscoveryConfig` (discovery.config); flags never reach it.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -9,15 +12,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
 from discovery import metrics
+from discovery.config import DiscoveryConfig
 from discovery.service import DiscoveryService
 from swarm.v1 import discovery_pb2_grpc
-from swarmd import etcd_tls, logs, reload
+from swarmd import logs, reload
 from swarmd.config import describe
 from swarmd.membership.etcd_store import EtcdStore, StoreUnavailable
-from swarmd.membership.urls import URLError, parse_endpoints
 from swarmd.membership.watch import Backoff
 from swarmd.metrics_endpoint import MetricsEndpoint
-from swarmd.tls import TLSConfig, TLSConfigError, add_server_port
+from swarmd.tls import add_server_port
 
 log = logs.get("discovery")
 
@@ -56,38 +59,37 @@ async def watch_etcd(store: EtcdStore, health: health_aio.HealthServicer) -> Non
             await asyncio.sleep(backoff.next())
 
 
-async def serve(listen: str, endpoints: list[tuple[str, int]], ttl: float, tls: TLSConfig | None = None,
-                metrics_addr: str | None = None, env_file: str | None = None,
-                etcd_tls_config: etcd_tls.EtcdTLS | None = None) -> int:
-    store = metrics.MeteredEtcdStore(endpoints, tls=etcd_tls_config)
+async def serve(cfg: DiscoveryConfig) -> int:
+    store = metrics.MeteredEtcdStore(list(cfg.endpoints), tls=cfg.etcd_tls)
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[metrics.interceptor()])
-    discovery_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryService(store, default_ttl=ttl), server)
+    discovery_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryService(store, default_ttl=cfg.ttl), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     try:
-        port = add_server_port(server, listen, tls)
+        port = add_server_port(server, cfg.listen, cfg.tls)
     except RuntimeError as exc:
         port, error = 0, str(exc)
     else:
         error = ""
     if not port:
-        log.error("cannot listen", listen=listen, error=error or "address unavailable")
+        log.error("cannot listen", listen=cfg.listen, error=error or "address unavailable")
         await store.close()
         return 1
     await server.start()
     metrics_endpoint = MetricsEndpoint(metrics.REGISTRY)
-    if not await metrics_endpoint.start_if_asked(metrics_addr):
+    if not await metrics_endpoint.start_if_asked(cfg.metrics_addr):
         await server.stop(0)
         await store.close()
         return 1
-    log.info("discovery serving", listen=listen, etcd=",".join(f"{h}:{p}" for h, p in endpoints),
-             ttl=f"{ttl}s", tls="mutual" if tls and tls.verify else ("on" if tls else "off"),
-             etcd_tls=etcd_tls_config.describe() if etcd_tls_config else "off")
+    tls = cfg.tls
+    log.info("discovery serving", listen=cfg.listen, etcd=",".join(f"{h}:{p}" for h, p in cfg.endpoints),
+             ttl=f"{cfg.ttl}s", tls="mutual" if tls and tls.verify else ("on" if tls else "off"),
+             etcd_tls=cfg.etcd_tls.describe() if cfg.etcd_tls else "off")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    reload.install(loop, env_file)
+    reload.install(loop, cfg.env_file)
     try:
         async with asyncio.TaskGroup() as tg:
             monitor = tg.create_task(watch_etcd(store, health), name="etcd-health")
@@ -105,24 +107,6 @@ async def serve(listen: str, endpoints: list[tuple[str, int]], ttl: float, tls: 
     return 0
 
 
-def run(args) -> int:
-    try:
-        endpoints = parse_endpoints(args.etcd)
-    except URLError as exc:
-        log.error("invalid --etcd", error=str(exc))
-        return 2
-    try:
-        store_tls = etcd_tls.for_endpoints(args.etcd, etcd_tls.from_args(args))
-    except etcd_tls.EtcdTLSError as exc:
-        log.error("invalid etcd TLS configuration", error=str(exc))
-        return 2
-    try:
-        tls = TLSConfig.from_args(args)
-        if tls is not None:
-            tls.grpc_server_credentials()
-    except TLSConfigError as exc:
-        log.error("invalid TLS configuration", error=str(exc))
-        return 2
-    log.info("configuration", **describe(args))
-    return asyncio.run(serve(args.listen, endpoints, args.ttl, tls, metrics_addr=getattr(args, "metrics_addr", None),
-                             env_file=getattr(args, "env_file", None), etcd_tls_config=store_tls))
+def run(cfg: DiscoveryConfig) -> int:
+    log.info("configuration", **describe(cfg))
+    return asyncio.run(serve(cfg))

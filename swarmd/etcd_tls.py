@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from swarmd.config import add_flag
-from swarmd.tls import TLSConfigError, _read, check_pem_files
+from swarmd.tls import TLSConfigError, check_pem_files, read_pem
 
 FLAGS = ("--etcd-cacert", "--etcd-cert", "--etcd-key")
 
@@ -49,9 +49,9 @@ class EtcdTLS:
         if bool(cert) != bool(key):
             raise EtcdTLSError("--etcd-cert and --etcd-key go together")
         try:
-            ca_pem = _read(cacert, "--etcd-cacert") if cacert else None
-            cert_pem = _read(cert, "--etcd-cert") if cert else None
-            key_pem = _read(key, "--etcd-key") if key else None
+            ca_pem = read_pem(cacert, "--etcd-cacert") if cacert else None
+            cert_pem = read_pem(cert, "--etcd-cert") if cert else None
+            key_pem = read_pem(key, "--etcd-key") if key else None
         except TLSConfigError as exc:
             raise EtcdTLSError(str(exc)) from None
         try:

@@ -12,10 +12,10 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmd.config import add_flag
+from swarmd.config import ConfigError, add_flag
 
 
-class TLSConfigError(ValueError):
+class TLSConfigError(ConfigError):
     """TLS flags that cannot work together, or files that cannot be read."""
 
 
@@ -29,7 +29,8 @@ def add_tls_flags(parser) -> None:
     add_flag(parser, "--tlskey", default=None, help="this daemon's private key (PEM)")
 
 
-def _read(path: str, flag: str) -> bytes:
+def read_pem(path: str, flag: str) -> bytes:
+    """The file's bytes, or TLSConfigError naming `flag` and the file."""
     try:
         return Path(path).read_bytes()
     except OSError as exc:
@@ -68,9 +69,9 @@ class TLSConfig:
             raise TLSConfigError("--tlsverify needs --tlscacert (the CA that signs peers' certificates)")
         if bool(cert) != bool(key):
             raise TLSConfigError("--tlscert and --tlskey go together")
-        cfg = cls(ca_pem=_read(cacert, "--tlscacert") if cacert else None,
-                  cert_pem=_read(cert, "--tlscert") if cert else None,
-                  key_pem=_read(key, "--tlskey") if key else None,
+        cfg = cls(ca_pem=read_pem(cacert, "--tlscacert") if cacert else None,
+                  cert_pem=read_pem(cert, "--tlscert") if cert else None,
+                  key_pem=read_pem(key, "--tlskey") if key else None,
                   verify=verify, cacert_path=cacert, cert_path=cert, key_path=key)
         check_pem_files(cacert, cert, key)
         return cfg
@@ -81,6 +82,11 @@ class TLSConfig:
         if not (getattr(args, "tls", False) or getattr(args, "tlsverify", False)):
             return None
         return cls.from_files(args.tlscacert, args.tlscert, args.tlskey, verify=bool(args.tlsverify))
+
+    def describe(self) -> str:
+        """For start-up logs: the mode and the files (never their contents)."""
+        mode = "verify" if self.verify else "tls"
+        return f"{mode} ca={self.cacert_path or 'none'} cert={self.cert_path or 'none'}"
 
     def _need_pair(self, what: str) -> None:
         if not self.cert_pem:

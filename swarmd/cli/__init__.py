@@ -1,7 +1,11 @@
 """The `swarm` console script: classic swarm's verbs, one module per verb.
 
-Each verb module exposes `add_parser(subparsers)` that registers its sub-command and sets
-`func` (called with the parsed args, returns an exit code).
+Every verb has one start-up shape: `add_parser(subparsers)` registers its flags (each with a
+`SWARM_*` twin, swarmd.config.add_flag) and sets `configure` and `func`. `configure(args)` turns
+the parsed flags into the verb's frozen configuration and raises swarmd.config.ConfigError for
+any value that cannot work; `func(config)` runs the verb and returns its exit code. A refused
+value is one `swarm VERB: error: …` line on stderr and exit status 2, before anything starts,
+as argparse does for the values it refuses itself.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import importlib
 import sys
 
 from swarmd import logs, reload
-from swarmd.config import add_flag
+from swarmd.config import ConfigError, add_flag
 
 VERBS = ("discovery", "create", "list", "manage", "join", "up", "down", "ca")
 
@@ -39,16 +43,22 @@ def main(argv: list[str] | None = None) -> int:
         try:
             reload.load_env_file(env_file)
         except OSError as exc:
-            print(f"swarm: cannot read --env-file {env_file}: {exc}", file=sys.stderr)
+            print(f"swarm: error: cannot read --env-file {env_file}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    try:
+        config = args.configure(args)
+    except ConfigError as exc:
+        prog = getattr(args, "verb_prog", None) or f"swarm {args.verb}"
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     logs.setup(args.log_format, args.log_level)
     try:
-        return int(args.func(args) or 0)
+        return int(args.func(config) or 0)
     except KeyboardInterrupt:
         return 130
 

@@ -11,34 +11,48 @@ daemons' --tlscacert/--tlscert/--tlskey point at.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from swarmd.config import add_flag
+from swarmd.config import ConfigError, add_flag
 
 
-def _init(args) -> int:
+@dataclass(frozen=True)
+class CaRequest:
+    """One `swarm ca` action and what it needs; `action` is init_ca, issue_cert or print_digest."""
+
+    action: object
+    dir: Path
+    name: str = ""
+    kind: str = "node"
+    hosts: tuple[str, ...] | None = None
+    out: Path | None = None
+    force: bool = False
+
+
+def init_ca(req: CaRequest) -> int:
     from swarmd import pki
-    ca = pki.create_ca(args.name)
-    pki.write_ca(Path(args.dir), ca, force=args.force)
-    print(f"CA written to {args.dir}/ca.pem (key {args.dir}/ca-key.pem, keep it private)")
+    ca = pki.create_ca(req.name)
+    pki.write_ca(req.dir, ca, force=req.force)
+    print(f"CA written to {req.dir}/ca.pem (key {req.dir}/ca-key.pem, keep it private)")
     print(f"sha256:{pki.ca_digest(ca.cert_pem)}")
     return 0
 
 
-def _issue(args) -> int:
+def issue_cert(req: CaRequest) -> int:
     from swarmd import pki
-    ca = pki.read_ca(Path(args.dir))
-    issued = pki.issue(ca, args.name, kind=args.kind, hosts=args.host)
-    out = Path(args.out or Path(args.dir) / args.name)
+    ca = pki.read_ca(req.dir)
+    issued = pki.issue(ca, req.name, kind=req.kind, hosts=list(req.hosts) if req.hosts else None)
+    out = req.out or req.dir / req.name
     pki.write_issued(out, ca.cert_pem, issued)
-    print(f"{args.kind} certificate for {args.name} written to {out} (ca.pem, cert.pem, key.pem)")
+    print(f"{req.kind} certificate for {req.name} written to {out} (ca.pem, cert.pem, key.pem)")
     return 0
 
 
-def _digest(args) -> int:
+def print_digest(req: CaRequest) -> int:
     from swarmd import pki
     try:
-        data = (Path(args.dir) / pki.CA_CERT).read_bytes()
+        data = (req.dir / pki.CA_CERT).read_bytes()
     except OSError as exc:
         raise pki.PKIError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
     print(pki.ca_digest(data))
@@ -51,30 +65,44 @@ def add_parser(sub) -> None:
 
     init = verbs.add_parser("init", help="create a CA (ca.pem, ca-key.pem)")
     add_flag(init, "--dir", default=".", help="where the CA files go")
-    init.add_argument("--name", default="swarmd CA", help="the CA's common name")
-    init.add_argument("--force", action="store_true", help="replace an existing CA")
-    init.set_defaults(ca_func=_init)
+    add_flag(init, "--name", default="swarmd CA", help="the CA's common name")
+    add_flag(init, "--force", action="store_true", default=False, help="replace an existing CA")
+    init.set_defaults(ca_func=init_ca, verb_prog=init.prog)    # refusals name the action, as argparse's do
 
     issue = verbs.add_parser("issue", help="sign a certificate for a node, manager or client")
     add_flag(issue, "--dir", default=".", help="the CA's directory")
-    issue.add_argument("--name", required=True, help="common name (node or user name)")
-    issue.add_argument("--kind", default="node", choices=["node", "manager", "client"],
-                       help="node/manager: serves and calls; client: docker CLI user")
-    issue.add_argument("--host", action="append", default=None,
-                       help="DNS name or IP the daemon is reached at (repeatable; default: loopback)")
-    issue.add_argument("--out", default=None, help="output directory (default: DIR/NAME)")
-    issue.set_defaults(ca_func=_issue)
+    add_flag(issue, "--name", required=True, help="common name (node or user name)")
+    add_flag(issue, "--kind", default="node", choices=["node", "manager", "client"],
+             help="node/manager: serves and calls; client: docker CLI user")
+    add_flag(issue, "--host", action="append", default=None,
+             help="DNS name or IP the daemon is reached at (repeatable; default: loopback)")
+    add_flag(issue, "--out", default=None, help="output directory (default: DIR/NAME)")
+    issue.set_defaults(ca_func=issue_cert, verb_prog=issue.prog)    # refusals name the action, as argparse's do
 
     digest = verbs.add_parser("digest", help="print the CA's SHA-256 digest")
     add_flag(digest, "--dir", default=".", help="the CA's directory")
-    digest.set_defaults(ca_func=_digest)
+    digest.set_defaults(ca_func=print_digest, verb_prog=digest.prog)    # refusals name the action, as argparse's do
 
-    def run(args) -> int:
-        from swarmd.pki import PKIError
-        try:
-            return args.ca_func(args)
-        except PKIError as exc:
-            print(f"swarm ca: {exc}", file=sys.stderr)
-            return 1
+    p.set_defaults(configure=configure, func=run)
 
-    p.set_defaults(func=run)
+
+def configure(args) -> CaRequest:
+    name = getattr(args, "name", "")
+    if args.ca_func is not print_digest and not str(name).strip():
+        raise ConfigError("--name: a certificate needs a common name")
+    hosts = getattr(args, "host", None)
+    if hosts is not None and not all(h.strip() for h in hosts):
+        raise ConfigError("--host: an empty name or address")
+    out = getattr(args, "out", None)
+    return CaRequest(action=args.ca_func, dir=Path(args.dir), name=name, kind=getattr(args, "kind", "node"),
+                     hosts=tuple(hosts) if hosts is not None else None, out=Path(out) if out else None,
+                     force=bool(getattr(args, "force", False)))
+
+
+def run(req: CaRequest) -> int:
+    from swarmd.pki import PKIError
+    try:
+        return req.action(req)
+    except PKIError as exc:
+        print(f"swarm ca: {exc}", file=sys.stderr)
+        return 1

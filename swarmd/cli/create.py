@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import dataclass
 
-from swarmd.config import add_flag
-from swarmd.tls import add_tls_flags
+from swarmd.config import add_flag, address_list
+from swarmd.tls import TLSConfig, add_tls_flags
 
 TIMEOUT = 10.0
 
@@ -23,27 +24,33 @@ async def create_cluster(addr: str, tls=None) -> str:
     return join_token(digest, reply.token) if digest else reply.token
 
 
+@dataclass(frozen=True)
+class CreateConfig:
+    discovery_addr: str
+    tls: TLSConfig | None
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("create", help="create a cluster and print its token")
     add_flag(p, "--discovery-addr", required=True, help="discovery daemon HOST:PORT")
     add_tls_flags(p)
+    p.set_defaults(configure=configure, func=run)
 
-    def run(args) -> int:
-        import grpc
 
-        from swarmd.tls import TLSConfig, TLSConfigError
-        try:
-            tls = TLSConfig.from_args(args)
-        except TLSConfigError as exc:
-            print(f"swarm create: {exc}", file=sys.stderr)
-            return 2
-        try:
-            token = asyncio.run(create_cluster(args.discovery_addr, tls))
-        except grpc.RpcError as err:
-            print(f"swarm create: discovery at {args.discovery_addr}: "
-                  f"{err.details() or err.code().name.lower()}", file=sys.stderr)
-            return 1
-        print(token)
-        return 0
+def configure(args) -> CreateConfig:
+    tls = TLSConfig.from_args(args)
+    if tls is not None:
+        tls.ca_digest()     # the token names the CA: a file that is no certificate is refused now
+    return CreateConfig(address_list("--discovery-addr", args.discovery_addr), tls)
 
-    p.set_defaults(func=run)
+
+def run(cfg: CreateConfig) -> int:
+    import grpc
+    try:
+        token = asyncio.run(create_cluster(cfg.discovery_addr, cfg.tls))
+    except grpc.RpcError as err:
+        print(f"swarm create: discovery at {cfg.discovery_addr}: "
+              f"{err.details() or err.code().name.lower()}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0

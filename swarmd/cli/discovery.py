@@ -1,4 +1,5 @@
-"""`swarm discovery`: run the discovery daemon (cluster tokens and membership over etcd)."""
+"""`swarm discovery`: run the discovery daemon (cluster tokens and membership over etcd); flags ->
+discovery.config.DiscoveryConfig -> discovery.daemon."""
 from __future__ import annotations
 
 from swarmd.config import add_flag, parse_duration
@@ -17,8 +18,14 @@ def add_parser(sub) -> None:
     add_tls_flags(p)
     add_etcd_tls_flags(p)
 
-    def run(args) -> int:
-        from discovery.daemon import run as run_daemon
-        return run_daemon(args)
+    p.set_defaults(configure=configure, func=run)
 
-    p.set_defaults(func=run)
+
+def configure(args):
+    from discovery.config import DiscoveryConfig
+    return DiscoveryConfig.from_args(args)
+
+
+def run(cfg) -> int:
+    from discovery.daemon import run as run_daemon
+    return run_daemon(cfg)

@@ -1,4 +1,5 @@
-"""`swarm join`: run the agent for one Docker host and register it with the cluster."""
+"""`swarm join`: run the agent for one Docker host and register it with the cluster (flags ->
+agent.config.AgentConfig -> agent.daemon)."""
 from __future__ import annotations
 
 from swarmd.config import add_flag, parse_duration
@@ -31,8 +32,14 @@ def add_parser(sub) -> None:
     add_etcd_tls_flags(p, "etcd:// discovery URLs")
     p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://… or file:///path")
 
-    def run(args) -> int:
-        from agent.daemon import main
-        return main(args)
+    p.set_defaults(configure=configure, func=run)
 
-    p.set_defaults(func=run)
+
+def configure(args):
+    from agent.config import AgentConfig
+    return AgentConfig.from_args(args)
+
+
+def run(cfg) -> int:
+    from agent.daemon import main
+    return main(cfg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from swarmd.cluster_access import ClusterAccess
 from swarmd.config import add_flag
 from swarmd.etcd_tls import add_etcd_tls_flags
 from swarmd.tls import add_tls_flags
@@ -21,9 +22,8 @@ def format_nodes(nodes) -> list[str]:
     return [f"{name:<{w0}}  {addr:<{w1}}  {status}" for name, addr, status in rows]
 
 
-async def list_nodes(url: str, discovery_addr: str | None, tls=None, etcd_tls=None):
-    from swarmd.membership import open_membership
-    membership = open_membership(url, discovery_addr=discovery_addr, tls=tls, etcd_tls=etcd_tls)
+async def list_nodes(cluster: ClusterAccess):
+    membership = cluster.open_membership()
     try:
         return await membership.list_nodes()
     finally:
@@ -37,23 +37,20 @@ def add_parser(sub) -> None:
     add_etcd_tls_flags(p, "etcd:// discovery URLs")
     p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://ADDR,… or file:///path")
 
-    def run(args) -> int:
-        from swarmd import etcd_tls
-        from swarmd.membership import MembershipError, MembershipUnavailable
-        from swarmd.tls import TLSConfig, TLSConfigError
-        try:
-            store_tls = etcd_tls.from_args(args)
-        except etcd_tls.EtcdTLSError as exc:
-            print(f"swarm list: {exc}", file=sys.stderr)
-            return 2
-        try:
-            nodes = asyncio.run(list_nodes(args.discovery_url, args.discovery_addr, TLSConfig.from_args(args),
-                                           store_tls))
-        except (MembershipError, MembershipUnavailable, TLSConfigError) as exc:
-            print(f"swarm list: {exc}", file=sys.stderr)
-            return 1
-        for line in format_nodes(nodes):
-            print(line)
-        return 0
+    p.set_defaults(configure=configure, func=run)
 
-    p.set_defaults(func=run)
+
+def configure(args) -> ClusterAccess:
+    return ClusterAccess.from_args(args)
+
+
+def run(cluster: ClusterAccess) -> int:
+    from swarmd.membership import MembershipError, MembershipUnavailable
+    try:
+        nodes = asyncio.run(list_nodes(cluster))
+    except (MembershipError, MembershipUnavailable) as exc:
+        print(f"swarm list: {exc}", file=sys.stderr)
+        return 1
+    for line in format_nodes(nodes):
+        print(line)
+    return 0

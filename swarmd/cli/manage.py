@@ -1,4 +1,5 @@
-"""`swarm manage`: serve the Docker API for the whole cluster."""
+"""`swarm manage`: serve the Docker API for the whole cluster (flags -> manager.config.ManagerConfig
+-> manager.daemon)."""
 from __future__ import annotations
 
 from swarmd.config import add_flag, parse_duration
@@ -30,8 +31,14 @@ def add_parser(sub) -> None:
     add_etcd_tls_flags(p, "etcd:// discovery URLs")
     p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://ADDR,… or file:///path")
 
-    def run(args) -> int:
-        from manager.daemon import main
-        return main(args)
+    p.set_defaults(configure=configure, func=run)
 
-    p.set_defaults(func=run)
+
+def configure(args):
+    from manager.config import ManagerConfig
+    return ManagerConfig.from_args(args)
+
+
+def run(cfg) -> int:
+    from manager.daemon import main
+    return main(cfg)

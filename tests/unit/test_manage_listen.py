@@ -1,6 +1,6 @@
 import pytest
 
-from manager.daemon import ConfigError, check_listen
+from manager.config import ConfigError, check_listen
 
 
 def test_loopback_and_unix_are_allowed():
