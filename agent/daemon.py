@@ -17,7 +17,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from agent import metrics
 from agent.config import AgentConfig
 from agent.sdk_engine import SdkEngine
-from agent.engine import Engine, EngineError
+from agent.engine import EngineError
+from agent.local_engine import LocalEngine
 from agent.node_info import NodeInfoSource
 from agent.service import AgentService
 from swarm.v1 import agent_pb2, agent_pb2_grpc
@@ -39,7 +40,7 @@ SERVER_OPTIONS = [
 ]
 
 
-async def watch_engine(engine: Engine, health_servicer, interval: float, engine_up: asyncio.Event) -> None:
+async def watch_engine(engine: LocalEngine, health_servicer, interval: float, engine_up: asyncio.Event) -> None:
     """Pings the engine every `interval`; health follows (SERVING only while it answers)."""
     up: bool | None = None
     while True:
@@ -82,7 +83,7 @@ async def keep_registered(registrar, source: NodeInfoSource, cfg: AgentConfig, e
     return 1
 
 
-async def start_server(cfg: AgentConfig, engine: Engine, source: NodeInfoSource):
+async def start_server(cfg: AgentConfig, engine: LocalEngine, source: NodeInfoSource):
     """The gRPC server (Agent + health, NOT_SERVING until the engine answers) and its health
     servicer; None for the server when it cannot listen (said in the log)."""
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[metrics.interceptor()])
