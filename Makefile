@@ -28,8 +28,8 @@ $(STAMPS)/venv: pyproject.toml setup.py | $(STAMPS)/bootstrap
 	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
 	@touch $@
 
-proto: swarm/v1/agent_pb2.py
-swarm/v1/agent_pb2.py: $(PROTOS) swarmd/protogen.py | $(STAMPS)/venv
+proto: proto/swarm/v1/agent_pb2.py
+proto/swarm/v1/agent_pb2.py: $(PROTOS) swarmd/protogen.py | $(STAMPS)/venv
 	$(PY) -m swarmd.protogen
 
 test: venv
@@ -45,4 +45,4 @@ bench: venv
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(STAMPS) swarm build *.egg-info
+	rm -rf $(VENV) $(STAMPS) build *.egg-info proto/swarm/v1/*_pb2*

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent import identity
-from agent.engine import EngineAddress
-from agent.node_info import NodeSettings, parse_labels
-from swarmd.cluster_access import ClusterAccess
-from swarmd.config import ConfigError, host_port, positive
+from swarmd.agent import identity
+from swarmd.agent.engine import EngineAddress
+from swarmd.agent.node_info import NodeSettings, parse_labels
+from swarmd.common.cluster_access import ClusterAccess
+from swarmd.common.config import ConfigError, host_port, positive
 
 
 def host_of(addr: str, flag: str = "--advertise") -> str:

@@ -3,7 +3,7 @@
 Start-up: read (or create) the node id, serve gRPC (Agent + health), wait for the engine to
 answer, then keep the node registered with the discovery service until told to stop. Health is
 SERVING only while the engine answers its ping. SIGTERM/SIGINT: stop heartbeating, deregister,
-stop the server with a short grace, exit 0. SIGHUP re-reads the log level (swarmd.reload).
+stop the server with a short grace, exit 0. SIGHUP re-reads the log level (swarmd.common.reload).
 The daemon takes a validated `AgentConfig` (agent.config); flags never reach it.
 """
 from __future__ import annotations
@@ -14,18 +14,18 @@ import signal
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from agent import metrics
-from agent.config import AgentConfig
-from agent.sdk_engine import SdkEngine
-from agent.engine import EngineError
-from agent.local_engine import LocalEngine
-from agent.node_info import NodeInfoSource
-from agent.service import AgentService
-from swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd import logs, reload
-from swarmd.config import describe
-from swarmd.metrics_endpoint import MetricsEndpoint
-from swarmd.tls import add_server_port
+from swarmd.agent import metrics
+from swarmd.agent.config import AgentConfig
+from swarmd.agent.sdk_engine import SdkEngine
+from swarmd.agent.engine import EngineError
+from swarmd.agent.local_engine import LocalEngine
+from swarmd.agent.node_info import NodeInfoSource
+from swarmd.agent.service import AgentService
+from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
+from swarmd.common import logs, reload
+from swarmd.common.config import describe
+from swarmd.common.metrics_endpoint import MetricsEndpoint
+from swarmd.common.tls import add_server_port
 
 log = logs.get("agent")
 
@@ -103,7 +103,7 @@ async def start_server(cfg: AgentConfig, engine: LocalEngine, source: NodeInfoSo
 
 async def run(cfg: AgentConfig) -> int:
     log.info("starting agent", **describe(cfg))
-    from swarmd.membership import MembershipError
+    from swarmd.common.membership import MembershipError
 
     engine = SdkEngine(cfg.engine_url)
     try:

@@ -1,12 +1,12 @@
 """Hollow nodes: agents backed by an in-memory engine, many to one process, for scale benchmarks.
 
 Like Kubernetes' kubemark, a hollow node is the real agent (its gRPC `Agent` service, health
-service, registration and heartbeats through `swarmd.membership`) with the engine replaced by
+service, registration and heartbeats through `swarmd.common.membership`) with the engine replaced by
 `HollowEngine`, which keeps containers, images and events in memory and answers in the engine's
 own JSON shapes. One process hosts hundreds of them, each on its own gRPC port, so a manager can
 be measured against a thousand nodes on one machine. Hollow nodes are a benchmark tool only.
 
-    python -m agent.hollow --count 500 --discovery-addr 127.0.0.1:4000 token://TOKEN
+    python -m swarmd.agent.hollow --count 500 --discovery-addr 127.0.0.1:4000 token://TOKEN
 """
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ from datetime import datetime, timezone
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from agent.daemon import SERVER_OPTIONS, SERVICE_NAME
-from agent.engine import API_VERSION, EngineConnection, EngineError, EngineResponse, engine_path
-from agent.node_info import NodeInfoSource, NodeSettings, parse_labels
-from agent.service import AgentService
-from swarm.v1 import agent_pb2_grpc
-from swarmd import config, logs
+from swarmd.agent.daemon import SERVER_OPTIONS, SERVICE_NAME
+from swarmd.agent.engine import API_VERSION, EngineConnection, EngineError, EngineResponse, engine_path
+from swarmd.agent.node_info import NodeInfoSource, NodeSettings, parse_labels
+from swarmd.agent.service import AgentService
+from swarmd.proto.swarm.v1 import agent_pb2_grpc
+from swarmd.common import config, logs
 
 log = logs.get("agent.hollow")
 
@@ -534,7 +534,7 @@ def _preload(engine: HollowEngine, count: int) -> None:
 
 async def start_agent(cfg: FleetConfig, index: int) -> HollowAgent:
     """Builds one hollow node and starts its gRPC server (not yet registered)."""
-    from swarmd.membership import open_registrar
+    from swarmd.common.membership import open_registrar
 
     name = f"{cfg.name_prefix}{index:04d}"
     engine = HollowEngine(name, cpus=cfg.cpus, memory=cfg.memory,
@@ -596,7 +596,7 @@ async def _stop_agents(agents: list[HollowAgent], deregister: bool) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m agent.hollow",
+    p = argparse.ArgumentParser(prog="python -m swarmd.agent.hollow",
                                 description="run N hollow agents (in-memory engines) in one process")
     config.add_flag(p, "--count", type=int, default=100, help="how many hollow nodes to run")
     config.add_flag(p, "--name-prefix", default="hollow", help="node names are PREFIX0000, PREFIX0001, …")

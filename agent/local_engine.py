@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Protocol, runtime_checkable
 
-from agent.engine import EngineConnection, EngineResponse
+from swarmd.agent.engine import EngineConnection, EngineResponse
 
 # what `LocalEngine.container_action` accepts; the Agent RPC's ContainerActionRequest.Action
 # enum has one ACTION_<NAME> value for each
@@ -27,7 +27,7 @@ class LocalEngine(Protocol):
 
     same_clock: bool
     """True when the engine's event times (`timeNano`) come from this process's clock, so that
-    the agent may stamp RPCs with engine-clock times (swarmd.engine_clock)."""
+    the agent may stamp RPCs with engine-clock times (swarmd.common.engine_clock)."""
 
     async def check(self) -> str:
         """Pings the engine: an empty string when it answers, else why it does not."""

@@ -6,7 +6,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from swarmd.grpc_metrics import RpcMetrics
+from swarmd.common.grpc_metrics import RpcMetrics
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -52,7 +52,7 @@ REGISTRY.register(CLOCK)
 
 def watch_registrar(registrar) -> None:
     """Times the registrar's register and heartbeat calls (lease-based schemes only)."""
-    from swarmd.membership.registrar import LeaseRegistrar
+    from swarmd.common.membership.registrar import LeaseRegistrar
 
     if not isinstance(registrar, LeaseRegistrar):
         return

@@ -5,10 +5,10 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
-from agent.engine import EngineError
-from agent.local_engine import LocalEngine
-from swarm.v1 import types_pb2
-from swarmd import logs
+from swarmd.agent.engine import EngineError
+from swarmd.agent.local_engine import LocalEngine
+from swarmd.proto.swarm.v1 import types_pb2
+from swarmd.common import logs
 
 log = logs.get("agent.node")
 

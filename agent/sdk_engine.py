@@ -15,8 +15,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from agent.engine import API_VERSION, Engine, EngineError, EngineUnreachable
-from agent.local_engine import CONTAINER_ACTIONS
+from swarmd.agent.engine import API_VERSION, Engine, EngineError, EngineUnreachable
+from swarmd.agent.local_engine import CONTAINER_ACTIONS
 
 _POOL = 32
 _TIMEOUT = 120

@@ -1,9 +1,9 @@
 """The Agent gRPC service: runs what the manager asks on the local engine, and relays its answers.
 
 The engine is any `agent.local_engine.LocalEngine` (the node's dockerd, or a hollow one). Engine
-errors end an RPC through `swarmd.engine_errors.abort`, so the manager sees the engine's own HTTP
+errors end an RPC through `swarmd.common.engine_errors.abort`, so the manager sees the engine's own HTTP
 status and wording. When the engine shares this host's clock, InspectContainer, CreateContainer
-and ContainerAction carry engine-clock times in their trailing metadata (`swarmd.engine_clock`),
+and ContainerAction carry engine-clock times in their trailing metadata (`swarmd.common.engine_clock`),
 so that the manager skips re-reading a container for an event its record already shows.
 `EngineCall` returns any status as it is; `EngineStream` relays streamed and hijacked calls frame
 by frame (see proto/swarm/v1/agent.proto).
@@ -18,11 +18,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from agent.engine import EngineConnection, EngineError, is_hijack
-from agent.local_engine import CONTAINER_ACTIONS, LocalEngine
-from agent.node_info import NodeInfoSource
-from swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd import engine_clock, engine_errors, logs
+from swarmd.agent.engine import EngineConnection, EngineError, is_hijack
+from swarmd.agent.local_engine import CONTAINER_ACTIONS, LocalEngine
+from swarmd.agent.node_info import NodeInfoSource
+from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
+from swarmd.common import engine_clock, engine_errors, logs
 
 log = logs.get("agent.service")
 

@@ -14,9 +14,9 @@ import statistics
 import time
 
 from bench.report import Row, judged
-from manager.gc_policy import GcPolicy
-from manager.scheduler import ContainerSpec, Scheduler
-from manager.scheduler.snapshot import ContainerSnapshot, ImageSnapshot, NodeSnapshot, PortBinding
+from swarmd.manager.gc_policy import GcPolicy
+from swarmd.manager.scheduler import ContainerSpec, Scheduler
+from swarmd.manager.scheduler.snapshot import ContainerSnapshot, ImageSnapshot, NodeSnapshot, PortBinding
 
 GiB = 1 << 30
 

@@ -1,7 +1,7 @@
 """Scale by simulation: one real manager over 1,000 hollow nodes carrying 30,000 containers.
 
 Real etcd, a real discovery daemon and a real `swarm manage` process; the nodes are hollow agents
-(`python -m agent.hollow`: real gRPC servers, registrations and heartbeats, in-memory engines),
+(`python -m swarmd.agent.hollow`: real gRPC servers, registrations and heartbeats, in-memory engines),
 several hundred to a process. Each node joins with containers already running, and the rest of
 the 30,000 are created through the manager's API, which measures create throughput on the way.
 
@@ -90,7 +90,7 @@ class HollowCluster:
             count = min(NODES_PER_PROCESS, self.nodes - first)
             self.fleets.append(Daemon(
                 f"hollow{first}",
-                [sys.executable, "-m", "agent.hollow", "--count", str(count), "--first-index", str(first),
+                [sys.executable, "-m", "swarmd.agent.hollow", "--count", str(count), "--first-index", str(first),
                  "--containers", str(self.containers_per_node), "--heartbeat", HEARTBEAT, "--ttl", TTL,
                  "--log-level", "warning", "--discovery-addr", self.swarm.discovery_addr,
                  self.swarm.discovery_url],

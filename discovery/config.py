@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from swarmd import etcd_tls
-from swarmd.config import ConfigError, host_port, positive
-from swarmd.tls import TLSConfig
+from swarmd.common import etcd_tls
+from swarmd.common.config import ConfigError, host_port, positive
+from swarmd.common.tls import TLSConfig
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class DiscoveryConfig:
 
     @classmethod
     def from_args(cls, args) -> "DiscoveryConfig":
-        from swarmd.membership.urls import URLError, parse_endpoints
+        from swarmd.common.membership.urls import URLError, parse_endpoints
         host_port("--listen", args.listen, listen=True)
         try:
             endpoints = parse_endpoints(args.etcd)

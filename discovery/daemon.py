@@ -11,16 +11,16 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from discovery import metrics
-from discovery.config import DiscoveryConfig
-from discovery.service import DiscoveryService
-from swarm.v1 import discovery_pb2_grpc
-from swarmd import logs, reload
-from swarmd.config import describe
-from swarmd.membership.etcd_store import EtcdStore, StoreUnavailable
-from swarmd.membership.watch import Backoff
-from swarmd.metrics_endpoint import MetricsEndpoint
-from swarmd.tls import add_server_port
+from swarmd.discovery import metrics
+from swarmd.discovery.config import DiscoveryConfig
+from swarmd.discovery.service import DiscoveryService
+from swarmd.proto.swarm.v1 import discovery_pb2_grpc
+from swarmd.common import logs, reload
+from swarmd.common.config import describe
+from swarmd.common.membership.etcd_store import EtcdStore, StoreUnavailable
+from swarmd.common.membership.watch import Backoff
+from swarmd.common.metrics_endpoint import MetricsEndpoint
+from swarmd.common.tls import add_server_port
 
 log = logs.get("discovery")
 

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 
-from swarmd.membership.etcd_election import LeaderState
+from swarmd.common.membership.etcd_election import LeaderState
 
 KEEP = 64   # heartbeats remembered: many confirmation windows' worth
 

@@ -11,9 +11,9 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from swarmd import logs
-from swarmd.grpc_metrics import RpcMetrics, code_name
-from swarmd.membership.etcd_store import CLUSTERS_ROOT, EtcdStore, StoreUnavailable
+from swarmd.common import logs
+from swarmd.common.grpc_metrics import RpcMetrics, code_name
+from swarmd.common.membership.etcd_store import CLUSTERS_ROOT, EtcdStore, StoreUnavailable
 
 log = logs.get("discovery.metrics")
 

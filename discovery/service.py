@@ -5,14 +5,14 @@ import contextlib
 
 import grpc
 
-from discovery import tokens
-from discovery.liveness import Heartbeats, while_alive
-from swarm.v1 import discovery_pb2, discovery_pb2_grpc
-from swarmd import logs
-from swarmd.membership.etcd_election import campaign, confirm_within, current_leader, leader_key
-from swarmd.membership.etcd_store import (EtcdStore, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
+from swarmd.discovery import tokens
+from swarmd.discovery.liveness import Heartbeats, while_alive
+from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
+from swarmd.common import logs
+from swarmd.common.membership.etcd_election import campaign, confirm_within, current_leader, leader_key
+from swarmd.common.membership.etcd_store import (EtcdStore, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
                                           cluster_key, invalid_node_info)
-from swarmd.membership.watch import apply
+from swarmd.common.membership.watch import apply
 
 log = logs.get("discovery")
 

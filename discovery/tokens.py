@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import secrets
 
-from swarmd.membership.urls import well_formed_token
+from swarmd.common.membership.urls import well_formed_token
 
 TOKEN_BYTES = 16
 

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from manager.container_actions import ACTIONS
-from manager.httpd.errors import ApiError
-from manager.metrics import AGENT_RPC_ERRORS
-from swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd import engine_clock
-from swarmd.engine_errors import engine_error_from_rpc
-from swarmd.tls import open_channel
+from swarmd.manager.container_actions import ACTIONS
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.metrics import AGENT_RPC_ERRORS
+from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
+from swarmd.common import engine_clock
+from swarmd.common.engine_errors import engine_error_from_rpc
+from swarmd.common.tls import open_channel
 
 UNARY_TIMEOUT = 60.0      # seconds; every outbound unary call has a deadline
 INFO_TIMEOUT = 10.0
@@ -31,7 +31,7 @@ class AgentClient:
     def __init__(self, addr: str, node_name: str = "", tls=None):
         self.addr = addr
         self.node_name = node_name or addr
-        self.channel = open_channel(           # mutual TLS when `tls` (swarmd.tls.TLSConfig) is given
+        self.channel = open_channel(           # mutual TLS when `tls` (swarmd.common.tls.TLSConfig) is given
             addr, tls,
             options=[
                 ("grpc.max_receive_message_length", 256 << 20),

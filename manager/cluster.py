@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from manager.agents import AgentClient
-from manager.container_records import ContainerRecord
-from manager.httpd.errors import ApiError
-from manager.scheduler.snapshot import ContainerSnapshot, ImageSnapshot, NodeSnapshot
-from swarm.v1 import types_pb2
-from swarmd import logs
+from swarmd.manager.agents import AgentClient
+from swarmd.manager.container_records import ContainerRecord
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.scheduler.snapshot import ContainerSnapshot, ImageSnapshot, NodeSnapshot
+from swarmd.proto.swarm.v1 import types_pb2
+from swarmd.common import logs
 
 log = logs.get("manager.cluster")
 

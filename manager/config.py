@@ -9,11 +9,11 @@ import ipaddress
 import urllib.parse
 from dataclasses import dataclass
 
-from manager.election import default_advertise
-from manager.scheduler import FILTERS, STRATEGIES
-from swarmd.cluster_access import ClusterAccess
-from swarmd.config import ConfigError, host_port, positive
-from swarmd.tls import TLSConfig
+from swarmd.manager.election import default_advertise
+from swarmd.manager.scheduler import FILTERS, STRATEGIES
+from swarmd.common.cluster_access import ClusterAccess
+from swarmd.common.config import ConfigError, host_port, positive
+from swarmd.common.tls import TLSConfig
 
 DEFAULT_LISTEN = "unix:///var/run/swarmd.sock"
 

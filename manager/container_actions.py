@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from swarm.v1 import agent_pb2
+from swarmd.proto.swarm.v1 import agent_pb2
 
 _WIRE = agent_pb2.ContainerActionRequest
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from manager.container_records import ContainerRecord
-from manager.httpd.errors import ApiError
+from swarmd.manager.container_records import ContainerRecord
+from swarmd.manager.httpd.errors import ApiError
 
 KEYS = {"id", "name", "label", "status", "node", "exited", "ancestor", "health", "before", "since",
         "volume", "network", "publish", "expose", "isolation", "is-task"}

@@ -5,8 +5,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from manager.container_status import parse_time, status_text
-from manager.scheduler.snapshot import ContainerSnapshot, PortBinding
+from swarmd.manager.container_status import parse_time, status_text
+from swarmd.manager.scheduler.snapshot import ContainerSnapshot, PortBinding
 
 
 def _command(doc: dict) -> str:

@@ -9,23 +9,23 @@ import asyncio
 import signal
 from dataclasses import dataclass
 
-from manager.agents import AgentClient
-from manager.api import build_router
-from manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
-from manager.cluster import ClusterView
-from manager.config import ManagerConfig
-from manager.election import LeaderState, Roles, follow_leadership, open_election
-from manager.forwarding import Forwarder, RoleRouter
-from manager.rescheduler import Rescheduler
-from manager.httpd.rate_limit import RateLimiter
-from manager.httpd.server import HttpServer
-from manager import metrics
-from manager.gc_policy import GcPolicy
-from manager.scheduler import Scheduler
-from swarmd import logs, reload
-from swarmd.config import describe
-from swarmd.membership import MembershipError
-from swarmd.metrics_endpoint import MetricsEndpoint
+from swarmd.manager.agents import AgentClient
+from swarmd.manager.api import build_router
+from swarmd.manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
+from swarmd.manager.cluster import ClusterView
+from swarmd.manager.config import ManagerConfig
+from swarmd.manager.election import LeaderState, Roles, follow_leadership, open_election
+from swarmd.manager.forwarding import Forwarder, RoleRouter
+from swarmd.manager.rescheduler import Rescheduler
+from swarmd.manager.httpd.rate_limit import RateLimiter
+from swarmd.manager.httpd.server import HttpServer
+from swarmd.manager import metrics
+from swarmd.manager.gc_policy import GcPolicy
+from swarmd.manager.scheduler import Scheduler
+from swarmd.common import logs, reload
+from swarmd.common.config import describe
+from swarmd.common.membership import MembershipError
+from swarmd.common.metrics_endpoint import MetricsEndpoint
 
 log = logs.get("manager")
 

@@ -1,6 +1,6 @@
 """Which manager is primary: leader election for `swarm manage --replication`.
 
-The leader key lives in etcd under a lease (swarmd.membership.etcd_election): for `token://`
+The leader key lives in etcd under a lease (swarmd.common.membership.etcd_election): for `token://`
 clusters the discovery daemon holds it for the manager while the manager's `Campaign` stream
 lives and its heartbeats keep arriving; for `etcd://` clusters the manager campaigns in etcd
 itself. Either way a manager reads a stream of LeaderState, and `follow_leadership` turns it into
@@ -21,12 +21,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from swarm.v1 import discovery_pb2
-from swarmd import logs
-from swarmd.membership import Membership, MembershipError
-from swarmd.membership.etcd_election import LeaderState, campaign, confirm_within, heartbeat_period, leader_key
-from swarmd.membership.etcd_store import EtcdStore
-from swarmd.membership.watch import Backoff
+from swarmd.proto.swarm.v1 import discovery_pb2
+from swarmd.common import logs
+from swarmd.common.membership import Membership, MembershipError
+from swarmd.common.membership.etcd_election import LeaderState, campaign, confirm_within, heartbeat_period, leader_key
+from swarmd.common.membership.etcd_store import EtcdStore
+from swarmd.common.membership.watch import Backoff
 
 log = logs.get("manager.election")
 
@@ -143,8 +143,8 @@ def default_advertise(listen: list[str]) -> str:
 
 def open_election(membership: Membership, candidate: str, ttl: float = DEFAULT_TTL) -> Election:
     """The election that goes with a manager's membership; MembershipError for static schemes."""
-    from swarmd.membership.etcd_client import EtcdMembership
-    from swarmd.membership.token_client import TokenMembership
+    from swarmd.common.membership.etcd_client import EtcdMembership
+    from swarmd.common.membership.token_client import TokenMembership
     if not candidate:
         raise MembershipError("--replication needs --advertise HOST:PORT: the address other managers forward to")
     if isinstance(membership, TokenMembership):
@@ -210,7 +210,7 @@ class Roles:
         self._task: asyncio.Task | None = None
 
     def apply(self, state: LeaderState) -> None:
-        from manager import metrics
+        from swarmd.manager import metrics
         role = "primary" if state.elected else "replica"
         if role != self.ctx.role or state.leader != self.ctx.primary_addr:
             log.info("manager role", role=role, primary=state.leader or "(none)")

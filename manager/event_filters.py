@@ -1,7 +1,7 @@
 """Filtering Engine API events (`docker events --filter …`), as the engine does, plus `node`."""
 from __future__ import annotations
 
-from manager.httpd.errors import ApiError
+from swarmd.manager.httpd.errors import ApiError
 
 _KNOWN = {"config", "container", "daemon", "event", "image", "label", "network", "node", "plugin",
           "scope", "secret", "service", "type", "volume"}

@@ -23,13 +23,13 @@ from collections.abc import Callable
 
 import h11
 
-from manager.api.context import ManagerContext
-from manager.api.relay import wants_hijack
-from manager.httpd.errors import ApiError
-from manager.httpd.request import Request
-from manager.httpd.response import ClientGone, Response
-from manager.httpd.router import Router
-from swarmd import logs
+from swarmd.manager.api.context import ManagerContext
+from swarmd.manager.api.relay import wants_hijack
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.request import Request
+from swarmd.manager.httpd.response import ClientGone, Response
+from swarmd.manager.httpd.router import Router
+from swarmd.common import logs
 
 log = logs.get("manager.forwarding")
 

@@ -15,12 +15,12 @@ import re
 import time
 from dataclasses import dataclass
 
-from manager import metrics
-from manager.cluster import ClusterView, NodeView
-from manager.container_records import ContainerRecord, requested_bindings
-from manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler, SchedulerError
-from manager.scheduler.snapshot import ContainerSnapshot
-from swarmd import logs
+from swarmd.manager import metrics
+from swarmd.manager.cluster import ClusterView, NodeView
+from swarmd.manager.container_records import ContainerRecord, requested_bindings
+from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler, SchedulerError
+from swarmd.manager.scheduler.snapshot import ContainerSnapshot
+from swarmd.common import logs
 
 log = logs.get("manager.placement")
 

@@ -19,13 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from manager.cluster import ClusterView, NodeView
-from manager.container_records import ContainerRecord
-from manager.httpd.errors import ApiError
-from manager.placement import Placement, PlacementError
-from manager.scheduler import container_spec
-from swarm.v1 import types_pb2
-from swarmd import logs
+from swarmd.manager.cluster import ClusterView, NodeView
+from swarmd.manager.container_records import ContainerRecord
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.placement import Placement, PlacementError
+from swarmd.manager.scheduler import container_spec
+from swarmd.proto.swarm.v1 import types_pb2
+from swarmd.common import logs
 
 log = logs.get("manager.rescheduler")
 

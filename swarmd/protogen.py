@@ -1,14 +1,20 @@
-"""Generates the Python gRPC stubs (`swarm/v1/*_pb2*.py`) from `proto/swarm/v1/*.proto`."""
+"""Generates the Python gRPC stubs beside their sources: `proto/swarm/v1/*.proto` ->
+`proto/swarm/v1/*_pb2*.py`, imported as `swarmd.proto.swarm.v1` (setup.py maps `proto/` into the
+one installed package). protoc writes imports from the proto path (`from swarm.v1 import …`); they
+are rewritten to the package's name, the one step the build takes after protoc."""
 from __future__ import annotations
 
 import pathlib
+import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
+STUB_PACKAGE = "swarmd.proto"
+_PROTOC_IMPORT = re.compile(r"^from swarm\.v1 import", re.M)
 
 
-def generate(out_dir: pathlib.Path = ROOT) -> list[pathlib.Path]:
+def generate(out_dir: pathlib.Path = PROTO_DIR) -> list[pathlib.Path]:
     from grpc_tools import protoc  # build-time dependency only
     import grpc_tools
 
@@ -27,10 +33,9 @@ def generate(out_dir: pathlib.Path = ROOT) -> list[pathlib.Path]:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
-    for pkg in (out_dir / "swarm", out_dir / "swarm" / "v1"):
-        init = pkg / "__init__.py"
-        if not init.exists():
-            init.write_text('"""Generated gRPC stubs (build output, do not edit)."""\n')
+    for stub in (out_dir / "swarm" / "v1").glob("*_pb2*.py*"):
+        text = stub.read_text()
+        stub.write_text(_PROTOC_IMPORT.sub(f"from {STUB_PACKAGE}.swarm.v1 import", text))
     return protos
 
 

@@ -8,7 +8,8 @@
    links against (found with `ldd`). Its root filesystem is cached as a tar under
    /tmp/swarmd-local/image-cache and loaded into the engine with `docker import`.
 2. deploy/container/Dockerfile is built on top of it with a build context holding only the
-   swarmd source packages (the generated gRPC stubs in swarm/v1 included: run `make venv` first).
+   swarmd package, laid out as it installs (the generated gRPC stubs in proto/swarm/v1 included:
+   run `make venv` first).
 """
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = Path(__file__).resolve().parent / "Dockerfile"
 CACHE_DIR = Path(os.environ.get("SWARMD_LOCAL_ROOT", "/tmp/swarmd-local")) / "image-cache"
-PACKAGES = ("swarmd", "agent", "manager", "discovery", "swarm")
+# tree folder -> where it lives in the one installed package (as setup.py maps it)
+PACKAGE_DIRS = {"swarmd": "swarmd", "manager": "swarmd/manager", "agent": "swarmd/agent",
+                "discovery": "swarmd/discovery", "proto": "swarmd/proto"}
 PYTHON_HOME = "/opt/python"          # where the interpreter lives in the image
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages",
                "__pycache__"}
@@ -196,15 +199,15 @@ def base_rootfs(cache_dir: Path = CACHE_DIR) -> tuple[Path, str]:
 
 def build_context(base_tag: str) -> bytes:
     """A tar: the Dockerfile and the swarmd packages (sources and generated stubs only)."""
-    if not (REPO / "swarm" / "v1" / "agent_pb2.py").exists():
-        raise RuntimeError("the gRPC stubs are missing (swarm/v1): run `make venv` first")
+    if not (REPO / "proto" / "swarm" / "v1" / "agent_pb2.py").exists():
+        raise RuntimeError("the gRPC stubs are missing (proto/swarm/v1): run `make venv` first")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         _add_bytes(tar, "Dockerfile", DOCKERFILE.read_bytes())
-        for package in PACKAGES:
-            for f in sorted((REPO / package).rglob("*.py")):
+        for folder, installed in PACKAGE_DIRS.items():
+            for f in sorted((REPO / folder).rglob("*.py")):
                 if "__pycache__" not in f.parts:
-                    _add_file(tar, f, str(f.relative_to(REPO)))
+                    _add_file(tar, f, f"{installed}/{f.relative_to(REPO / folder)}")
     return buf.getvalue()
 
 

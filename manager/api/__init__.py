@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from manager.api.context import ManagerContext
-from manager.api.routes import ROUTES
-from manager.httpd.router import Router
+from swarmd.manager.api.context import ManagerContext
+from swarmd.manager.api.routes import ROUTES
+from swarmd.manager.httpd.router import Router
 
 
 def build_router(ctx: ManagerContext) -> Router:

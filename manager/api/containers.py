@@ -6,17 +6,17 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from manager.api import relay
-from manager.api.context import ManagerContext
-from manager.api.lookups import container_and_node
-from manager.container_records import ContainerRecord
-from manager import container_filters
-from manager.container_actions import ACTIONS
-from manager.httpd.errors import ApiError
-from manager.httpd.request import Request
-from manager.httpd.response import JSON, Response, empty, json_response
-from manager.placement import InvalidCreate, InvalidName, NameInUse, NoNodeFits, PlacementError, check_name
-from swarmd import logs
+from swarmd.manager.api import relay
+from swarmd.manager.api.context import ManagerContext
+from swarmd.manager.api.lookups import container_and_node
+from swarmd.manager.container_records import ContainerRecord
+from swarmd.manager import container_filters
+from swarmd.manager.container_actions import ACTIONS
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.request import Request
+from swarmd.manager.httpd.response import JSON, Response, empty, json_response
+from swarmd.manager.placement import InvalidCreate, InvalidName, NameInUse, NoNodeFits, PlacementError, check_name
+from swarmd.common import logs
 
 log = logs.get("manager.api.containers")
 

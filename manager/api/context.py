@@ -5,9 +5,9 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from manager.cluster import ClusterView
-from manager.placement import Placement
-from manager.scheduler import Scheduler
+from swarmd.manager.cluster import ClusterView
+from swarmd.manager.placement import Placement
+from swarmd.manager.scheduler import Scheduler
 
 VERSION = "0.1.0"
 API_VERSION = "1.41"

@@ -1,6 +1,6 @@
 """Which Engine API v1.41 endpoints the manager serves: the README's coverage table, from the router.
 
-`python -m manager.api.coverage SPEC.yaml` prints the Markdown table. An endpoint is *supported*
+`python -m swarmd.manager.api.coverage SPEC.yaml` prints the Markdown table. An endpoint is *supported*
 when a route serves it across the cluster, *partial* when it is routed with the limits noted in
 PARTIAL, and *unsupported* when it answers 501 (swarm mode, plugins, builds) or is not routed.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 import sys
 
-from manager.api import build_router
-from manager.api.unsupported import UNSUPPORTED
-from manager.httpd.errors import ApiError
+from swarmd.manager.api import build_router
+from swarmd.manager.api.unsupported import UNSUPPORTED
+from swarmd.manager.httpd.errors import ApiError
 
 PARTIAL = {
     ("POST", "/images/create"): "pulls on every healthy node or `?node=`; `fromSrc` import is not supported",

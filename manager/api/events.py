@@ -5,12 +5,12 @@ import asyncio
 import json
 import time
 
-from manager import event_filters
-from manager.cluster import ClusterView, with_node
-from manager.api.context import ManagerContext
-from manager.httpd.errors import ApiError
-from manager.httpd.request import Request
-from manager.httpd.response import ClientGone
+from swarmd.manager import event_filters
+from swarmd.manager.cluster import ClusterView, with_node
+from swarmd.manager.api.context import ManagerContext
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.request import Request
+from swarmd.manager.httpd.response import ClientGone
 
 
 def _parse_ts(value: str | None, name: str) -> float | None:

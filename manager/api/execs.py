@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 
-from manager.api import relay
-from manager.api.context import ManagerContext
-from manager.api.lookups import exec_node
-from manager.httpd.request import Request
-from manager.httpd.response import Response
+from swarmd.manager.api import relay
+from swarmd.manager.api.context import ManagerContext
+from swarmd.manager.api.lookups import exec_node
+from swarmd.manager.httpd.request import Request
+from swarmd.manager.httpd.response import Response
 
 
 async def start_exec(ctx: ManagerContext, req: Request):

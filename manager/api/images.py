@@ -7,12 +7,12 @@ import asyncio
 import json
 import urllib.parse
 
-from manager.api import relay
-from manager.api.context import ManagerContext
-from manager.api.lookups import container_and_node, healthy_nodes, image_holders, image_matches, nodes_with_image
-from manager.httpd.errors import ApiError
-from manager.httpd.request import Request
-from manager.httpd.response import Response, json_response
+from swarmd.manager.api import relay
+from swarmd.manager.api.context import ManagerContext
+from swarmd.manager.api.lookups import container_and_node, healthy_nodes, image_holders, image_matches, nodes_with_image
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.request import Request
+from swarmd.manager.httpd.response import Response, json_response
 
 
 async def list_images(ctx: ManagerContext, req: Request) -> Response:

@@ -2,9 +2,9 @@
 the node of an exec instance, the healthy nodes to ask. Each raises the ApiError the engine would."""
 from __future__ import annotations
 
-from manager.cluster import ClusterView, NodeView
-from manager.container_records import ContainerRecord
-from manager.httpd.errors import ApiError
+from swarmd.manager.cluster import ClusterView, NodeView
+from swarmd.manager.container_records import ContainerRecord
+from swarmd.manager.httpd.errors import ApiError
 
 
 def container_and_node(cluster: ClusterView, ref: str) -> tuple[ContainerRecord, NodeView]:

@@ -12,12 +12,12 @@ import asyncio
 import json
 import urllib.parse
 
-from manager.api import relay
-from manager.api.context import ManagerContext
-from manager.api.lookups import container_and_node, healthy_nodes
-from manager.httpd.errors import ApiError
-from manager.httpd.request import Request
-from manager.httpd.response import Response, empty, json_response
+from swarmd.manager.api import relay
+from swarmd.manager.api.context import ManagerContext
+from swarmd.manager.api.lookups import container_and_node, healthy_nodes
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.request import Request
+from swarmd.manager.httpd.response import Response, empty, json_response
 
 # engine-defined networks exist on every node under the same names
 _PREDEFINED = {"bridge", "host", "none"}

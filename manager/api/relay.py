@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from manager.agents import AgentClient
-from manager.httpd.errors import ApiError
-from manager.httpd.request import Request
-from manager.httpd.response import ClientGone, Response, json_response
-from swarm.v1 import agent_pb2
-from swarmd import logs
-from swarmd.engine_errors import engine_error_from_rpc
+from swarmd.manager.agents import AgentClient
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.request import Request
+from swarmd.manager.httpd.response import ClientGone, Response, json_response
+from swarmd.proto.swarm.v1 import agent_pb2
+from swarmd.common import logs
+from swarmd.common.engine_errors import engine_error_from_rpc
 
 log = logs.get("manager.relay")
 

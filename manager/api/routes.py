@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from manager.api import containers, events, execs, images, networks, system, unsupported
+from swarmd.manager.api import containers, events, execs, images, networks, system, unsupported
 
 Handler = Callable[..., Awaitable]
 

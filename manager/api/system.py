@@ -5,11 +5,11 @@ import json
 import platform
 from datetime import datetime
 
-from manager.api import relay
-from manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
-from manager.api.lookups import healthy_nodes
-from manager.httpd.request import Request
-from manager.httpd.response import Response, json_response
+from swarmd.manager.api import relay
+from swarmd.manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
+from swarmd.manager.api.lookups import healthy_nodes
+from swarmd.manager.httpd.request import Request
+from swarmd.manager.httpd.response import Response, json_response
 
 _PING_HEADERS = {"Swarm": "inactive", "Builder-Version": "1", "Cache-Control": "no-cache, no-store, must-revalidate",
                  "Pragma": "no-cache"}

@@ -3,9 +3,9 @@
 `manager.api.routes` routes each prefix in UNSUPPORTED, and every path under it, to `refuse`."""
 from __future__ import annotations
 
-from manager.api.context import ManagerContext
-from manager.httpd.errors import ApiError
-from manager.httpd.request import Request
+from swarmd.manager.api.context import ManagerContext
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.request import Request
 
 # (path prefix, what it is) — swarm mode and engine-local features swarmd does not provide
 UNSUPPORTED = (

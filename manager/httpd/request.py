@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
-from manager.httpd.errors import ApiError
-from manager.httpd.response import HijackedConnection, StreamWriter
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.response import HijackedConnection, StreamWriter
 
 _FALSE = {"", "0", "false", "no", "none"}
 MAX_JSON_BODY = 8 << 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-from manager.httpd.errors import ApiError
+from swarmd.manager.httpd.errors import ApiError
 
 _PARAM = re.compile(r"\{(\w+)(?::(path))?\}")
 

@@ -18,13 +18,13 @@ from collections.abc import Callable
 
 import h11
 
-from manager.httpd.errors import ApiError
-from manager.httpd.rate_limit import RateLimiter, client_of
-from manager.httpd.request import Headers, Request
-from manager.httpd.response import JSON, ClientGone, HijackedConnection, Response, StreamWriter, error_response
-from manager.httpd.router import Router
-from manager.httpd.tls_stream import TLSStream
-from swarmd import logs
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.rate_limit import RateLimiter, client_of
+from swarmd.manager.httpd.request import Headers, Request
+from swarmd.manager.httpd.response import JSON, ClientGone, HijackedConnection, Response, StreamWriter, error_response
+from swarmd.manager.httpd.router import Router
+from swarmd.manager.httpd.tls_stream import TLSStream
+from swarmd.common import logs
 
 log = logs.get("manager.httpd")
 

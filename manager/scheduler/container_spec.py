@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from manager.scheduler.errors import InvalidSpec
-from manager.scheduler.filters.expressions import Expression, parse_expressions
-from manager.scheduler.snapshot import PortBinding
+from swarmd.manager.scheduler.errors import InvalidSpec
+from swarmd.manager.scheduler.filters.expressions import Expression, parse_expressions
+from swarmd.manager.scheduler.snapshot import PortBinding
 
 CONSTRAINTS_LABEL = "com.docker.swarm.constraints"
 AFFINITIES_LABEL = "com.docker.swarm.affinities"

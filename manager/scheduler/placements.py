@@ -19,10 +19,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from manager.scheduler.snapshot import serials
+from swarmd.manager.scheduler.snapshot import serials
 
 if TYPE_CHECKING:
-    from manager.scheduler.snapshot import NodeSnapshot
+    from swarmd.manager.scheduler.snapshot import NodeSnapshot
 
 # (accepted by every filter and fits) -> strategy key, else None
 Judge = Callable[["NodeSnapshot"], "tuple | None"]

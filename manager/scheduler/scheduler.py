@@ -12,21 +12,21 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from manager.scheduler.container_spec import ContainerSpec
-from manager.scheduler.errors import NO_HEALTHY_NODE, NoSuitableNode
-from manager.scheduler.filters import NOT_NODE_LOCAL, Filter, all_of
-from manager.scheduler.filters.affinity import AffinityFilter
-from manager.scheduler.filters.constraint import ConstraintFilter
-from manager.scheduler.filters.containerslots import ContainerSlotsFilter
-from manager.scheduler.filters.dependency import DependencyFilter
-from manager.scheduler.filters.health import HealthFilter
-from manager.scheduler.filters.port import PortFilter
-from manager.scheduler.placements import Judge, Placements
-from manager.scheduler.snapshot import NodeSnapshot
-from manager.scheduler.strategies import Strategy, fits, requests_resources
-from manager.scheduler.strategies.binpack import BinpackStrategy
-from manager.scheduler.strategies.random_strategy import RandomStrategy
-from manager.scheduler.strategies.spread import SpreadStrategy
+from swarmd.manager.scheduler.container_spec import ContainerSpec
+from swarmd.manager.scheduler.errors import NO_HEALTHY_NODE, NoSuitableNode
+from swarmd.manager.scheduler.filters import NOT_NODE_LOCAL, Filter, all_of
+from swarmd.manager.scheduler.filters.affinity import AffinityFilter
+from swarmd.manager.scheduler.filters.constraint import ConstraintFilter
+from swarmd.manager.scheduler.filters.containerslots import ContainerSlotsFilter
+from swarmd.manager.scheduler.filters.dependency import DependencyFilter
+from swarmd.manager.scheduler.filters.health import HealthFilter
+from swarmd.manager.scheduler.filters.port import PortFilter
+from swarmd.manager.scheduler.placements import Judge, Placements
+from swarmd.manager.scheduler.snapshot import NodeSnapshot
+from swarmd.manager.scheduler.strategies import Strategy, fits, requests_resources
+from swarmd.manager.scheduler.strategies.binpack import BinpackStrategy
+from swarmd.manager.scheduler.strategies.random_strategy import RandomStrategy
+from swarmd.manager.scheduler.strategies.spread import SpreadStrategy
 
 # in the order they run when every filter is enabled (classic swarm's default order)
 FILTERS: dict[str, type] = {

@@ -1,8 +1,8 @@
 """The `swarm` console script: classic swarm's verbs, one module per verb.
 
 Every verb has one start-up shape: `add_parser(subparsers)` registers its flags (each with a
-`SWARM_*` twin, swarmd.config.add_flag) and sets `configure` and `func`. `configure(args)` turns
-the parsed flags into the verb's frozen configuration and raises swarmd.config.ConfigError for
+`SWARM_*` twin, swarmd.common.config.add_flag) and sets `configure` and `func`. `configure(args)` turns
+the parsed flags into the verb's frozen configuration and raises swarmd.common.config.ConfigError for
 any value that cannot work; `func(config)` runs the verb and returns its exit code. A refused
 value is one `swarm VERB: error: …` line on stderr and exit status 2, before anything starts,
 as argparse does for the values it refuses itself.
@@ -13,8 +13,8 @@ import argparse
 import importlib
 import sys
 
-from swarmd import logs, reload
-from swarmd.config import ConfigError, add_flag
+from swarmd.common import logs, reload
+from swarmd.common.config import ConfigError, add_flag
 
 VERBS = ("discovery", "create", "list", "manage", "join", "up", "down", "ca")
 

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmd.config import ConfigError, add_flag
+from swarmd.common.config import ConfigError, add_flag
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class CaRequest:
 
 
 def init_ca(req: CaRequest) -> int:
-    from swarmd import pki
+    from swarmd.common import pki
     ca = pki.create_ca(req.name)
     pki.write_ca(req.dir, ca, force=req.force)
     print(f"CA written to {req.dir}/ca.pem (key {req.dir}/ca-key.pem, keep it private)")
@@ -40,7 +40,7 @@ def init_ca(req: CaRequest) -> int:
 
 
 def issue_cert(req: CaRequest) -> int:
-    from swarmd import pki
+    from swarmd.common import pki
     ca = pki.read_ca(req.dir)
     issued = pki.issue(ca, req.name, kind=req.kind, hosts=list(req.hosts) if req.hosts else None)
     out = req.out or req.dir / req.name
@@ -50,7 +50,7 @@ def issue_cert(req: CaRequest) -> int:
 
 
 def print_digest(req: CaRequest) -> int:
-    from swarmd import pki
+    from swarmd.common import pki
     try:
         data = (req.dir / pki.CA_CERT).read_bytes()
     except OSError as exc:
@@ -100,7 +100,7 @@ def configure(args) -> CaRequest:
 
 
 def run(req: CaRequest) -> int:
-    from swarmd.pki import PKIError
+    from swarmd.common.pki import PKIError
     try:
         return req.action(req)
     except PKIError as exc:

@@ -5,8 +5,8 @@ import asyncio
 import sys
 from dataclasses import dataclass
 
-from swarmd.config import add_flag, address_list
-from swarmd.tls import TLSConfig, add_tls_flags
+from swarmd.common.config import add_flag, address_list
+from swarmd.common.tls import TLSConfig, add_tls_flags
 
 TIMEOUT = 10.0
 
@@ -14,9 +14,9 @@ TIMEOUT = 10.0
 async def create_cluster(addr: str, tls=None) -> str:
     """A new cluster's token; with TLS (the discovery verified against --tlscacert), the token
     also carries that CA's digest so joining daemons can check they trust the same CA."""
-    from swarm.v1 import discovery_pb2, discovery_pb2_grpc
-    from swarmd.membership.urls import join_token
-    from swarmd.tls import open_channel
+    from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
+    from swarmd.common.membership.urls import join_token
+    from swarmd.common.tls import open_channel
     async with open_channel(addr, tls) as channel:
         reply = await discovery_pb2_grpc.DiscoveryStub(channel).CreateCluster(
             discovery_pb2.CreateClusterRequest(), timeout=TIMEOUT)

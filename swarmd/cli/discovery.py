@@ -2,9 +2,9 @@
 discovery.config.DiscoveryConfig -> discovery.daemon."""
 from __future__ import annotations
 
-from swarmd.config import add_flag, parse_duration
-from swarmd.etcd_tls import add_etcd_tls_flags
-from swarmd.tls import add_tls_flags
+from swarmd.common.config import add_flag, parse_duration
+from swarmd.common.etcd_tls import add_etcd_tls_flags
+from swarmd.common.tls import add_tls_flags
 
 
 def add_parser(sub) -> None:
@@ -22,10 +22,10 @@ def add_parser(sub) -> None:
 
 
 def configure(args):
-    from discovery.config import DiscoveryConfig
+    from swarmd.discovery.config import DiscoveryConfig
     return DiscoveryConfig.from_args(args)
 
 
 def run(cfg) -> int:
-    from discovery.daemon import run as run_daemon
+    from swarmd.discovery.daemon import run as run_daemon
     return run_daemon(cfg)

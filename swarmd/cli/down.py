@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from swarmd.config import add_flag
+from swarmd.common.config import add_flag
 
 
 def add_parser(sub) -> None:

@@ -2,9 +2,9 @@
 agent.config.AgentConfig -> agent.daemon)."""
 from __future__ import annotations
 
-from swarmd.config import add_flag, parse_duration
-from swarmd.etcd_tls import add_etcd_tls_flags
-from swarmd.tls import add_tls_flags
+from swarmd.common.config import add_flag, parse_duration
+from swarmd.common.etcd_tls import add_etcd_tls_flags
+from swarmd.common.tls import add_tls_flags
 
 
 def add_parser(sub) -> None:
@@ -36,10 +36,10 @@ def add_parser(sub) -> None:
 
 
 def configure(args):
-    from agent.config import AgentConfig
+    from swarmd.agent.config import AgentConfig
     return AgentConfig.from_args(args)
 
 
 def run(cfg) -> int:
-    from agent.daemon import main
+    from swarmd.agent.daemon import main
     return main(cfg)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from swarmd.cluster_access import ClusterAccess
-from swarmd.config import add_flag
-from swarmd.etcd_tls import add_etcd_tls_flags
-from swarmd.tls import add_tls_flags
+from swarmd.common.cluster_access import ClusterAccess
+from swarmd.common.config import add_flag
+from swarmd.common.etcd_tls import add_etcd_tls_flags
+from swarmd.common.tls import add_tls_flags
 
 STATUS = {0: "unknown", 1: "pending", 2: "healthy", 3: "unhealthy"}
 
@@ -45,7 +45,7 @@ def configure(args) -> ClusterAccess:
 
 
 def run(cluster: ClusterAccess) -> int:
-    from swarmd.membership import MembershipError, MembershipUnavailable
+    from swarmd.common.membership import MembershipError, MembershipUnavailable
     try:
         nodes = asyncio.run(list_nodes(cluster))
     except (MembershipError, MembershipUnavailable) as exc:

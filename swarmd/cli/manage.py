@@ -2,9 +2,9 @@
 -> manager.daemon)."""
 from __future__ import annotations
 
-from swarmd.config import add_flag, parse_duration
-from swarmd.etcd_tls import add_etcd_tls_flags
-from swarmd.tls import add_tls_flags
+from swarmd.common.config import add_flag, parse_duration
+from swarmd.common.etcd_tls import add_etcd_tls_flags
+from swarmd.common.tls import add_tls_flags
 
 
 def add_parser(sub) -> None:
@@ -35,10 +35,10 @@ def add_parser(sub) -> None:
 
 
 def configure(args):
-    from manager.config import ManagerConfig
+    from swarmd.manager.config import ManagerConfig
     return ManagerConfig.from_args(args)
 
 
 def run(cfg) -> int:
-    from manager.daemon import main
+    from swarmd.manager.daemon import main
     return main(cfg)

@@ -5,7 +5,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmd.config import ConfigError, add_flag, parse_duration, positive
+from swarmd.common.config import ConfigError, add_flag, parse_duration, positive
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class SwarmCluster:
         return self.root / "pki"
 
     def _make_pki(self) -> None:
-        from swarmd import pki
+        from swarmd.common import pki
         ca = pki.create_ca("swarmd local CA")
         pki.write_ca(self.pki_dir, ca, force=True)
         pki.write_issued(self.pki_dir / "node", ca.cert_pem, pki.issue(ca, "node", hosts=["127.0.0.1", "localhost"]))
@@ -162,7 +162,7 @@ class SwarmCluster:
 
     def info(self, manager: int = 0) -> dict:
         if self.tls:
-            from swarmd.tls import TLSConfig
+            from swarmd.common.tls import TLSConfig
             d = self.pki_dir / "client"
             ctx = TLSConfig.from_files(str(d / "ca.pem"), str(d / "cert.pem"), str(d / "key.pem")).client_ssl_context()
             with urllib.request.urlopen(f"https://{self.manager_addrs[manager]}/info", timeout=5, context=ctx) as r:

@@ -14,14 +14,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from agent import identity
-from agent.engine import EngineError
-from agent.node_info import NodeInfoSource, NodeSettings, parse_labels
-from agent.sdk_engine import SdkEngine
-from agent.service import AgentService
-from manager.agents import AgentClient
-from manager.httpd.errors import ApiError
-from swarm.v1 import agent_pb2, agent_pb2_grpc
+from swarmd.agent import identity
+from swarmd.agent.engine import EngineError
+from swarmd.agent.node_info import NodeInfoSource, NodeSettings, parse_labels
+from swarmd.agent.sdk_engine import SdkEngine
+from swarmd.agent.service import AgentService
+from swarmd.manager.agents import AgentClient
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
 from swarmd.localcluster.processes import Daemon, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -412,7 +412,7 @@ def _join(tmp_path: Path, engine_url: str, discovery_url: str, *extra: str) -> t
 
 
 def _etcd_nodes(url: str) -> dict:
-    from swarmd.membership import open_membership
+    from swarmd.common.membership import open_membership
 
     async def listing():
         membership = open_membership(url)

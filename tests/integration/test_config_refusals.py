@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from swarmd.config import env_name
+from swarmd.common.config import env_name
 from swarmd.localcluster.processes import free_port
 from swarmd.localcluster.swarm import swarm_argv
 

@@ -8,13 +8,13 @@ import json
 import grpc
 import pytest
 
-from agent.engine import Engine
-from agent.hollow import HollowEngine
-from agent.node_info import NodeInfoSource, NodeSettings
-from agent.service import AgentService
-from manager.agents import AgentClient
-from manager.cluster import ClusterView, NodeView
-from swarm.v1 import agent_pb2_grpc, types_pb2
+from swarmd.agent.engine import Engine
+from swarmd.agent.hollow import HollowEngine
+from swarmd.agent.node_info import NodeInfoSource, NodeSettings
+from swarmd.agent.service import AgentService
+from swarmd.manager.agents import AgentClient
+from swarmd.manager.cluster import ClusterView, NodeView
+from swarmd.proto.swarm.v1 import agent_pb2_grpc, types_pb2
 from swarmd.localcluster.processes import free_port
 
 pytestmark = pytest.mark.timeout(60)

@@ -54,8 +54,8 @@ async def test_an_address_list_fails_over_with_mutual_tls():
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-    from swarmd import pki
-    from swarmd.tls import TLSConfig, add_server_port, open_channel
+    from swarmd.common import pki
+    from swarmd.common.tls import TLSConfig, add_server_port, open_channel
 
     ca = pki.create_ca()
     served = pki.issue(ca, "discovery", kind="node", hosts=["127.0.0.1"])

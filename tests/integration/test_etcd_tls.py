@@ -12,8 +12,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from swarmd import pki
-from swarmd.etcd_tls import EtcdTLS, EtcdTLSError, for_endpoints
+from swarmd.common import pki
+from swarmd.common.etcd_tls import EtcdTLS, EtcdTLSError, for_endpoints
 from swarmd.localcluster.etcd import EtcdServer, ServerTLS
 from swarmd.localcluster.processes import Daemon, DaemonExited, free_port, wait_until
 from swarmd.localcluster.swarm import swarm_argv

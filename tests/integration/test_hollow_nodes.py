@@ -19,7 +19,7 @@ def hollow(lab, tmp_path_factory):
     fleet = None
     try:
         cluster.start_discovery()
-        fleet = Daemon("hollow", [sys.executable, "-m", "agent.hollow", "--count", str(COUNT), "--containers", "2",
+        fleet = Daemon("hollow", [sys.executable, "-m", "swarmd.agent.hollow", "--count", str(COUNT), "--containers", "2",
                                   "--heartbeat", "1s", "--ttl", "3s", "--discovery-addr", cluster.discovery_addr,
                                   cluster.discovery_url], cluster.root / "hollow.log").start()
         cluster.start_manager()

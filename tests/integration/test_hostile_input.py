@@ -237,9 +237,9 @@ async def test_attached_streams_are_capped():
     """Beyond `max_hijacks` open attach/exec streams the server answers a Docker-shaped 503."""
     import asyncio
 
-    from manager.httpd.request import Request
-    from manager.httpd.router import Router
-    from manager.httpd.server import HttpServer
+    from swarmd.manager.httpd.request import Request
+    from swarmd.manager.httpd.router import Router
+    from swarmd.manager.httpd.server import HttpServer
 
     async def attach(req: Request):
         conn = await req.hijack("application/vnd.docker.raw-stream")

@@ -12,10 +12,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from swarm.v1 import discovery_pb2, discovery_pb2_grpc, types_pb2
+from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc, types_pb2
 from swarmd.localcluster.etcd import EtcdServer
 from swarmd.localcluster.processes import Daemon, DaemonExited, free_port, wait_until
-from swarmd.membership import MemberEvent, MembershipError, open_membership, open_registrar
+from swarmd.common.membership import MemberEvent, MembershipError, open_membership, open_registrar
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -10,7 +10,7 @@ import pytest
 
 from swarmd.localcluster.processes import Daemon, free_port, wait_until
 from swarmd.localcluster.swarm import SwarmCluster
-from swarmd.membership.etcd_store import token_hash
+from swarmd.common.membership.etcd_store import token_hash
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="the prometheus package is missing")
 

@@ -180,7 +180,7 @@ def test_etcd_outage_steps_the_primary_down_without_split_brain(lab, tmp_path):
 
 
 def test_replicas_forward_over_tls(lab, tmp_path):
-    from swarmd.tls import TLSConfig
+    from swarmd.common.tls import TLSConfig
     cluster = SwarmCluster(lab, root=tmp_path / "tls", tls=True)
     cluster.root.mkdir(parents=True, exist_ok=True)
     cluster._make_pki()

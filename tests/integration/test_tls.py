@@ -16,10 +16,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from swarmd import pki
+from swarmd.common import pki
 from swarmd.localcluster.processes import Daemon, free_port
 from swarmd.localcluster.swarm import SwarmCluster, swarm_argv
-from swarmd.membership import urls
+from swarmd.common.membership import urls
 
 
 @pytest.fixture(scope="module")

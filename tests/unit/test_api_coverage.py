@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from manager.api.coverage import classify, markdown, spec_endpoints
+from swarmd.manager.api.coverage import classify, markdown, spec_endpoints
 
 README = Path(__file__).parents[2] / "README.md"
 _ROW = re.compile(r"^\| (GET|POST|PUT|DELETE|HEAD) \| `([^`]+)` \|")

@@ -8,14 +8,14 @@ from functools import partial
 
 import pytest
 
-from manager.api import build_router, containers, execs, images, routes, system
-from manager.api.context import ManagerContext
-from manager.api.lookups import image_matches
-from manager.cluster import ClusterView
-from manager.container_actions import ACTIONS
-from manager.httpd.errors import ApiError
-from manager.httpd.request import Headers, Request
-from manager.scheduler import Scheduler
+from swarmd.manager.api import build_router, containers, execs, images, routes, system
+from swarmd.manager.api.context import ManagerContext
+from swarmd.manager.api.lookups import image_matches
+from swarmd.manager.cluster import ClusterView
+from swarmd.manager.container_actions import ACTIONS
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.request import Headers, Request
+from swarmd.manager.scheduler import Scheduler
 
 
 def _empty_cluster() -> ManagerContext:

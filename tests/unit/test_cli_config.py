@@ -8,7 +8,7 @@ import argparse
 import pytest
 
 from swarmd import cli
-from swarmd.config import ConfigError, add_flag, describe, env_name, host_port, positive
+from swarmd.common.config import ConfigError, add_flag, describe, env_name, host_port, positive
 
 
 def verb_parsers(parser: argparse.ArgumentParser, prog: str = "swarm"):
@@ -120,7 +120,7 @@ def test_twin_gives_the_default_and_the_flag_wins(monkeypatch):
     monkeypatch.setenv("SWARM_HEARTBEAT", "500ms")
     monkeypatch.setenv("SWARM_STRATEGY", "binpack")
     parser = argparse.ArgumentParser()
-    from swarmd.config import parse_duration
+    from swarmd.common.config import parse_duration
     add_flag(parser, "--heartbeat", type=parse_duration, default=2.0)
     add_flag(parser, "--strategy", default="spread", choices=["spread", "binpack"])
     args = parser.parse_args([])
@@ -157,7 +157,7 @@ def test_positive_bounds():
 
 
 def test_describe_masks_secrets_of_a_configuration(tmp_path):
-    from swarmd.cluster_access import ClusterAccess
+    from swarmd.common.cluster_access import ClusterAccess
     args = argparse.Namespace(discovery_url="token://" + "ab" * 16, discovery_addr="127.0.0.1:4000",
                               tls=False, tlsverify=False, etcd_cacert=None, etcd_cert=None, etcd_key=None)
     cluster = ClusterAccess.from_args(args)

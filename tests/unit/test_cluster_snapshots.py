@@ -1,8 +1,8 @@
 """A node's snapshot in the manager's view: one object while nothing changes, placements in flight included."""
-from manager.cluster import ClusterView, NodeView
-from manager.scheduler import ContainerSpec, Scheduler
-from manager.scheduler.snapshot import ContainerSnapshot
-from swarm.v1 import types_pb2
+from swarmd.manager.cluster import ClusterView, NodeView
+from swarmd.manager.scheduler import ContainerSpec, Scheduler
+from swarmd.manager.scheduler.snapshot import ContainerSnapshot
+from swarmd.proto.swarm.v1 import types_pb2
 
 
 def view(name: str) -> NodeView:

@@ -1,8 +1,8 @@
 import pytest
 
-from manager import container_filters
-from manager.container_records import ContainerRecord
-from manager.httpd.errors import ApiError
+from swarmd.manager import container_filters
+from swarmd.manager.container_records import ContainerRecord
+from swarmd.manager.httpd.errors import ApiError
 
 
 def record(name: str, created: str, **doc) -> ContainerRecord:

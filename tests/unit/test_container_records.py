@@ -1,5 +1,5 @@
-from manager.container_records import ContainerRecord
-from manager.scheduler.snapshot import PortBinding
+from swarmd.manager.container_records import ContainerRecord
+from swarmd.manager.scheduler.snapshot import PortBinding
 
 DOC = {
     "Id": "a" * 64,

@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from manager.container_status import human_duration, parse_time, status_text
+from swarmd.manager.container_status import human_duration, parse_time, status_text
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
 

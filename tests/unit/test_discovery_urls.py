@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from swarm.v1 import types_pb2
+from swarmd.proto.swarm.v1 import types_pb2
 from swarmd.cli.list import format_nodes
-from swarmd.membership import MembershipError, open_membership, open_registrar
-from swarmd.membership import urls
-from swarmd.membership.watch import Backoff, apply, diff
+from swarmd.common.membership import MembershipError, open_membership, open_registrar
+from swarmd.common.membership import urls
+from swarmd.common.membership.watch import Backoff, apply, diff
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from discovery.liveness import Heartbeats, while_alive
-from manager.election import UNKNOWN, follow_leadership
-from swarmd.membership.etcd_election import LeaderState, confirm_within, heartbeat_period
+from swarmd.discovery.liveness import Heartbeats, while_alive
+from swarmd.manager.election import UNKNOWN, follow_leadership
+from swarmd.common.membership.etcd_election import LeaderState, confirm_within, heartbeat_period
 
 
 class Beat:

@@ -1,7 +1,7 @@
 """Engine-clock times travel from the agent's trailing metadata to the manager unchanged."""
 from __future__ import annotations
 
-from swarmd import engine_clock
+from swarmd.common import engine_clock
 
 
 def test_a_stamped_time_reads_back_under_its_own_key_only():

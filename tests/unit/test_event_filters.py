@@ -1,7 +1,7 @@
 import pytest
 
-from manager.event_filters import matches, validate
-from manager.httpd.errors import ApiError
+from swarmd.manager.event_filters import matches, validate
+from swarmd.manager.httpd.errors import ApiError
 
 START = {
     "Type": "container", "Action": "start", "status": "start", "id": "c" * 64,

@@ -4,7 +4,7 @@ import weakref
 
 import pytest
 
-from manager.gc_policy import GcPolicy
+from swarmd.manager.gc_policy import GcPolicy
 
 
 class Node:

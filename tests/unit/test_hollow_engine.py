@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from agent.engine import EngineError
-from agent.hollow import HollowEngine, image_id, normalize_reference
-from agent.node_info import NodeInfoSource, NodeSettings
+from swarmd.agent.engine import EngineError
+from swarmd.agent.hollow import HollowEngine, image_id, normalize_reference
+from swarmd.agent.node_info import NodeInfoSource, NodeSettings
 
 
 def body(**extra) -> bytes:

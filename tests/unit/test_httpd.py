@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from manager.httpd.errors import ApiError
-from manager.httpd.request import Headers, Request
-from manager.httpd.response import Response, json_response
-from manager.httpd.router import Router
-from manager.httpd.server import HttpServer
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.request import Headers, Request
+from swarmd.manager.httpd.response import Response, json_response
+from swarmd.manager.httpd.router import Router
+from swarmd.manager.httpd.server import HttpServer
 
 
 async def _exchange(addr: str, raw: bytes, read_until_close: bool = True, timeout: float = 5) -> bytes:
@@ -231,7 +231,7 @@ def test_router_distinguishes_methods_and_reports_not_found():
 
 
 def test_rate_limiter_refills_per_client():
-    from manager.httpd.rate_limit import RateLimiter, client_of
+    from swarmd.manager.httpd.rate_limit import RateLimiter, client_of
     now = [0.0]
     rl = RateLimiter(rate=2, burst=3, clock=lambda: now[0])
     assert [rl.allow("a") for _ in range(4)] == [True, True, True, False]
@@ -242,7 +242,7 @@ def test_rate_limiter_refills_per_client():
 
 
 async def test_over_the_rate_a_client_gets_429():
-    from manager.httpd.rate_limit import RateLimiter
+    from swarmd.manager.httpd.rate_limit import RateLimiter
     router = Router()
 
     async def ok(req):

@@ -8,10 +8,10 @@ import typing
 
 import pytest
 
-from agent.hollow import HollowEngine
-from agent.local_engine import CONTAINER_ACTIONS, LocalEngine
-from agent.sdk_engine import SdkEngine
-from swarm.v1 import agent_pb2
+from swarmd.agent.hollow import HollowEngine
+from swarmd.agent.local_engine import CONTAINER_ACTIONS, LocalEngine
+from swarmd.agent.sdk_engine import SdkEngine
+from swarmd.proto.swarm.v1 import agent_pb2
 
 ENGINE_CLASSES = [SdkEngine, HollowEngine]
 

@@ -1,6 +1,6 @@
 import pytest
 
-from manager.config import ConfigError, check_listen
+from swarmd.manager.config import ConfigError, check_listen
 
 
 def test_loopback_and_unix_are_allowed():

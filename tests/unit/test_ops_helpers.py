@@ -1,9 +1,9 @@
 """Pure helpers behind metrics and SIGHUP reloads."""
 from __future__ import annotations
 
-from discovery.metrics import count_nodes
-from swarmd.grpc_metrics import method_label
-from swarmd.reload import env_file_from, read_env_file
+from swarmd.discovery.metrics import count_nodes
+from swarmd.common.grpc_metrics import method_label
+from swarmd.common.reload import env_file_from, read_env_file
 
 
 def test_method_label_drops_the_package():

@@ -9,10 +9,10 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from swarmd import pki
-from swarmd.membership import MembershipError, open_registrar
-from swarmd.membership import urls
-from swarmd.tls import TLSConfig, TLSConfigError, add_tls_flags
+from swarmd.common import pki
+from swarmd.common.membership import MembershipError, open_registrar
+from swarmd.common.membership import urls
+from swarmd.common.tls import TLSConfig, TLSConfigError, add_tls_flags
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -136,7 +136,7 @@ async def test_registrar_checks_the_ca_against_the_token(tmp_path, ca):
 
 
 def test_address_lists_become_one_grpc_target():
-    from swarmd.tls import grpc_target
+    from swarmd.common.tls import grpc_target
     assert grpc_target("10.0.0.1:4000") == "10.0.0.1:4000"
     assert grpc_target("10.0.0.1:4000, 10.0.0.2:4000") == "ipv4:10.0.0.1:4000,10.0.0.2:4000"
     assert grpc_target("[::1]:4000,[::2]:4000") == "ipv6:[::1]:4000,[::2]:4000"

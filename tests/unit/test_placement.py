@@ -10,13 +10,13 @@ import uuid
 
 import pytest
 
-from manager.cluster import ClusterView, NodeView
-from manager.httpd.errors import ApiError
-from manager.placement import InvalidCreate, InvalidName, NameInUse, NoNodeFits, Placement
-from manager.rescheduler import Rescheduler
-from manager.scheduler import Scheduler
-from manager.scheduler.container_spec import RESCHEDULE_LABEL
-from swarm.v1 import types_pb2
+from swarmd.manager.cluster import ClusterView, NodeView
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.placement import InvalidCreate, InvalidName, NameInUse, NoNodeFits, Placement
+from swarmd.manager.rescheduler import Rescheduler
+from swarmd.manager.scheduler import Scheduler
+from swarmd.manager.scheduler.container_spec import RESCHEDULE_LABEL
+from swarmd.proto.swarm.v1 import types_pb2
 
 MiB = 1 << 20
 POLICY = {RESCHEDULE_LABEL: json.dumps(["on-node-failure"])}

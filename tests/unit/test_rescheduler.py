@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 
-from manager.container_records import ContainerRecord
-from manager.rescheduler import (NodeState, create_body, reschedule_policies, reschedules_on_node_failure,
+from swarmd.manager.container_records import ContainerRecord
+from swarmd.manager.rescheduler import (NodeState, create_body, reschedule_policies, reschedules_on_node_failure,
                                  stale_copies, to_reschedule)
-from manager.scheduler import ContainerSpec
-from manager.scheduler.container_spec import RESCHEDULE_LABEL
+from swarmd.manager.scheduler import ContainerSpec
+from swarmd.manager.scheduler.container_spec import RESCHEDULE_LABEL
 
 POLICY = {RESCHEDULE_LABEL: json.dumps(["on-node-failure"])}
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from manager.election import UNKNOWN, Roles, confirm_within, default_advertise, follow_leadership
-from manager.forwarding import RoleRouter, upstream_target
-from manager.httpd.request import Headers, Request
-from manager.httpd.router import Router
-from swarmd.membership.etcd_election import LeaderState
+from swarmd.manager.election import UNKNOWN, Roles, confirm_within, default_advertise, follow_leadership
+from swarmd.manager.forwarding import RoleRouter, upstream_target
+from swarmd.manager.httpd.request import Headers, Request
+from swarmd.manager.httpd.router import Router
+from swarmd.common.membership.etcd_election import LeaderState
 
 
 class Ctx:

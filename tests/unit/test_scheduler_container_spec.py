@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from manager.scheduler import ContainerSpec, InvalidSpec, normalized_create_body
-from manager.scheduler.container_spec import AFFINITIES_LABEL, CONSTRAINTS_LABEL, RESCHEDULE_LABEL, Dependency
-from manager.scheduler.filters.expressions import parse_expression
-from manager.scheduler.snapshot import PortBinding
+from swarmd.manager.scheduler import ContainerSpec, InvalidSpec, normalized_create_body
+from swarmd.manager.scheduler.container_spec import AFFINITIES_LABEL, CONSTRAINTS_LABEL, RESCHEDULE_LABEL, Dependency
+from swarmd.manager.scheduler.filters.expressions import parse_expression
+from swarmd.manager.scheduler.snapshot import PortBinding
 
 
 def test_minimal_body():

@@ -1,14 +1,14 @@
 """Each filter on synthetic snapshots: what it keeps, and what it says when it keeps nothing."""
 import pytest
 
-from manager.scheduler import ContainerSpec, NoSuitableNode
-from manager.scheduler.filters.affinity import AffinityFilter
-from manager.scheduler.filters.constraint import ConstraintFilter
-from manager.scheduler.filters.containerslots import ContainerSlotsFilter
-from manager.scheduler.filters.dependency import DependencyFilter
-from manager.scheduler.filters.health import HealthFilter
-from manager.scheduler.filters.port import PortFilter
-from manager.scheduler.snapshot import PortBinding
+from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode
+from swarmd.manager.scheduler.filters.affinity import AffinityFilter
+from swarmd.manager.scheduler.filters.constraint import ConstraintFilter
+from swarmd.manager.scheduler.filters.containerslots import ContainerSlotsFilter
+from swarmd.manager.scheduler.filters.dependency import DependencyFilter
+from swarmd.manager.scheduler.filters.health import HealthFilter
+from swarmd.manager.scheduler.filters.port import PortFilter
+from swarmd.manager.scheduler.snapshot import PortBinding
 from tests.unit.test_scheduler_snapshot import ctr, img, node
 
 

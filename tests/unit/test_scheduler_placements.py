@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler
-from manager.scheduler.placements import Placements
-from manager.scheduler.snapshot import PortBinding, serials
+from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler
+from swarmd.manager.scheduler.placements import Placements
+from swarmd.manager.scheduler.snapshot import PortBinding, serials
 from tests.unit.test_scheduler_snapshot import GiB, ctr, node
 
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler
-from manager.scheduler.snapshot import PortBinding
+from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler
+from swarmd.manager.scheduler.snapshot import PortBinding
 from tests.unit.test_scheduler_snapshot import GiB, ctr, img, node
 
 

@@ -4,7 +4,7 @@ import copy
 import dataclasses
 import pickle
 
-from manager.scheduler.snapshot import (ContainerSnapshot, ImageSnapshot, NodeSnapshot, PortBinding,
+from swarmd.manager.scheduler.snapshot import (ContainerSnapshot, ImageSnapshot, NodeSnapshot, PortBinding,
                                         normalize_reference, repository_of)
 
 GiB = 1 << 30

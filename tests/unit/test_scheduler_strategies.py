@@ -5,11 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from manager.scheduler import ContainerSpec, NoSuitableNode
-from manager.scheduler.strategies import fits, weight
-from manager.scheduler.strategies.binpack import BinpackStrategy
-from manager.scheduler.strategies.random_strategy import RandomStrategy
-from manager.scheduler.strategies.spread import SpreadStrategy
+from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode
+from swarmd.manager.scheduler.strategies import fits, weight
+from swarmd.manager.scheduler.strategies.binpack import BinpackStrategy
+from swarmd.manager.scheduler.strategies.random_strategy import RandomStrategy
+from swarmd.manager.scheduler.strategies.spread import SpreadStrategy
 from tests.unit.test_scheduler_snapshot import GiB, ctr, node
 
 PLAIN = ContainerSpec(name=None, image="busybox")

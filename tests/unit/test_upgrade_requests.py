@@ -2,11 +2,11 @@
 the replica's forwarding to the primary both decide it: one predicate, either header enough."""
 from __future__ import annotations
 
-from manager import forwarding
-from manager.api import relay
-from manager.api.relay import wants_hijack
-from manager.forwarding import upstream_headers
-from manager.httpd.request import Headers, Request
+from swarmd.manager import forwarding
+from swarmd.manager.api import relay
+from swarmd.manager.api.relay import wants_hijack
+from swarmd.manager.forwarding import upstream_headers
+from swarmd.manager.httpd.request import Headers, Request
 
 
 def _request(*headers: tuple[str, str]) -> Request:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from manager.scheduler.filters import ExpressionFilter
-from manager.scheduler.filters.expressions import EQ, Expression
-from manager.scheduler.snapshot import is_hex, normalize_reference
+from swarmd.manager.scheduler.filters import ExpressionFilter
+from swarmd.manager.scheduler.filters.expressions import EQ, Expression
+from swarmd.manager.scheduler.snapshot import is_hex, normalize_reference
 
 if TYPE_CHECKING:
-    from manager.scheduler.container_spec import ContainerSpec
-    from manager.scheduler.snapshot import NodeSnapshot
+    from swarmd.manager.scheduler.container_spec import ContainerSpec
+    from swarmd.manager.scheduler.snapshot import NodeSnapshot
 
 
 def _container_test(expr: Expression) -> Callable[[NodeSnapshot], bool]:

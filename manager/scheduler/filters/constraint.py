@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from manager.scheduler.filters import ExpressionFilter
-from manager.scheduler.filters.expressions import EQ, Expression
+from swarmd.manager.scheduler.filters import ExpressionFilter
+from swarmd.manager.scheduler.filters.expressions import EQ, Expression
 
 if TYPE_CHECKING:
-    from manager.scheduler.container_spec import ContainerSpec
-    from manager.scheduler.snapshot import NodeSnapshot
+    from swarmd.manager.scheduler.container_spec import ContainerSpec
+    from swarmd.manager.scheduler.snapshot import NodeSnapshot
 
 # engine facts the caller normally merges into the labels; read from the snapshot when it did not
 _FACTS = {"kernelversion": "kernel_version", "operatingsystem": "operating_system", "ostype": "os",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from manager.scheduler.errors import NoSuitableNode
-from manager.scheduler.filters import NOT_NODE_LOCAL
+from swarmd.manager.scheduler.errors import NoSuitableNode
+from swarmd.manager.scheduler.filters import NOT_NODE_LOCAL
 
 if TYPE_CHECKING:
-    from manager.scheduler.container_spec import ContainerSpec
-    from manager.scheduler.snapshot import NodeSnapshot
+    from swarmd.manager.scheduler.container_spec import ContainerSpec
+    from swarmd.manager.scheduler.snapshot import NodeSnapshot
 
 _PREFIX = "unable to find a node that satisfies the following conditions"
 

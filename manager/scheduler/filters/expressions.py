@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from manager.scheduler.errors import InvalidSpec
+from swarmd.manager.scheduler.errors import InvalidSpec
 
 EQ = "=="
 NE = "!="

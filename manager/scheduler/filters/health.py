@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from manager.scheduler.errors import NO_HEALTHY_NODE, NoSuitableNode
+from swarmd.manager.scheduler.errors import NO_HEALTHY_NODE, NoSuitableNode
 
 if TYPE_CHECKING:
-    from manager.scheduler.container_spec import ContainerSpec
-    from manager.scheduler.snapshot import NodeSnapshot
+    from swarmd.manager.scheduler.container_spec import ContainerSpec
+    from swarmd.manager.scheduler.snapshot import NodeSnapshot
 
 
 class HealthFilter:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from manager.scheduler.errors import unsatisfied
+from swarmd.manager.scheduler.errors import unsatisfied
 
 if TYPE_CHECKING:
-    from manager.scheduler.container_spec import ContainerSpec
-    from manager.scheduler.snapshot import NodeSnapshot, PortBinding
+    from swarmd.manager.scheduler.container_spec import ContainerSpec
+    from swarmd.manager.scheduler.snapshot import NodeSnapshot, PortBinding
 
 
 def describe(binding: PortBinding, host_mode: bool) -> str:

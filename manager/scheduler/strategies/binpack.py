@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from manager.scheduler.strategies import KeyedStrategy, requests_resources, weight
+from swarmd.manager.scheduler.strategies import KeyedStrategy, requests_resources, weight
 
 if TYPE_CHECKING:
-    from manager.scheduler.container_spec import ContainerSpec
-    from manager.scheduler.snapshot import NodeSnapshot
+    from swarmd.manager.scheduler.container_spec import ContainerSpec
+    from swarmd.manager.scheduler.snapshot import NodeSnapshot
 
 
 def _idle_key(n: NodeSnapshot):

@@ -4,11 +4,11 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from manager.scheduler.strategies import fitting
+from swarmd.manager.scheduler.strategies import fitting
 
 if TYPE_CHECKING:
-    from manager.scheduler.container_spec import ContainerSpec
-    from manager.scheduler.snapshot import NodeSnapshot
+    from swarmd.manager.scheduler.container_spec import ContainerSpec
+    from swarmd.manager.scheduler.snapshot import NodeSnapshot
 
 
 class RandomStrategy:

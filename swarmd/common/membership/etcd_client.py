@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
-from swarm.v1 import types_pb2
-from swarmd import logs
-from swarmd.membership import Membership, MemberEvent, MembershipError, MembershipUnavailable
-from swarmd.membership.etcd_store import (EtcdStore, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
+from swarmd.proto.swarm.v1 import types_pb2
+from swarmd.common import logs
+from swarmd.common.membership import Membership, MemberEvent, MembershipError, MembershipUnavailable
+from swarmd.common.membership.etcd_store import (EtcdStore, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
                                          invalid_node_info)
-from swarmd.membership.registrar import LeaseRegistrar, RegistrationLost
-from swarmd.membership.watch import converging_watch
+from swarmd.common.membership.registrar import LeaseRegistrar, RegistrationLost
+from swarmd.common.membership.watch import converging_watch
 
 log = logs.get("membership.etcd")
 

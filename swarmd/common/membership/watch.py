@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator, Callable
 
-from swarm.v1 import types_pb2
-from swarmd import logs
-from swarmd.membership import MemberEvent, MembershipError
+from swarmd.proto.swarm.v1 import types_pb2
+from swarmd.common import logs
+from swarmd.common.membership import MemberEvent, MembershipError
 
 Change = tuple[str, types_pb2.Node | None]
 SessionFactory = Callable[[], AsyncIterator[Change]]

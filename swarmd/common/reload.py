@@ -10,7 +10,7 @@ import os
 import signal
 from pathlib import Path
 
-from swarmd import logs
+from swarmd.common import logs
 
 log = logs.get("reload")
 

@@ -2,7 +2,7 @@
 
 aetcd's `Client.connect()` always opens a plain channel; `SecureClient` opens the same stubs,
 authentication and watcher over `grpc.aio.secure_channel` with the credentials of an
-swarmd.etcd_tls.EtcdTLS.
+swarmd.common.etcd_tls.EtcdTLS.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import aetcd
 from aetcd import rpc, watcher
 from aetcd.client import _handle_errors
 
-from swarmd.etcd_tls import EtcdTLS
+from swarmd.common.etcd_tls import EtcdTLS
 
 
 class SecureClient(aetcd.Client):

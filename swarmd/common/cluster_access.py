@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from swarmd import etcd_tls as etcd_tls_module
-from swarmd.config import ConfigError, address_list, mask_token_url
-from swarmd.tls import TLSConfig
+from swarmd.common import etcd_tls as etcd_tls_module
+from swarmd.common.config import ConfigError, address_list, mask_token_url
+from swarmd.common.tls import TLSConfig
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ClusterAccess:
         """Raises ConfigError. `reads_members`: the verb lists the nodes (manage, list), so a
         `file://` node list must be readable now; an agent only registers and never reads it.
         `tls`: the TLS the verb has already built from the same flags."""
-        from swarmd.membership import MembershipError, check_ca_digest, urls
+        from swarmd.common.membership import MembershipError, check_ca_digest, urls
         if tls is None:
             tls = TLSConfig.from_args(args)
         store_tls = etcd_tls_module.from_args(args)
@@ -50,11 +50,11 @@ class ClusterAccess:
         return cls(args.discovery_url, discovery_addr, tls, store_tls, scheme)
 
     def open_membership(self):
-        from swarmd.membership import open_membership
+        from swarmd.common.membership import open_membership
         return open_membership(self.url, discovery_addr=self.discovery_addr, tls=self.tls, etcd_tls=self.etcd_tls)
 
     def open_registrar(self):
-        from swarmd.membership import open_registrar
+        from swarmd.common.membership import open_registrar
         return open_registrar(self.url, discovery_addr=self.discovery_addr, tls=self.tls, etcd_tls=self.etcd_tls)
 
     @property

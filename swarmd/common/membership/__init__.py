@@ -10,10 +10,10 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-from swarmd.tls import grpc_target
+from swarmd.common.tls import grpc_target
 from typing import AsyncIterator, Awaitable, Callable
 
-from swarm.v1 import types_pb2
+from swarmd.proto.swarm.v1 import types_pb2
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Registrar(abc.ABC):
 
 
 def _parse(url: str):
-    from swarmd.membership import urls
+    from swarmd.common.membership import urls
     try:
         return urls.parse(url)
     except urls.URLError as exc:
@@ -105,35 +105,35 @@ def check_ca_digest(parsed, tls) -> None:
 def open_membership(url: str, discovery_addr: str | None = None, tls=None, etcd_tls=None) -> Membership:
     """The Membership for a discovery URL; raises MembershipError for a bad URL.
 
-    `tls` (swarmd.tls.TLSConfig) secures the gRPC channels to the discovery daemon or agents;
-    `etcd_tls` (swarmd.etcd_tls.EtcdTLS) the channels to etcd for `etcd://` (other schemes ignore it).
+    `tls` (swarmd.common.tls.TLSConfig) secures the gRPC channels to the discovery daemon or agents;
+    `etcd_tls` (swarmd.common.etcd_tls.EtcdTLS) the channels to etcd for `etcd://` (other schemes ignore it).
     """
-    from swarmd.membership import urls
+    from swarmd.common.membership import urls
     parsed = _parse(url)
     if isinstance(parsed, urls.TokenURL):
-        from swarmd.membership.token_client import TokenMembership
+        from swarmd.common.membership.token_client import TokenMembership
         check_ca_digest(parsed, tls)
         return TokenMembership(parsed.token, _need_addr(discovery_addr), tls=tls)
     if isinstance(parsed, urls.EtcdURL):
-        from swarmd.membership.etcd_client import EtcdMembership
+        from swarmd.common.membership.etcd_client import EtcdMembership
         return EtcdMembership(parsed.endpoints, parsed.prefix, etcd_tls=etcd_tls)
-    from swarmd.membership.static import StaticMembership
+    from swarmd.common.membership.static import StaticMembership
     return StaticMembership(parsed, tls=tls)
 
 
 def open_registrar(url: str, discovery_addr: str | None = None, tls=None, etcd_tls=None) -> Registrar:
     """The Registrar for a discovery URL; raises MembershipError for a bad URL (`tls`, `etcd_tls`:
     as for open_membership)."""
-    from swarmd.membership import urls
+    from swarmd.common.membership import urls
     parsed = _parse(url)
     if isinstance(parsed, urls.TokenURL):
-        from swarmd.membership.token_client import TokenRegistrar
+        from swarmd.common.membership.token_client import TokenRegistrar
         check_ca_digest(parsed, tls)
         return TokenRegistrar(parsed.token, _need_addr(discovery_addr), tls=tls)
     if isinstance(parsed, urls.EtcdURL):
-        from swarmd.membership.etcd_client import EtcdRegistrar
+        from swarmd.common.membership.etcd_client import EtcdRegistrar
         return EtcdRegistrar(parsed.endpoints, parsed.prefix, etcd_tls=etcd_tls)
-    from swarmd.membership.static import StaticRegistrar
+    from swarmd.common.membership.static import StaticRegistrar
     return StaticRegistrar()
 
 

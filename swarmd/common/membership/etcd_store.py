@@ -24,10 +24,10 @@ import aetcd
 import aetcd.exceptions
 import grpc
 
-from swarm.v1 import types_pb2
-from swarmd import logs
-from swarmd.etcd_tls import EtcdTLS
-from swarmd.membership.etcd_secure_client import open_client
+from swarmd.proto.swarm.v1 import types_pb2
+from swarmd.common import logs
+from swarmd.common.etcd_tls import EtcdTLS
+from swarmd.common.membership.etcd_secure_client import open_client
 
 log = logs.get("membership.etcd")
 
@@ -105,7 +105,7 @@ class EtcdStore:
             raise ValueError("no etcd endpoint")
         self.endpoints = list(endpoints)
         self.timeout = timeout
-        self.tls = tls                     # None: plain gRPC; else TLS (see swarmd.etcd_tls)
+        self.tls = tls                     # None: plain gRPC; else TLS (see swarmd.common.etcd_tls)
         self._index = 0
         self._client: aetcd.Client | None = None
         self._generation = 0

@@ -5,12 +5,12 @@ from typing import AsyncIterator
 
 import grpc
 
-from swarm.v1 import discovery_pb2, discovery_pb2_grpc, types_pb2
-from swarmd import logs
-from swarmd.membership import (Membership, MemberEvent, MembershipError, MembershipUnavailable)
-from swarmd.membership.registrar import LeaseRegistrar, RegistrationLost
-from swarmd.membership.watch import converging_watch
-from swarmd.tls import open_channel
+from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc, types_pb2
+from swarmd.common import logs
+from swarmd.common.membership import (Membership, MemberEvent, MembershipError, MembershipUnavailable)
+from swarmd.common.membership.registrar import LeaseRegistrar, RegistrationLost
+from swarmd.common.membership.watch import converging_watch
+from swarmd.common.tls import open_channel
 
 log = logs.get("membership.token")
 

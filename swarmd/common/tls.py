@@ -12,7 +12,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmd.config import ConfigError, add_flag
+from swarmd.common.config import ConfigError, add_flag
 
 
 class TLSConfigError(ConfigError):
@@ -128,7 +128,7 @@ class TLSConfig:
     def ca_digest(self) -> str | None:
         if not self.ca_pem:
             return None
-        from swarmd.pki import PKIError, ca_digest
+        from swarmd.common.pki import PKIError, ca_digest
         try:
             return ca_digest(self.ca_pem)
         except PKIError as exc:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import abc
 import asyncio
 
-from swarm.v1 import types_pb2
-from swarmd import logs
-from swarmd.membership import MembershipUnavailable, NodeSource, Registrar
-from swarmd.membership.watch import Backoff
+from swarmd.proto.swarm.v1 import types_pb2
+from swarmd.common import logs
+from swarmd.common.membership import MembershipUnavailable, NodeSource, Registrar
+from swarmd.common.membership.watch import Backoff
 
 log = logs.get("membership.registrar")
 

@@ -13,11 +13,11 @@ from typing import AsyncIterator
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from swarm.v1 import agent_pb2, agent_pb2_grpc, types_pb2
-from swarmd import logs
-from swarmd.membership import Membership, MemberEvent, MembershipError, Registrar, urls
-from swarmd.membership.watch import converging_watch, left_node
-from swarmd.tls import open_channel
+from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from swarmd.common import logs
+from swarmd.common.membership import Membership, MemberEvent, MembershipError, Registrar, urls
+from swarmd.common.membership.watch import converging_watch, left_node
+from swarmd.common.tls import open_channel
 
 log = logs.get("membership.static")
 

@@ -1,5 +1,5 @@
 """TLS to etcd: the `--etcd-cacert`, `--etcd-cert` and `--etcd-key` flags and what they make
-(the secure channel itself is opened by swarmd.membership.etcd_secure_client).
+(the secure channel itself is opened by swarmd.common.membership.etcd_secure_client).
 
 Production etcd usually runs with `--client-cert-auth`: give `--etcd-cert`/`--etcd-key` (a
 certificate with clientAuth signed by etcd's `--trusted-ca-file`) and `--etcd-cacert` (the CA
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from swarmd.config import add_flag
-from swarmd.tls import TLSConfigError, check_pem_files, read_pem
+from swarmd.common.config import add_flag
+from swarmd.common.tls import TLSConfigError, check_pem_files, read_pem
 
 FLAGS = ("--etcd-cacert", "--etcd-cert", "--etcd-key")
 

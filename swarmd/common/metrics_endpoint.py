@@ -9,7 +9,7 @@ import asyncio
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from swarmd import logs
+from swarmd.common import logs
 
 log = logs.get("metrics")
 

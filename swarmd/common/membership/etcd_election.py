@@ -27,8 +27,8 @@ import aetcd
 import aetcd.exceptions
 import aetcd.rtypes
 
-from swarmd import logs
-from swarmd.membership.etcd_store import EtcdStore, StoreUnavailable, lease_seconds
+from swarmd.common import logs
+from swarmd.common.membership.etcd_store import EtcdStore, StoreUnavailable, lease_seconds
 
 log = logs.get("membership.election")
 

@@ -1,0 +1,1 @@
+"""The gRPC contracts between the daemons: `.proto` sources and, once built, their stubs."""

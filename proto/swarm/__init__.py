@@ -1,0 +1,1 @@
+"""Package `swarm` of the protos."""
