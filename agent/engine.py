@@ -20,6 +20,8 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
+from swarmd.common.http_upgrade import asks_for_upgrade
+
 API_VERSION = "1.41"
 CONNECT_TIMEOUT = 10.0      # seconds to open a connection to the engine
 HEAD_LIMIT = 1 << 16        # bytes: the largest response head accepted from the engine
@@ -122,15 +124,6 @@ class EngineResponse:
     body: bytes
 
 
-def is_hijack(headers: Iterable[tuple[str, str]]) -> bool:
-    """True when the request asks the engine to take over the connection (attach, exec start)."""
-    for name, value in headers:
-        lname = name.lower()
-        if (lname == "connection" and "upgrade" in value.lower()) or (lname == "upgrade" and value):
-            return True
-    return False
-
-
 def engine_path(path: str) -> str:
     """The versioned request target for an unversioned Engine API path."""
     if not path.startswith("/"):
@@ -170,7 +163,7 @@ def build_request(method: str, path: str, query: str, body: bytes, headers: Iter
         lines.append("Content-Type: application/json")
     if body or method.upper() in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body)}")
-    if is_hijack(headers):
+    if asks_for_upgrade(headers):
         lines += ["Connection: Upgrade", "Upgrade: tcp"]
     elif not keep_alive:
         lines.append("Connection: close")
@@ -431,7 +424,7 @@ class Engine:
     async def request(self, method: str, path: str, query: str = "", body: bytes = b"",
                       headers: Iterable[tuple[str, str]] = ()) -> EngineResponse:
         """One whole call: any status comes back as it is."""
-        if not is_hijack(headers):
+        if not asks_for_upgrade(headers):
             request = build_request(method, path, query, body, headers, self.address.host_header, keep_alive=True)
             return await self._request_keep_alive(method, request)
         conn = await self.open(method, path, query, body, headers)

@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from swarmd.agent.engine import EngineConnection, EngineError, is_hijack
+from swarmd.agent.engine import EngineConnection, EngineError
+from swarmd.common.http_upgrade import asks_for_upgrade
 from swarmd.agent.local_engine import CONTAINER_ACTIONS, LocalEngine
 from swarmd.agent.node_info import NodeInfoSource
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
@@ -131,7 +132,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         try:
             head = conn.head
             yield agent_pb2.StreamFrame(head=agent_pb2.StreamHead(status=head.status, headers=_headers(head.headers)))
-            if conn.upgraded or (is_hijack(headers) and head.status < 300):
+            if conn.upgraded or (asks_for_upgrade(headers) and head.status < 300):
                 stdin = asyncio.get_running_loop().create_task(_pump_input(frames, conn), name="engine-stdin")
             error = ""
             try:

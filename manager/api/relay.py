@@ -19,6 +19,7 @@ from swarmd.manager.httpd.response import ClientGone, Response, json_response
 from swarmd.proto.swarm.v1 import agent_pb2
 from swarmd.common import logs
 from swarmd.common.engine_errors import engine_error_from_rpc
+from swarmd.common.http_upgrade import asks_for_upgrade
 
 log = logs.get("manager.relay")
 
@@ -55,7 +56,7 @@ def wants_hijack(req: Request) -> bool:
     whatever the headers and answers 101 when `Upgrade:` is there, 200 otherwise, as this manager's
     server does; so a client sending one of the two gets a two-way stream, from the primary
     directly or through a replica (manager.forwarding asks the same question)."""
-    return "upgrade" in (req.headers.get("connection") or "").lower() or bool(req.headers.get("upgrade"))
+    return asks_for_upgrade(req.headers.items())
 
 
 async def unary(req: Request, client: AgentClient, path: str, query: str | None = None,

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+from functools import cache
+from pathlib import Path
 
 import docker
 import pytest
@@ -29,18 +32,37 @@ def clean_containers(lab):
         engine.remove_all_containers()
 
 
-class DockerCLI:
-    """The real `docker` CLI (28.x) pointed at one address."""
+@cache
+def docker_cli_binary(major: str) -> str:
+    """The path of the installed docker CLI whose version starts with `major` ("28", "20.10"):
+    the machine's 28.x CLI, and Debian's docker.io CLI (20.10) that scripts written for classic
+    swarm parse. Both are set up by `make` (scripts/bootstrap.sh); a missing one fails the test."""
+    seen = {}
+    for folder in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin"]:
+        path = Path(folder) / "docker"
+        if not os.access(path, os.X_OK) or str(path.resolve()) in seen:
+            continue
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10).stdout
+        match = re.search(r"version (\S+?),", out)
+        seen[str(path.resolve())] = match.group(1) if match else "?"
+        if match and (match.group(1) == major or match.group(1).startswith(major + ".")):
+            return str(path)
+    pytest.fail(f"no docker CLI {major}.x installed (found: {seen}); run `make test`, which installs it")
 
-    def __init__(self, host: str, config_dir: str):
+
+class DockerCLI:
+    """A real `docker` CLI (28.x unless told) pointed at one address."""
+
+    def __init__(self, host: str, config_dir: str, binary: str = "docker"):
+        self.binary = binary
         self.env = {**os.environ, "DOCKER_HOST": host, "DOCKER_CONFIG": config_dir}
         self.env.pop("DOCKER_CONTEXT", None)
 
     def run(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60):
-        proc = subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True,
+        proc = subprocess.run([self.binary, *args], env=self.env, capture_output=True, text=True,
                               input=input, timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} exited {proc.returncode}:\n"
+            raise AssertionError(f"{self.binary} {' '.join(args)} exited {proc.returncode}:\n"
                                  f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
         return proc
 
@@ -50,7 +72,22 @@ class DockerCLI:
 
 @pytest.fixture(scope="session")
 def cli(swarm, tmp_path_factory) -> DockerCLI:
-    return DockerCLI(swarm.docker_host, str(tmp_path_factory.mktemp("docker-config")))
+    """The docker CLI 28.x."""
+    return DockerCLI(swarm.docker_host, str(tmp_path_factory.mktemp("docker-config")),
+                     docker_cli_binary("28"))
+
+
+@pytest.fixture(scope="session")
+def cli_2010(swarm, tmp_path_factory) -> DockerCLI:
+    """Debian's docker CLI 20.10, whose output older scripts parse."""
+    return DockerCLI(swarm.docker_host, str(tmp_path_factory.mktemp("docker-config-2010")),
+                     docker_cli_binary("20.10"))
+
+
+@pytest.fixture(params=["28", "20.10"])
+def any_cli(request, cli, cli_2010) -> DockerCLI:
+    """Each of the two CLIs in turn: for behaviour that both must see the same."""
+    return cli if request.param == "28" else cli_2010
 
 
 @pytest.fixture(scope="session")

@@ -43,3 +43,11 @@ def test_a_replica_forwards_a_one_header_upgrade_with_both_headers():
         sent = upstream_headers(req, "10.0.0.1:2375", wants_hijack(req))
         assert ("Connection", "Upgrade") in sent and ("Upgrade", "tcp") in sent
         assert ("Connection", "close") not in sent
+
+
+def test_the_agent_asks_the_same_question_of_its_engine_requests():
+    from swarmd.agent import engine, service
+    from swarmd.common.http_upgrade import asks_for_upgrade
+    assert engine.asks_for_upgrade is asks_for_upgrade and service.asks_for_upgrade is asks_for_upgrade
+    assert asks_for_upgrade([("Upgrade", "tcp")]) and asks_for_upgrade([("connection", "Upgrade")])
+    assert not asks_for_upgrade([("Connection", "keep-alive"), ("Upgrade", "")])
