@@ -2,8 +2,11 @@
 
 Start-up: read (or create) the node id, serve gRPC (Agent + health), wait for the engine to
 answer, then keep the node registered with the discovery service until told to stop. Health is
-SERVING only while the engine answers its ping. SIGTERM/SIGINT: stop heartbeating, deregister,
-stop the server with a short grace, exit 0. SIGHUP re-reads the log level (swarmd.common.reload).
+SERVING only while the engine answers its ping. SIGTERM/SIGINT: stop heartbeating, stop the
+server with a short grace, exit 0 — without deregistering: a stopped agent (a restart, an upgrade)
+stays a member until its lease runs out, and one back within its lease resumes with nothing
+moved. Leaving for good is `swarm leave` (swarmd.cli.leave), after the agent is stopped.
+SIGHUP re-reads the log level (swarmd.common.reload).
 The daemon takes a validated `AgentConfig` (agent.config); flags never reach it.
 """
 from __future__ import annotations
@@ -151,17 +154,15 @@ async def run(cfg: AgentConfig) -> int:
             loop.remove_signal_handler(sig)
         reload.uninstall(loop)
         await metrics_endpoint.close()
-        await _shutdown(registrar, server, deregister=code == 0)
+        await _shutdown(registrar, server)
     return code
 
 
-async def _shutdown(registrar, server, deregister: bool) -> None:
-    if deregister:
-        try:
-            await registrar.deregister()
-        except Exception as exc:  # the lease expires on its own; say why it was not removed now
-            log.warning("deregistration failed", error=f"{type(exc).__name__}: {exc}")
+async def _shutdown(registrar, server) -> None:
+    """Stops serving, keeping the registration: its lease, renewed as the last act, counts from
+    the moment the agent is gone, so a restart within the lease moves nothing (see the docstring)."""
     await server.stop(SHUTDOWN_GRACE)
+    await registrar.renew_once()
     await registrar.close()
     log.info("agent stopped")
 

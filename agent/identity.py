@@ -20,6 +20,14 @@ def new_node_id() -> str:
     return secrets.token_hex(8)
 
 
+def load(state_dir: Path) -> str | None:
+    """The node id kept in `state_dir`, or None when this host never joined from there."""
+    path = Path(state_dir) / ID_FILE
+    if not path.exists():
+        return None
+    return load_or_create(state_dir)
+
+
 def load_or_create(state_dir: Path) -> str:
     """Reads `<state_dir>/node-id`, or creates it (atomically) with a new id."""
     path = Path(state_dir) / ID_FILE

@@ -10,7 +10,7 @@ from swarmd.discovery.liveness import Heartbeats, while_alive
 from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
 from swarmd.common import logs
 from swarmd.common.membership.etcd_election import campaign, confirm_within, current_leader, leader_key
-from swarmd.common.membership.etcd_store import (EtcdStore, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
+from swarmd.common.membership.etcd_store import (EtcdStore, IdTaken, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
                                           cluster_key, invalid_node_info)
 from swarmd.common.membership.watch import apply
 
@@ -70,7 +70,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             ttl = request.ttl_ms / 1000 if request.ttl_ms > 0 else self.default_ttl
             lease_id, seconds = await nodes.register(info, ttl)
-        except NameTaken as exc:
+        except (NameTaken, IdTaken) as exc:
             log.warning("registration refused", token=tokens.fingerprint(token), reason=str(exc))
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         except StoreUnavailable as exc:

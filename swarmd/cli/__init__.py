@@ -16,7 +16,7 @@ import sys
 from swarmd.common import logs, reload
 from swarmd.common.config import ConfigError, add_flag
 
-VERBS = ("discovery", "create", "list", "manage", "join", "up", "down", "ca")
+VERBS = ("discovery", "create", "list", "manage", "join", "leave", "up", "down", "ca")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,7 +68,7 @@ def test_discovery_reloads_on_sighup_and_exits_0_on_sigterm(lab, tmp_path):
         d.stop()
 
 
-def test_agent_reloads_on_sighup_and_deregisters_on_sigterm(lab, discovery_only, tmp_path):
+def test_agent_reloads_on_sighup_and_stays_a_member_after_sigterm(lab, discovery_only, tmp_path):
     env_file = tmp_path / "agent.env"
     env_file.write_text("SWARM_LOG_LEVEL=error\n")
     engine = lab.engines[0]
@@ -85,7 +85,12 @@ def test_agent_reloads_on_sighup_and_deregisters_on_sigterm(lab, discovery_only,
     try:
         wait_until(lambda: listed().strip(), 30, "the agent to register")
         hup_then_term(d, env_file, "agent serving", "agent stopped")
-        # deregistered at once: the 60s lease did not have to expire
+        # a stop is not a departure: the node stays a member while its 60 s lease lives
+        assert "signals-agent" in listed()
+        left = subprocess.run(swarm_argv("leave", "--state-dir", str(tmp_path / "state"), "--discovery-addr",
+                                         discovery_only.discovery_addr, discovery_only.discovery_url),
+                              capture_output=True, text=True, timeout=15)
+        assert left.returncode == 0, left.stderr
         assert listed().strip() == ""
     finally:
         d.stop()

@@ -66,6 +66,15 @@ class Registrar(abc.ABC):
     async def deregister(self) -> None:
         return None
 
+    async def renew_once(self) -> None:
+        """Renews the registration's lease now, best effort (a stopping agent's last act)."""
+        return None
+
+    async def leave(self, node_id: str) -> bool:
+        """Removes the node's registration at once (`swarm leave`, the agent stopped); False when
+        the scheme keeps none (a static node list). Raises MembershipError/MembershipUnavailable."""
+        return False
+
     async def close(self) -> None:
         return None
 

@@ -6,7 +6,7 @@ from typing import AsyncIterator
 from swarmd.proto.swarm.v1 import types_pb2
 from swarmd.common import logs
 from swarmd.common.membership import Membership, MemberEvent, MembershipError, MembershipUnavailable
-from swarmd.common.membership.etcd_store import (EtcdStore, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
+from swarmd.common.membership.etcd_store import (EtcdStore, IdTaken, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
                                          invalid_node_info)
 from swarmd.common.membership.registrar import LeaseRegistrar, RegistrationLost
 from swarmd.common.membership.watch import converging_watch
@@ -49,7 +49,7 @@ class EtcdRegistrar(_EtcdScheme, LeaseRegistrar):
             raise MembershipError(problem)
         try:
             self.lease_id, _ = await self.nodes.register(info, ttl)
-        except NameTaken as exc:
+        except (NameTaken, IdTaken) as exc:
             raise MembershipError(str(exc)) from None
         except StoreUnavailable as exc:
             raise MembershipUnavailable(str(exc)) from None

@@ -70,6 +70,24 @@ def name_taken_message(name: str, holder_id: str, holder_addr: str) -> str:
     return f'node name "{name}" is already held by live node {holder_id[:12]} at {holder_addr}'
 
 
+def same_instance(held: types_pb2.NodeInfo, newcomer: types_pb2.NodeInfo) -> bool:
+    """Whether a registration of a live node's ID comes from the same agent (the same address and
+    engine: a restart, which resumes) rather than from a copy of its ID elsewhere (a clone)."""
+    engines_agree = not held.engine_id or not newcomer.engine_id or held.engine_id == newcomer.engine_id
+    return held.addr == newcomer.addr and engines_agree
+
+
+def id_taken_message(held: types_pb2.NodeInfo, newcomer: types_pb2.NodeInfo) -> str:
+    """Classic swarm logged a cloned engine ID as "ID duplicated"; this says which two hosts share
+    the node ID and how to give the clone its own."""
+    def where(info: types_pb2.NodeInfo) -> str:
+        return f"{info.addr} (engine {info.engine_id[:12] or 'unknown'})"
+    return (f"ID duplicated: node ID {held.id} is held by live node {held.name!r} at {where(held)}, "
+            f"and this agent at {where(newcomer)} carries the same ID (a cloned host or a copied state "
+            "directory). On the clone, remove the node-id file from the agent's --state-dir and start "
+            "it again: it gets an ID of its own")
+
+
 def invalid_node_info(info: types_pb2.NodeInfo) -> str | None:
     """Why a registration cannot be stored, or None if it can."""
     missing = [f for f in ("id", "name", "addr") if not getattr(info, f)]
@@ -86,6 +104,10 @@ class StoreUnavailable(ConnectionError):
 
 class NameTaken(Exception):
     """Another live node (a different node ID) holds the name."""
+
+
+class IdTaken(Exception):
+    """A live registration from another address or engine holds the node ID: a clone."""
 
 
 class LeaseGone(Exception):
@@ -247,8 +269,10 @@ class NodeSet:
     async def register(self, info: types_pb2.NodeInfo, ttl: float) -> tuple[int, int]:
         """Stores the node under a new lease; returns (lease ID, lease seconds).
 
-        Raises NameTaken when another live node holds the name. A node re-registering with
-        the same ID replaces its previous registration (and releases its previous lease).
+        Raises NameTaken when another live node holds the name, IdTaken when a live node of
+        another address or engine holds the ID (see `same_instance`). A node re-registering with the
+        same ID from the same agent replaces its previous registration (and releases its previous
+        lease): a restarted agent resumes.
         """
         node = types_pb2.Node(info=info, state=types_pb2.NODE_STATE_HEALTHY)
         node.updated_at.GetCurrentTime()
@@ -264,13 +288,18 @@ class NodeSet:
             puts = [tx.put(mkey, node_id, lease=lease.id), tx.put(nkey, value, lease=lease.id)]
             try:
                 previous = await c.get(nkey)
-                ok, responses = await c.transaction(compare=[tx.version(mkey) == 0], success=puts,
+                if previous is not None and not same_instance(decode_node(previous.value).info, info):
+                    raise IdTaken(id_taken_message(decode_node(previous.value).info, info))
+                # the node key as read: a registration racing in between is seen on the next try
+                unchanged = (tx.mod(nkey) == previous.mod_revision) if previous is not None \
+                    else (tx.version(nkey) == 0)
+                ok, responses = await c.transaction(compare=[unchanged, tx.version(mkey) == 0], success=puts,
                                                     failure=[tx.get(mkey)])
                 if not ok:
                     holder = responses[0][0][0].decode() if responses and responses[0] else ""
                     if holder == info.id:
-                        ok, _ = await c.transaction(compare=[tx.value(mkey) == node_id], success=puts,
-                                                    failure=[])
+                        ok, _ = await c.transaction(compare=[unchanged, tx.value(mkey) == node_id],
+                                                    success=puts, failure=[])
                     if not ok:
                         holder_kv = await c.get(node_key(self.base, holder).encode()) if holder else None
                         addr = decode_node(holder_kv.value).info.addr if holder_kv else "an unknown address"

@@ -82,6 +82,19 @@ class LeaseRegistrar(Registrar):
                                 error=str(exc))
                 await asyncio.sleep(backoff.next())
 
+    async def renew_once(self) -> None:
+        if not self.node_id:
+            return
+        try:
+            await asyncio.wait_for(self._heartbeat(), DEREGISTER_TIMEOUT)
+        except Exception as exc:  # best effort: the lease then runs from the last heartbeat
+            log.info("last lease renewal failed", source=self.source, error=str(exc) or type(exc).__name__)
+
+    async def leave(self, node_id: str) -> bool:
+        await asyncio.wait_for(self._deregister(node_id), DEREGISTER_TIMEOUT)
+        log.info("node left the cluster", source=self.source, id=node_id[:12])
+        return True
+
     async def deregister(self) -> None:
         if not self.node_id:
             return
