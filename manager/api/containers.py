@@ -20,6 +20,8 @@ from swarmd.common import logs
 
 log = logs.get("manager.api.containers")
 
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
 # each refusal of the placement as the HTTP status classic swarm answered it with
 _PLACEMENT_STATUS = {InvalidName: 400, NameInUse: 409, InvalidCreate: 400, NoNodeFits: 500}
 
@@ -77,7 +79,8 @@ async def list_containers(ctx: ManagerContext, req: Request) -> Response:
         if filters and not container_filters.matches(rec, summary, filters, cluster.find_container):
             continue
         out.append((summary, rec))
-    out.sort(key=lambda pair: pair[0]["Created"], reverse=True)
+    # newest first to the engine's precision (`Created` is whole seconds): `ps -l` right after two creates
+    out.sort(key=lambda pair: pair[1].created or _EPOCH, reverse=True)
     if limit and limit > 0:
         out = out[:limit]
     # each record encodes its static part once: a 30,000-container list is a join of cached bytes
