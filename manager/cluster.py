@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from swarmd.manager.agents import AgentClient
-from swarmd.manager.container_records import ContainerRecord
+from swarmd.manager.container_records import SWARM_SHORT_ID_LENGTH, ContainerRecord
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot, ImageSnapshot, NodeSnapshot
 from swarmd.proto.swarm.v1 import types_pb2
@@ -29,6 +29,11 @@ _NO_REFRESH = {"attach", "detach", "resize", "top", "exec_create", "exec_start",
 _SYNC_CONCURRENCY = 16
 ENCODED_DOCUMENTS = 1024      # inspect documents kept as JSON (recently read or served)
 _GONE_MAX = 4096           # removed container IDs remembered, so a late read does not bring one back
+
+
+def _swarm_id_keys(rec: ContainerRecord) -> tuple[str, ...]:
+    swarm_id = rec.swarm_id
+    return tuple({swarm_id, swarm_id[:SWARM_SHORT_ID_LENGTH]}) if swarm_id else ()
 
 
 def _engine_labels(info: dict) -> dict[str, str]:
@@ -155,6 +160,9 @@ class ClusterView:
         self.nodes: dict[str, NodeView] = {}
         self._by_id: dict[str, ContainerRecord] = {}
         self._by_name: dict[str, ContainerRecord] = {}
+        # classic's swarm ID (full, and its 12-character short form) -> container ID -> record: a
+        # rescheduled container and its stale copy on a lost node share one
+        self._by_swarm_id: dict[str, dict[str, ContainerRecord]] = {}
         self.execs: dict[str, str] = {}            # exec ID -> node ID
         self.synced = asyncio.Event()              # the membership listing has been seen once
         self._client_factory = client_factory or (lambda n: AgentClient(n.info.addr, n.info.name))
@@ -332,6 +340,8 @@ class ClusterView:
         self._by_id[rec.id] = rec
         if rec.name:
             self._by_name[rec.name] = rec
+        for key in _swarm_id_keys(rec):
+            self._by_swarm_id.setdefault(key, {})[rec.id] = rec
         view.pending = [p for p in view.pending if p.name != rec.name or not rec.name]
         view.changed()
         return rec
@@ -357,6 +367,12 @@ class ClusterView:
             del self._by_id[rec.id]
         if rec.name and self._by_name.get(rec.name) is rec:
             del self._by_name[rec.name]
+        for key in _swarm_id_keys(rec):
+            holders = self._by_swarm_id.get(key)
+            if holders is not None and holders.get(rec.id) is rec:
+                del holders[rec.id]
+                if not holders:
+                    del self._by_swarm_id[key]
 
     def forget(self, view: NodeView, container_id: str) -> None:
         """Drops the container from the view (removed from its engine); a read of it still in
@@ -422,10 +438,27 @@ class ClusterView:
                 return v
         return None
 
+    def by_swarm_id(self, swarm_id: str) -> ContainerRecord | None:
+        """The container carrying classic's swarm ID (full or its 12-character short form): of
+        several copies (a rescheduled container and its stale copy), the one on a healthy node,
+        else the newest."""
+        holders = self._by_swarm_id.get(swarm_id)
+        if not holders:
+            return None
+        return max(holders.values(), key=lambda r: (self._on_healthy_node(r), r.created is not None,
+                                                    r.created or datetime.min.replace(tzinfo=timezone.utc)))
+
+    def _on_healthy_node(self, rec: ContainerRecord) -> bool:
+        view = self.nodes.get(rec.node_id)
+        return view is not None and view.healthy
+
     def find_container(self, ref: str) -> ContainerRecord:
-        """By full ID, name, `node/name`, or unique ID prefix; 404 as the engine words it."""
+        """By full ID, name, classic's swarm ID, `node/name`, or unique ID prefix (classic's order in
+        cluster/container.go `Containers.Get`); 404 as the engine words it."""
         key = ref.lstrip("/")
         rec = self._by_id.get(key) or self._by_name.get(key)
+        if rec is None and len(key) != SWARM_SHORT_ID_LENGTH:   # a short form yields to an ID prefix
+            rec = self.by_swarm_id(key)
         if rec is not None:
             return rec
         if "/" in key:
@@ -440,6 +473,9 @@ class ClusterView:
                 return matches[0]
             if len(matches) > 1:
                 raise ApiError(400, f"multiple IDs found with provided prefix: {ref}")
+            rec = self.by_swarm_id(key)
+            if rec is not None:
+                return rec
         raise ApiError(404, f"No such container: {ref}")
 
     def name_in_use(self, name: str) -> ContainerRecord | None:

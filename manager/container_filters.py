@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from swarmd.manager.container_records import ContainerRecord
 from swarmd.manager.httpd.errors import ApiError
 
 KEYS = {"id", "name", "label", "status", "node", "exited", "ancestor", "health", "before", "since",
         "volume", "network", "publish", "expose", "isolation", "is-task"}
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 _STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead", "unknown"}
 
 
@@ -56,6 +58,32 @@ def _in_ports(values: list[str], ports: list[tuple[int, str]]) -> bool:
     return False
 
 
+def _created(rec: ContainerRecord) -> datetime:
+    return rec.created or _EPOCH
+
+
+def _normalized_image(ref: str) -> str:
+    """An image reference as the engine resolves it: `busybox`, `busybox:latest` and
+    `docker.io/library/busybox:latest` are one image."""
+    for prefix in ("docker.io/library/", "library/", "docker.io/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix):]
+            break
+    name = ref.rsplit("/", 1)[-1]
+    return ref if ":" in name or "@" in name else f"{ref}:latest"
+
+
+def is_ancestor(value: str, image: str, image_id: str) -> bool:
+    """`ancestor=value`: the container's image by reference (any spelling of it), or by image ID
+    or an ID prefix (with or without `sha256:`)."""
+    if not value:
+        return False
+    hex_id, hex_value = image_id.removeprefix("sha256:"), value.removeprefix("sha256:")
+    if hex_id and re.fullmatch(r"[0-9a-f]+", hex_value) and hex_id.startswith(hex_value):
+        return True
+    return bool(image) and _normalized_image(image) == _normalized_image(value)
+
+
 def matches(rec: ContainerRecord, summary: dict, filters: dict[str, list[str]],
             find: Callable[[str], ContainerRecord]) -> bool:
     """Every key must match; several values of one key are alternatives (`label`: all must)."""
@@ -79,14 +107,14 @@ def matches(rec: ContainerRecord, summary: dict, filters: dict[str, list[str]],
         elif key == "exited":
             ok = summary["State"] == "exited" and str(rec.state.get("ExitCode")) in values
         elif key == "ancestor":
-            image = summary["Image"]
-            ok = any(image == v or image.split(":")[0] == v or summary["ImageID"].startswith(v)
-                     or summary["ImageID"] == f"sha256:{v}" for v in values)
+            ok = any(is_ancestor(v, summary["Image"], summary["ImageID"]) for v in values)
         elif key == "health":
             ok = ((rec.state.get("Health") or {}).get("Status") or "none") in values
         elif key in ("before", "since"):
-            created = summary["Created"]
-            refs = [find(v).summary()["Created"] for v in values]
+            # to the engine's precision: `Created` in the summary is whole seconds, and containers
+            # made within one second must still be ordered
+            created = _created(rec)
+            refs = [_created(find(v)) for v in values]
             ok = all(created < t for t in refs) if key == "before" else all(created > t for t in refs)
         elif key == "volume":
             mounts = doc.get("Mounts") or []

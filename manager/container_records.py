@@ -8,6 +8,12 @@ from datetime import datetime
 from swarmd.manager.container_status import parse_time, status_text
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot, PortBinding
 
+# classic swarm's own ID for a container (cluster/config.go `SwarmID`): set by the manager at
+# create, kept when the container is rescheduled to another node, where its engine ID changes
+SWARM_ID_LABEL = "com.docker.swarm.id"
+SWARM_ID_LENGTH = 64
+SWARM_SHORT_ID_LENGTH = 12
+
 
 def _command(doc: dict) -> str:
     path = doc.get("Path") or ""
@@ -89,6 +95,10 @@ class ContainerRecord:
     @property
     def labels(self) -> dict:
         return (self.doc.get("Config") or {}).get("Labels") or {}
+
+    @property
+    def swarm_id(self) -> str:
+        return str(self.labels.get(SWARM_ID_LABEL) or "")
 
     @property
     def created(self) -> datetime | None:

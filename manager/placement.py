@@ -12,12 +12,14 @@ the HTTP layer maps each type to a status once.
 from __future__ import annotations
 
 import re
+import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from swarmd.manager import metrics
 from swarmd.manager.cluster import ClusterView, NodeView
-from swarmd.manager.container_records import ContainerRecord, requested_bindings
+from swarmd.manager.container_records import SWARM_ID_LABEL, SWARM_ID_LENGTH, ContainerRecord, requested_bindings
 from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler, SchedulerError
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot
 from swarmd.common import logs
@@ -62,6 +64,18 @@ def check_name(name: str) -> str:
     if not _VALID_NAME.match(name):
         raise InvalidName(name)
     return name.lstrip("/")
+
+
+def with_swarm_id(body: dict, taken: Callable[[str], bool]) -> dict:
+    """The create body carrying classic's `com.docker.swarm.id` label: the one the client (or a
+    rescheduled container's own configuration) gave, else a new random one no container holds,
+    as classic's cluster/swarm/cluster.go `createContainer` did."""
+    labels = body.get("Labels") or {}
+    if not isinstance(labels, dict) or labels.get(SWARM_ID_LABEL):
+        return body                    # given already, or malformed: the create refuses it as it is
+    while taken(swarm_id := secrets.token_hex(SWARM_ID_LENGTH // 2)):
+        pass
+    return {**body, "Labels": {**labels, SWARM_ID_LABEL: swarm_id}}
 
 
 def pending_placeholder(name: str, body: dict) -> ContainerSnapshot:
@@ -136,6 +150,7 @@ class Placement:
         if name:
             name = check_name(name)
             self._check_free(name, replacing)
+        body = with_swarm_id(body, lambda sid: self.cluster.by_swarm_id(sid) is not None)
         view, engine_body = self._decide(name, body)
         # no await since the name check: the reservation and the decision are one step for other creates
         placeholder = pending_placeholder(name, engine_body)

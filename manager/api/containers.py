@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from swarmd.manager.api import relay
 from swarmd.manager.api.context import ManagerContext
-from swarmd.manager.api.lookups import container_and_node
+from swarmd.manager.api.lookups import container_and_node, on_container_node, refuse_hex_image
 from swarmd.manager.container_records import ContainerRecord
 from swarmd.manager import container_filters
 from swarmd.manager.container_actions import ACTIONS
@@ -19,6 +19,8 @@ from swarmd.manager.placement import InvalidCreate, InvalidName, NameInUse, NoNo
 from swarmd.common import logs
 
 log = logs.get("manager.api.containers")
+
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 
 # each refusal of the placement as the HTTP status classic swarm answered it with
 _PLACEMENT_STATUS = {InvalidName: 400, NameInUse: 409, InvalidCreate: 400, NoNodeFits: 500}
@@ -44,6 +46,7 @@ async def create_container(ctx: ManagerContext, req: Request) -> Response:
     if not isinstance(body, dict):
         raise ApiError(400, "config cannot be empty in order to create a container")
     name = req.arg("name") or ""
+    refuse_hex_image(ctx.cluster, body.get("Image"))
     try:
         placed = await ctx.placement.create(name, body)
     except PlacementError as exc:
@@ -54,8 +57,8 @@ async def create_container(ctx: ManagerContext, req: Request) -> Response:
 
 async def list_containers(ctx: ManagerContext, req: Request) -> Response:
     cluster = ctx.cluster
-    show_all = req.flag("all")
     limit = req.int_arg("limit", -1)
+    show_all = req.flag("all") or limit > 0        # as the engine: `ps -n N` / `ps -l` list every state
     filters = req.filters()
     container_filters.validate(filters)
     now = datetime.now(timezone.utc)
@@ -76,13 +79,15 @@ async def list_containers(ctx: ManagerContext, req: Request) -> Response:
         if filters and not container_filters.matches(rec, summary, filters, cluster.find_container):
             continue
         out.append((summary, rec))
-    out.sort(key=lambda pair: pair[0]["Created"], reverse=True)
+    # newest first to the engine's precision (`Created` is whole seconds): `ps -l` right after two creates
+    out.sort(key=lambda pair: pair[1].created or _EPOCH, reverse=True)
     if limit and limit > 0:
         out = out[:limit]
     # each record encodes its static part once: a 30,000-container list is a join of cached bytes
     return Response(200, b"[" + b",".join(rec.summary_json(s) for s, rec in out) + b"]\n", JSON)
 
 
+@on_container_node
 async def inspect_container(ctx: ManagerContext, req: Request) -> Response:
     rec, view = container_and_node(ctx.cluster, req.params["id"])
     node = view.node_document()
@@ -92,6 +97,7 @@ async def inspect_container(ctx: ManagerContext, req: Request) -> Response:
                                    json.dumps(node, separators=(",", ":")).encode(), b"}\n")), JSON)
 
 
+@on_container_node
 async def container_action(ctx: ManagerContext, req: Request, action: str) -> Response:
     """start, stop, kill, restart, pause, unpause: the engine's answer once the record shows it."""
     rec, view = container_and_node(ctx.cluster, req.params["id"])
@@ -101,6 +107,7 @@ async def container_action(ctx: ManagerContext, req: Request, action: str) -> Re
     return empty(status)
 
 
+@on_container_node
 async def remove_container(ctx: ManagerContext, req: Request) -> Response:
     rec, view = container_and_node(ctx.cluster, req.params["id"])
     params = {k: "1" if req.flag(k) else "0" for k in ACTIONS["remove"].params}
@@ -109,6 +116,7 @@ async def remove_container(ctx: ManagerContext, req: Request) -> Response:
     return empty(status)
 
 
+@on_container_node
 async def rename_container(ctx: ManagerContext, req: Request) -> Response:
     cluster = ctx.cluster
     rec, view = container_and_node(cluster, req.params["id"])
@@ -124,6 +132,7 @@ async def rename_container(ctx: ManagerContext, req: Request) -> Response:
     return resp
 
 
+@on_container_node
 async def update_container(ctx: ManagerContext, req: Request) -> Response:
     rec, view = container_and_node(ctx.cluster, req.params["id"])
     resp = await relay.unary(req, view.client, f"/containers/{rec.id}/update")
@@ -131,6 +140,7 @@ async def update_container(ctx: ManagerContext, req: Request) -> Response:
     return resp
 
 
+@on_container_node
 async def create_exec(ctx: ManagerContext, req: Request) -> Response:
     """The exec instance is remembered on the container's node, where its later calls go."""
     rec, view = container_and_node(ctx.cluster, req.params["id"])
@@ -140,6 +150,7 @@ async def create_exec(ctx: ManagerContext, req: Request) -> Response:
     return resp
 
 
+@on_container_node
 async def container_stats(ctx: ManagerContext, req: Request):
     rec, view = container_and_node(ctx.cluster, req.params["id"])
     if req.flag("stream", True):
@@ -147,12 +158,14 @@ async def container_stats(ctx: ManagerContext, req: Request):
     return await relay.unary(req, view.client, f"/containers/{rec.id}/stats")
 
 
+@on_container_node
 async def relay_to_container(ctx: ManagerContext, req: Request, suffix: str) -> Response:
     """A call answered in one piece by the container's engine (`suffix` after its path)."""
     rec, view = container_and_node(ctx.cluster, req.params["id"])
     return await relay.unary(req, view.client, f"/containers/{rec.id}{suffix}")
 
 
+@on_container_node
 async def stream_from_container(ctx: ManagerContext, req: Request, suffix: str):
     """A call the container's engine answers as a stream, or hijacks when the client asked to."""
     rec, view = container_and_node(ctx.cluster, req.params["id"])

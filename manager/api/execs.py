@@ -5,11 +5,12 @@ import json
 
 from swarmd.manager.api import relay
 from swarmd.manager.api.context import ManagerContext
-from swarmd.manager.api.lookups import exec_node
+from swarmd.manager.api.lookups import exec_node, on_exec_node
 from swarmd.manager.httpd.request import Request
 from swarmd.manager.httpd.response import Response
 
 
+@on_exec_node
 async def start_exec(ctx: ManagerContext, req: Request):
     """Detached: one answer. Attached: a stream, hijacked when the client asked to upgrade."""
     exec_id = req.params["id"]
@@ -20,11 +21,13 @@ async def start_exec(ctx: ManagerContext, req: Request):
     return await relay.stream(req, view.client, f"/exec/{exec_id}/start", body=json.dumps(body).encode())
 
 
+@on_exec_node
 async def resize_exec(ctx: ManagerContext, req: Request) -> Response:
     exec_id = req.params["id"]
     return await relay.unary(req, exec_node(ctx.cluster, exec_id).client, f"/exec/{exec_id}/resize")
 
 
+@on_exec_node
 async def inspect_exec(ctx: ManagerContext, req: Request) -> Response:
     exec_id = req.params["id"]
     return await relay.unary(req, exec_node(ctx.cluster, exec_id).client, f"/exec/{exec_id}/json")

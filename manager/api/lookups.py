@@ -2,15 +2,56 @@
 the node of an exec instance, the healthy nodes to ask. Each raises the ApiError the engine would."""
 from __future__ import annotations
 
+import functools
+import re
+
 from swarmd.manager.cluster import ClusterView, NodeView
 from swarmd.manager.container_records import ContainerRecord
 from swarmd.manager.httpd.errors import ApiError
 
+# what an agent answers when it (or its engine) cannot be reached: its text names agent internals
+# (the engine's socket, the agent's address), so a container call says what classic said instead
+_UNREACHABLE = (503, 504)
+_HEX64 = re.compile(r"^[a-f0-9]{64}$")
+
+
+def unhealthy_node_error(ref: str, node_name: str) -> ApiError:
+    # classic's text and status: api/utils.go getContainerFromVars, api/handlers.go getContainerJSON
+    return ApiError(500, f"Container {ref} running on unhealthy node {node_name}")
+
 
 def container_and_node(cluster: ClusterView, ref: str) -> tuple[ContainerRecord, NodeView]:
-    """By ID, name, `node/name` or ID prefix; 404 `No such container` as the engine words it."""
+    """By ID, name, swarm ID, `node/name` or ID prefix; 404 `No such container` as the engine words
+    it, 500 as classic swarm when the container's node is unhealthy."""
     rec = cluster.find_container(ref)
-    return rec, cluster.node_of(rec)
+    view = cluster.node_of(rec)
+    if not view.healthy:
+        raise unhealthy_node_error(ref, view.name)
+    return rec, view
+
+
+def on_container_node(handler):
+    """Wraps a handler of `/containers/{id}/…`: a node found unreachable during the call answers
+    as an unhealthy one does, without the agent's own words."""
+    @functools.wraps(handler)
+    async def call(ctx, req, *args, **kwargs):
+        try:
+            return await handler(ctx, req, *args, **kwargs)
+        except ApiError as err:
+            if err.status not in _UNREACHABLE:
+                raise
+            ref = req.params.get("id", "")
+            rec = ctx.cluster.find_container(ref)
+            raise unhealthy_node_error(ref, rec.node_name) from None
+    return call
+
+
+def refuse_hex_image(cluster: ClusterView, image: object) -> None:
+    """A 64-hex image reference names an image ID, never a repository: unless a node holds that
+    image, refuse it in the engine's words (reference validation, as its pull answers) rather
+    than try to pull it (400)."""
+    if isinstance(image, str) and _HEX64.match(image) and not image_holders(cluster, f"sha256:{image}"):
+        raise ApiError(400, f"invalid repository name ({image}), cannot specify 64-byte hexadecimal strings")
 
 
 def image_matches(img: dict, ref: str) -> bool:
@@ -35,12 +76,35 @@ def nodes_with_image(cluster: ClusterView, name: str, tag: str | None = None) ->
 
 
 def exec_node(cluster: ClusterView, exec_id: str) -> NodeView:
-    """The node an exec instance was created on; 404 as the engine words it."""
+    """The node an exec instance was created on; 404 as the engine words it, 500 in classic's
+    words when that node is unhealthy."""
     node_id = cluster.execs.get(exec_id)
     view = cluster.nodes.get(node_id) if node_id else None
     if view is None:
         raise ApiError(404, f"No such exec instance: {exec_id}")
+    if not view.healthy:
+        raise unhealthy_exec_error(exec_id, view.name)
     return view
+
+
+def unhealthy_exec_error(exec_id: str, node_name: str) -> ApiError:
+    return ApiError(500, f"Exec instance {exec_id} running on unhealthy node {node_name}")
+
+
+def on_exec_node(handler):
+    """Wraps a handler of `/exec/{id}/…`: a node found unreachable during the call answers as an
+    unhealthy one does, without the agent's own words."""
+    @functools.wraps(handler)
+    async def call(ctx, req, *args, **kwargs):
+        try:
+            return await handler(ctx, req, *args, **kwargs)
+        except ApiError as err:
+            if err.status not in _UNREACHABLE:
+                raise
+            exec_id = req.params.get("id", "")
+            view = ctx.cluster.nodes.get(ctx.cluster.execs.get(exec_id, ""))
+            raise unhealthy_exec_error(exec_id, view.name if view else "(gone)") from None
+    return call
 
 
 def healthy_nodes(cluster: ClusterView, purpose: str) -> list[NodeView]:

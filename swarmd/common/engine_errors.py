@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import grpc
 
+from swarmd.common import logs
+
+log = logs.get("engine_errors")
+
 STATUS_KEY = "engine-status"
+# what leaves the agent when its engine cannot be reached: the reason (the engine's socket path or
+# address, the OS error) is the agent's business, logged there, never shown to a Docker client
+ENGINE_UNREACHABLE = "its Docker engine does not answer"
 
 _TO_GRPC = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -47,6 +54,9 @@ def trailing_metadata(http_status: int) -> tuple[tuple[str, str], ...]:
 
 async def abort(context: grpc.aio.ServicerContext, http_status: int, message: str) -> None:
     """Ends the RPC with the engine's status and message (never returns)."""
+    if http_status == 503:
+        log.warning("engine unreachable", error=message)
+        message = ENGINE_UNREACHABLE
     context.set_trailing_metadata(trailing_metadata(http_status))
     await context.abort(grpc_code_for(http_status), message)
 
