@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from swarmd.manager import metrics
+from swarmd.manager.network_names import pinned_to_network_node
 from swarmd.manager.cluster import ClusterView, NodeView
 from swarmd.manager.container_records import ContainerRecord, requested_bindings
 from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler, SchedulerError
@@ -116,6 +117,7 @@ class Placement:
             raise InvalidCreate("No command specified" if not body.get("Cmd") else "image is required")
         started = time.perf_counter()
         try:
+            body = pinned_to_network_node(body, self.cluster.node_by_name)   # `--net node/name`
             spec = ContainerSpec.from_create(body, name or None)
             node = self.scheduler.select(spec, self.cluster.snapshots())
             engine_body = spec.normalized_create_body(body)
