@@ -84,6 +84,14 @@ def is_ancestor(value: str, image: str, image_id: str) -> bool:
     return bool(image) and _normalized_image(image) == _normalized_image(value)
 
 
+def _on_network(rec: ContainerRecord, values: list[str]) -> bool:
+    """`network=`: a network's name, `node/name` (as `docker network ls` lists it) or ID prefix."""
+    nets = (rec.doc.get("NetworkSettings") or {}).get("Networks") or {}
+    names = {name: (name, f"{rec.node_name}/{name}") for name in nets}
+    return any(v in names[name] or (len(v) >= 4 and (n or {}).get("NetworkID", "").startswith(v))
+               for v in values for name, n in nets.items())
+
+
 def matches(rec: ContainerRecord, summary: dict, filters: dict[str, list[str]],
             find: Callable[[str], ContainerRecord]) -> bool:
     """Every key must match; several values of one key are alternatives (`label`: all must)."""
@@ -120,9 +128,7 @@ def matches(rec: ContainerRecord, summary: dict, filters: dict[str, list[str]],
             mounts = doc.get("Mounts") or []
             ok = any(v in (m.get("Name"), m.get("Destination"), m.get("Source")) for v in values for m in mounts)
         elif key == "network":
-            nets = (doc.get("NetworkSettings") or {}).get("Networks") or {}
-            ok = any(v == name or (len(v) >= 4 and (n or {}).get("NetworkID", "").startswith(v))
-                     for v in values for name, n in nets.items())
+            ok = _on_network(rec, values)
         elif key == "publish":
             bound = [(int(b["HostPort"]), k.partition("/")[2] or "tcp")
                      for k, bs in ((doc.get("NetworkSettings") or {}).get("Ports") or {}).items()

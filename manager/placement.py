@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from swarmd.manager import metrics
+from swarmd.manager.network_names import pinned_to_network_node
 from swarmd.manager.cluster import ClusterView, NodeView
 from swarmd.manager.container_records import SWARM_ID_LABEL, SWARM_ID_LENGTH, ContainerRecord, requested_bindings
 from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler, SchedulerError
@@ -130,6 +131,7 @@ class Placement:
             raise InvalidCreate("No command specified" if not body.get("Cmd") else "image is required")
         started = time.perf_counter()
         try:
+            body = pinned_to_network_node(body, self.cluster.node_by_name)   # `--net node/name`
             spec = ContainerSpec.from_create(body, name or None)
             node = self.scheduler.select(spec, self.cluster.snapshots())
             engine_body = spec.normalized_create_body(body)

@@ -60,3 +60,8 @@ def test_bad_filters_are_400(filters):
 def test_bad_port_filter_is_400():
     with pytest.raises(ApiError):
         match(OLD, publish=["eighty"])
+
+
+def test_network_by_node_and_name_as_network_ls_lists_it():
+    assert match(OLD, network=["node1/backend"]) and not match(OLD, network=["node2/backend"])
+    assert not match(OLD, network=["node1/back"]) and not match(NEW, network=["node1/backend"])
