@@ -66,7 +66,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/commit", images.commit_container),
     ("POST", "/build", build.build_image),
     ("POST", "/build/prune", images.prune_build_cache),
-    ("POST", "/images/create", images.pull_image),
+    ("POST", "/images/create", images.create_image),
     ("POST", "/images/load", images.load_images),
     ("POST", "/images/{name:path}/push", images.push_image),
     ("POST", "/images/{name:path}/tag", images.tag_image),
