@@ -11,6 +11,7 @@ the HTTP layer maps each type to a status once.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import time
@@ -22,6 +23,8 @@ from swarmd.manager.network_names import pinned_to_network_node
 from swarmd.manager.cluster import ClusterView, NodeView
 from swarmd.manager.container_records import SWARM_ID_LABEL, SWARM_ID_LENGTH, ContainerRecord, requested_bindings
 from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler, SchedulerError
+from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.scheduler.filters.expressions import parse_expression
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot
 from swarmd.common import logs
 
@@ -125,14 +128,17 @@ class Placement:
         if held_by_other or name in self._names_in_flight:
             raise NameInUse(name, holder)
 
-    def _decide(self, name: str, body: dict) -> tuple[NodeView, dict]:
-        """The node the scheduler picks and the body for its engine, counted in the scheduling metrics."""
+    def _decide(self, name: str, body: dict, image_affinity: bool = False) -> tuple[NodeView, dict]:
+        """The node the scheduler picks and the body for its engine, counted in the scheduling metrics.
+        `image_affinity` adds `affinity:image==IMAGE` to this decision only (never to the container)."""
         if not body.get("Image"):
             raise InvalidCreate("No command specified" if not body.get("Cmd") else "image is required")
         started = time.perf_counter()
         try:
             body = pinned_to_network_node(body, self.cluster.node_by_name)   # `--net node/name`
             spec = ContainerSpec.from_create(body, name or None)
+            if image_affinity:
+                spec = _with_image_affinity(spec)
             node = self.scheduler.select(spec, self.cluster.snapshots())
             engine_body = spec.normalized_create_body(body)
         except NoSuitableNode as exc:
@@ -148,12 +154,44 @@ class Placement:
     async def create(self, name: str, body: dict, replacing: ContainerRecord | None = None) -> Placed:
         """Creates the container (`name` may be empty: the engine picks one) on the node the scheduler
         picks, and returns once the cluster view shows it. `replacing` is the record a rescheduled
-        container takes over from: its name is not a conflict. Agent errors pass through as ApiError."""
+        container takes over from: its name is not a conflict. Agent errors pass through as ApiError;
+        one from a node that could not get the image is retried on a node holding it (classic's image
+        affinity: `docker build` or `docker import` leave an image on some nodes only)."""
         if name:
             name = check_name(name)
             self._check_free(name, replacing)
         body = with_swarm_id(body, lambda sid: self.cluster.by_swarm_id(sid) is not None)
         view, engine_body = self._decide(name, body)
+        try:
+            return await self._create_on(view, name, engine_body)
+        except ApiError:
+            holder = self._image_holder(name, body, view)
+            if holder is None:
+                raise
+        # as classic swarm's Cluster.CreateContainer: the chosen node could not get the image (built
+        # or imported on another node, in no registry): once more, on a node that holds it
+        if name:
+            self._check_free(name, replacing)
+        return await self._create_on(holder, name, engine_body)
+
+    def _image_holder(self, name: str, body: dict, failed: NodeView) -> NodeView | None:
+        """The node to retry a failed create on: one holding the image when `failed` does not and
+        no node constraint was given (classic's condition); None when there is none."""
+        spec = _with_image_affinity(ContainerSpec.from_create(body, name or None))
+        if any(e.key == "node" for e in spec.constraints):
+            return None
+        try:
+            self.scheduler.candidates(spec, [failed.snapshot()], soft=False)
+            return None                       # the failed node holds the image: not an image problem
+        except NoSuitableNode:
+            pass
+        try:
+            view, _ = self._decide(name, body, image_affinity=True)
+        except PlacementError:
+            return None
+        return view
+
+    async def _create_on(self, view: NodeView, name: str, engine_body: dict) -> Placed:
         # no await since the name check: the reservation and the decision are one step for other creates
         placeholder = pending_placeholder(name, engine_body)
         view.pending.append(placeholder)
@@ -168,3 +206,9 @@ class Placement:
             view.changed()
             self._names_in_flight.discard(name)
         return Placed(result, view)
+
+
+def _with_image_affinity(spec: ContainerSpec) -> ContainerSpec:
+    """`spec` with `affinity:image==IMAGE` added, as classic swarm added it for its retry."""
+    affinity = parse_expression("affinity", f"image=={spec.image}")
+    return dataclasses.replace(spec, affinities=spec.affinities + (affinity,))

@@ -14,11 +14,12 @@ from swarmd.manager.api.unsupported import UNSUPPORTED
 from swarmd.manager.httpd.errors import ApiError
 
 PARTIAL = {
-    ("POST", "/images/create"): "pulls on every healthy node or `?node=`; `fromSrc` import is not supported",
+    ("POST", "/images/create"): "pulls or imports (`fromSrc`) on every healthy node, or on `?node=`",
+    ("POST", "/build"): "classic builder on one node the scheduler picks; BuildKit (`version=2`) answers 501",
     ("POST", "/images/load"): "loads the archive on every healthy node",
     ("GET", "/images/get"): "from a node holding every named image",
     ("GET", "/system/df"): "every healthy node's usage; images counted once",
-    ("POST", "/build/prune"): "prunes every healthy node's build cache (builds themselves answer 501)",
+    ("POST", "/build/prune"): "prunes every healthy node's build cache",
     ("GET", "/events"): "merged from all healthy nodes; each event names its node",
     ("GET", "/images/json"): "one row per image ID across nodes",
     ("POST", "/networks/create"): "node-local: `node/name` on one node, a plain name on every healthy node",

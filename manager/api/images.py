@@ -15,11 +15,22 @@ from swarmd.manager.httpd.request import Request
 from swarmd.manager.httpd.response import Response, json_response
 
 
+def _without_node_filter(req: Request) -> tuple[list[str], str]:
+    """The `node` filter's values (names or IDs, as classic swarm's getImagesJSON took them) and the
+    query for the engines, which know no such filter, without it."""
+    filters = req.filters()          # malformed filters get a 400 before any node is asked
+    wanted = filters.pop("node", [])
+    pairs = [(k, v) for k, vs in req.query.items() for v in vs if not (wanted and k == "filters")]
+    if wanted and filters:
+        pairs.append(("filters", json.dumps({k: {v: True for v in vs} for k, vs in filters.items()})))
+    return wanted, urllib.parse.urlencode(pairs)
+
+
 async def list_images(ctx: ManagerContext, req: Request) -> Response:
-    """Each healthy node lists with the client's own filters; rows are merged by image ID."""
-    req.filters()          # malformed filters get a 400 before any node is asked
-    nodes = ctx.cluster.healthy_nodes()
-    query = urllib.parse.urlencode([(k, v) for k, vs in req.query.items() for v in vs])
+    """Each healthy node (or each the `node` filter names) lists with the client's other filters;
+    rows are merged by image ID."""
+    wanted, query = _without_node_filter(req)
+    nodes = [v for v in ctx.cluster.healthy_nodes() if not wanted or v.name in wanted or v.id in wanted]
     answers = await asyncio.gather(*(v.client.engine_call("GET", "/images/json", query) for v in nodes),
                                    return_exceptions=True)
     merged: dict[str, dict] = {}
@@ -54,15 +65,8 @@ async def inspect_image(ctx: ManagerContext, req: Request) -> Response:
     return resp
 
 
-async def pull_image(ctx: ManagerContext, req: Request):
-    """Pulls on every healthy node (or on `?node=NAME` only), relaying progress as it comes.
-
-    Each progress line names its node; a node that fails reports an in-band error line
-    (`error` and `errorDetail`, as the engine does) while the others carry on."""
-    if req.arg("fromSrc"):
-        raise ApiError(501, "image import through the manager is not supported")
-    if not req.arg("fromImage"):
-        raise ApiError(400, "fromImage is required")
+def _create_targets(ctx: ManagerContext, req: Request) -> list:
+    """Every healthy node, or the one `?node=NAME` names."""
     targets = ctx.cluster.healthy_nodes()
     only = req.arg("node")
     if only:
@@ -71,6 +75,21 @@ async def pull_image(ctx: ManagerContext, req: Request):
             raise ApiError(404, f"No such node: {only}")
     if not targets:
         raise ApiError(500, "no healthy node to pull on")
+    return targets
+
+
+async def create_image(ctx: ManagerContext, req: Request):
+    """`docker pull` (`fromImage`) and `docker import` (`fromSrc`), on every healthy node or on
+    `?node=NAME` only, relaying each node's progress as it comes.
+
+    Classic swarm's postImagesCreate and Cluster.Import did both on every node; importing everywhere
+    puts the image wherever containers may land, as `docker load` does. Each progress line names its
+    node; a node that fails reports an in-band error line (`error` and `errorDetail`, as the engine
+    does) while the others carry on."""
+    if not req.arg("fromImage") and not req.arg("fromSrc"):
+        raise ApiError(400, "fromImage or fromSrc is required")
+    body = req.body if not req.arg("fromImage") else b""       # an import's tar (`fromSrc=-`)
+    targets = _create_targets(ctx, req)
     query = "&".join(f"{k}={relay.quote(v)}" for k, vs in req.query.items() if k != "node" for v in vs)
     writer = await req.start_stream(200, "application/json")
     lock = asyncio.Lock()
@@ -81,7 +100,7 @@ async def pull_image(ctx: ManagerContext, req: Request):
 
     async def one(view) -> None:
         try:
-            async for doc in relay.json_lines(req, view.client, "/images/create", query):
+            async for doc in relay.json_lines(req, view.client, "/images/create", query, body=body):
                 await emit(_named_progress(view.name, doc))
         except ApiError as err:
             message = f"{view.name}: {err.message}"
@@ -109,28 +128,51 @@ def _named_progress(node_name: str, doc):
     return doc
 
 
+def _merged_errors(nodes, results) -> ApiError | None:
+    """Classic swarm's answer when some nodes refused (Cluster.RemoveImages, Cluster.TagImage): one
+    `node: message` line each; the engine's status when they agree, else 500."""
+    failed = [(v, r) for v, r in zip(nodes, results) if r.status >= 400]
+    if not failed:
+        return None
+    statuses = {r.status for _, r in failed}
+    lines = []
+    for view, resp in failed:
+        try:
+            message = json.loads(resp.body or b"{}").get("message") or resp.body.decode(errors="replace")
+        except (ValueError, AttributeError):
+            message = resp.body.decode(errors="replace")
+        lines.append(f"{view.name}: {message}")
+    return ApiError(statuses.pop() if len(statuses) == 1 else 500, "\n".join(lines))
+
+
 async def remove_image(ctx: ManagerContext, req: Request) -> Response:
-    """Removes the image from every node that holds it; the engine's answers are merged."""
+    """Removes the image from every node that holds it, at once; the engine's answers are merged,
+    and any node's refusal is the answer, naming the node (classic swarm's Cluster.RemoveImages)."""
     name = req.params["name"]
     nodes = nodes_with_image(ctx.cluster, name)
     results = await asyncio.gather(*(relay.unary(req, v.client, f"/images/{relay.quote(name)}") for v in nodes))
-    merged = []
-    for view, resp in zip(nodes, results):
-        if resp.status != 200:
-            return resp
-        merged += json.loads(resp.body or b"[]")
+    for view in nodes:
         await ctx.cluster.refresh_images(view)
+    error = _merged_errors(nodes, results)
+    if error is not None:
+        raise error
+    merged = []
+    for resp in results:
+        merged += json.loads(resp.body or b"[]")
     return json_response(merged)
 
 
 async def tag_image(ctx: ManagerContext, req: Request) -> Response:
-    """Tags the image on every node that holds it."""
+    """Tags the image on every node that holds it; any node's refusal is the answer, naming the node
+    (classic swarm's Cluster.TagImage)."""
     name = req.params["name"]
-    for view in nodes_with_image(ctx.cluster, name):
-        resp = await relay.unary(req, view.client, f"/images/{relay.quote(name)}/tag")
-        if resp.status >= 400:
-            return resp
+    nodes = nodes_with_image(ctx.cluster, name)
+    results = await asyncio.gather(*(relay.unary(req, v.client, f"/images/{relay.quote(name)}/tag") for v in nodes))
+    for view in nodes:
         await ctx.cluster.refresh_images(view)
+    error = _merged_errors(nodes, results)
+    if error is not None:
+        raise error
     return Response(201)
 
 
@@ -178,7 +220,8 @@ async def save_images(ctx: ManagerContext, req: Request):
     nodes = [v for v in image_holders(ctx.cluster, names[0])
              if all(any(image_matches(i, n) for i in v.images) for n in names)]
     if not nodes:
-        raise ApiError(404, f"no single node holds all of: {', '.join(names)}")
+        # classic swarm's text (api/handlers.go getImages), the names as Go prints a list
+        raise ApiError(404, f"Unable to find a healthy engine containing all images: [{' '.join(names)}]")
     return await relay.stream(req, nodes[0].client, "/images/get", hijack=False)
 
 

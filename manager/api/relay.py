@@ -158,14 +158,16 @@ async def _pump_hijack(req: Request, call, ctype: str) -> None:
         await conn.close()
 
 
-async def json_lines(req: Request, client: AgentClient, path: str, query: str) -> AsyncIterator[dict]:
-    """A streamed engine call read as newline-delimited JSON documents, as they arrive.
+async def json_lines(req: Request, client: AgentClient, path: str, query: str,
+                     body: bytes = b"") -> AsyncIterator[dict]:
+    """A streamed engine call read as newline-delimited JSON documents, as they arrive; `body` goes
+    with the call (a build context, an imported tar), nothing by default.
 
     An engine error before the stream starts is raised as ApiError; one during the stream comes
     as the engine sends it, an `{"error": …}` document."""
     call = client.engine_stream()
     try:
-        status = (await _open_stream(call, req, client, path, query, b"", hijack=False)).status
+        status = (await _open_stream(call, req, client, path, query, body, hijack=False)).status
         buf = b""
         body = []
         async for data in _data_frames(call, path):

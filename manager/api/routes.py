@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from swarmd.manager.api import containers, events, execs, images, networks, system, unsupported
+from swarmd.manager.api import build, containers, events, execs, images, networks, system, unsupported
 
 Handler = Callable[..., Awaitable]
 
@@ -64,8 +64,9 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/images/{name:path}/history", images.image_history),
     ("GET", "/images/{name:path}/json", images.inspect_image),
     ("POST", "/commit", images.commit_container),
+    ("POST", "/build", build.build_image),
     ("POST", "/build/prune", images.prune_build_cache),
-    ("POST", "/images/create", images.pull_image),
+    ("POST", "/images/create", images.create_image),
     ("POST", "/images/load", images.load_images),
     ("POST", "/images/{name:path}/push", images.push_image),
     ("POST", "/images/{name:path}/tag", images.tag_image),

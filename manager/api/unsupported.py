@@ -16,10 +16,9 @@ UNSUPPORTED = (
     ("/secrets", "swarm-mode secrets"),
     ("/configs", "swarm-mode configs"),
     ("/plugins", "plugins"),
-    ("/build", "image builds through the manager"),
-    ("/session", "build sessions"),
+    ("/session", "BuildKit (build with the classic builder: DOCKER_BUILDKIT=0)"),
     ("/distribution", "registry distribution inspection"),
-    ("/grpc", "BuildKit gRPC"),
+    ("/grpc", "BuildKit (build with the classic builder: DOCKER_BUILDKIT=0)"),
 )
 # every method gets the 501, so that no verb falls through to `page not found`
 METHODS = ("GET", "POST", "DELETE", "PUT", "HEAD")
