@@ -5,6 +5,7 @@ import asyncio
 import json
 import os
 import struct
+import subprocess
 import sys
 import time
 import uuid
@@ -23,6 +24,7 @@ from swarmd.manager.agents import AgentClient
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
 from swarmd.localcluster.processes import Daemon, free_port, wait_until
+from swarmd.localcluster.swarm import swarm_argv
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -423,7 +425,7 @@ def _etcd_nodes(url: str) -> dict:
     return asyncio.run(listing())
 
 
-def test_join_process_serves_health_registers_and_deregisters(lab, tmp_path):
+def test_join_process_serves_health_registers_and_stays_a_member_when_stopped(lab, tmp_path):
     engine = lab.engines[1]
     discovery_url = f"etcd://{lab.etcd.endpoint}/agent-test-{uuid.uuid4().hex[:8]}"
     daemon, addr = _join(tmp_path, engine.url, discovery_url, "--name", "joined-node", "--label", "zone=a",
@@ -440,6 +442,10 @@ def test_join_process_serves_health_registers_and_deregisters(lab, tmp_path):
     finally:
         code = daemon.stop(timeout=15)
     assert code == 0, daemon.log_tail()
+    assert node_id in _etcd_nodes(discovery_url)       # a stop is not a departure: the lease lives on
+    left = subprocess.run(swarm_argv("leave", "--state-dir", str(tmp_path / "state"), discovery_url),
+                          capture_output=True, text=True, timeout=30)
+    assert left.returncode == 0, left.stderr
     assert node_id not in _etcd_nodes(discovery_url)
 
     # a restart keeps the node id

@@ -32,3 +32,13 @@ def test_env_file_from_argv_or_environment(monkeypatch):
     assert env_file_from(["join"]) is None
     monkeypatch.setenv("SWARM_ENV_FILE", "/c")
     assert env_file_from(["join"]) == "/c"
+
+
+def test_agent_and_discovery_never_answer_early_pings_with_goaway():
+    """An idle manager-to-agent stream gets keepalive pings; a too_many_pings GOAWAY cut every
+    stream of the node and showed it unreachable for a moment."""
+    from swarmd.agent.daemon import SERVER_OPTIONS as agent_options
+    from swarmd.discovery.daemon import SERVER_OPTIONS as discovery_options
+    for options in (agent_options, discovery_options):
+        assert dict(options)["grpc.http2.max_ping_strikes"] == 0
+        assert dict(options)["grpc.keepalive_permit_without_calls"] == 1
