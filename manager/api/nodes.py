@@ -116,8 +116,8 @@ async def list_nodes(ctx: ManagerContext, req: Request) -> Response:
     return json_response([d for d in docs if matches(d, filters)])
 
 
-async def inspect_node(ctx: ManagerContext, req: Request, id: str) -> Response:
-    return json_response(node_document(find_node(_views(ctx.cluster), id)))
+async def inspect_node(ctx: ManagerContext, req: Request) -> Response:
+    return json_response(node_document(find_node(_views(ctx.cluster), req.params["id"])))
 
 
 async def _write(cluster: ClusterView, node_id: str, intent: NodeIntent) -> None:
@@ -131,8 +131,8 @@ async def _write(cluster: ClusterView, node_id: str, intent: NodeIntent) -> None
     cluster.apply_intent(node_id, intent)     # read-your-writes, before the watch brings it back
 
 
-async def update_node(ctx: ManagerContext, req: Request, id: str) -> Response:
-    view = find_node(_views(ctx.cluster), id)
+async def update_node(ctx: ManagerContext, req: Request) -> Response:
+    view = find_node(_views(ctx.cluster), req.params["id"])
     raw = req.arg("version")
     try:
         version = int(raw) if raw is not None else None
@@ -146,10 +146,10 @@ async def update_node(ctx: ManagerContext, req: Request, id: str) -> Response:
     return empty(200)
 
 
-async def remove_node(ctx: ManagerContext, req: Request, id: str) -> Response:
+async def remove_node(ctx: ManagerContext, req: Request) -> Response:
     """A down node goes at once; a ready one only with `force` (its registration is ended too).
     Either way its ID is retired: the agent's registrations are refused from then on."""
-    view = find_node(_views(ctx.cluster), id)
+    view = find_node(_views(ctx.cluster), req.params["id"])
     if view.healthy and not req.flag("force"):
         raise ApiError(400, f"node {view.name} is not down and can't be removed: stop its agent first "
                             "(`swarm leave` takes it out for good), or use --force to remove it anyway")
