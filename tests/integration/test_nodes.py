@@ -83,7 +83,7 @@ def test_pause_keeps_new_containers_off_the_node(cli, cluster):
             cli.run("run", "-d", "--name", n, "busybox", "sleep", "300")
         assert all(node_of(cli, n) != "node1" for n in names)
         pinned = cli.run("run", "-d", "-e", "constraint:node==node1", "busybox", "true", check=False)
-        assert pinned.returncode != 0 and "paused or drained" in pinned.stderr, pinned.stderr
+        assert pinned.returncode != 0 and "node==node1" in pinned.stderr, pinned.stderr
     finally:
         set_availability(cli, "node1", "active")
         for n in names:
@@ -100,16 +100,22 @@ def test_drain_moves_rescheduling_containers_once_and_leaves_the_others(cli, clu
     assert node_of(cli, moving) == node_of(cli, staying) == "node3"
     set_availability(cli, "node3", "drain")
     try:
-        wait_until(lambda: node_of(cli, moving) != "node3", 30, "the container to move off node3")
-        rows = [r for r in map(json.loads, cli.out("ps", "-a", "--format", "{{json .}}").splitlines())
-                if r["Names"].split("/")[-1] in (moving, staying)]
+        def listed():
+            return [r for r in map(json.loads, cli.out("ps", "-a", "--format", "{{json .}}").splitlines())
+                    if r["Names"].split("/")[-1] in (moving, staying)]
+
+        def moved():
+            rows = listed()
+            return rows if len(rows) == 2 and f"node3/{moving}" not in [r["Names"] for r in rows] else None
+
+        rows = wait_until(moved, 30, "the container to move off node3")
         names = sorted(r["Names"] for r in rows)
         assert len(rows) == 2 and f"node3/{staying}" in names, names            # one copy each
         assert [r["State"] for r in rows] == ["running", "running"], rows
-        events = cli.out("events", "--since", since, "--until", str(int(time.time())),
+        events = cli.out("events", "--since", since, "--until", str(int(time.time()) + 1),
                          "--filter", f"container={moving}", "--format", "{{.Action}} {{index .Actor.Attributes \"node.name\"}}")
         lines = events.splitlines()
-        assert lines.count("create node3") == 1 and "destroy node3" in lines, lines
+        assert lines.count("create node3") == 1 and "destroy node3" in lines, events
         assert sum(1 for line in lines if line.startswith("create ")) == 2, lines
         # a stop on node3 came before the start of the new copy: never two running at once
         stop_at = lines.index("stop node3") if "stop node3" in lines else lines.index("die node3")
