@@ -10,8 +10,9 @@ from swarmd.discovery.liveness import Heartbeats, while_alive
 from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
 from swarmd.common import logs
 from swarmd.common.membership.etcd_election import campaign, confirm_within, current_leader, leader_key
-from swarmd.common.membership.etcd_store import (EtcdStore, IdTaken, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
-                                          cluster_key, invalid_node_info)
+from swarmd.common.membership.etcd_store import (EtcdStore, IdTaken, LeaseGone, NameTaken, NodeRemoved, NodeSet,
+                                          StoreUnavailable, cluster_key, invalid_node_info)
+from swarmd.common.membership.intents import IntentRecords, valid_key
 from swarmd.common.membership.watch import apply
 
 log = logs.get("discovery")
@@ -73,6 +74,9 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         except (NameTaken, IdTaken) as exc:
             log.warning("registration refused", token=tokens.fingerprint(token), reason=str(exc))
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except NodeRemoved as exc:
+            log.warning("registration refused", token=tokens.fingerprint(token), reason=str(exc))
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except StoreUnavailable as exc:
             await self._unavailable(context, exc)
         log.info("node registered", token=tokens.fingerprint(token), node=info.name, id=info.id[:12],
@@ -173,3 +177,49 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         except StoreUnavailable as exc:
             await self._unavailable(context, exc)
         return discovery_pb2.GetLeaderResponse(leader=leader)
+
+    # -- cluster intent (written by the primary manager, watched by every manager) ---------------
+
+    async def _intents(self, token: str, context: grpc.aio.ServicerContext) -> IntentRecords:
+        await self._nodes(token, context)            # refuses malformed and unknown tokens
+        return IntentRecords(self.store, cluster_key(token))
+
+    async def ListIntents(self, request, context):
+        try:
+            records = await (await self._intents(request.token.lower(), context)).list()
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        return discovery_pb2.ListIntentsResponse(
+            records=[discovery_pb2.IntentRecord(key=k, value=v) for k, v in records])
+
+    async def PutIntent(self, request, context):
+        problem = valid_key(request.record.key)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        try:
+            intents = await self._intents(request.token.lower(), context)
+            await intents.put(request.record.key, request.record.value)
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        return discovery_pb2.PutIntentResponse()
+
+    async def DeleteIntent(self, request, context):
+        problem = valid_key(request.key)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        try:
+            await (await self._intents(request.token.lower(), context)).delete(request.key)
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        return discovery_pb2.DeleteIntentResponse()
+
+    async def WatchIntents(self, request, context):
+        kinds = {"put": discovery_pb2.IntentEvent.KIND_PUT, "delete": discovery_pb2.IntentEvent.KIND_DELETE,
+                 "synced": discovery_pb2.IntentEvent.KIND_SYNCED}
+        try:
+            intents = await self._intents(request.token.lower(), context)
+            async for kind, key, value in intents.session():
+                yield discovery_pb2.IntentEvent(kind=kinds[kind],
+                                                record=discovery_pb2.IntentRecord(key=key, value=value))
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from swarmd.manager.agents import AgentClient
 from swarmd.manager.container_records import SWARM_SHORT_ID_LENGTH, ContainerRecord
 from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.intent import NODE_KEY_PREFIX, IntentStore, NodeIntent
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot, ImageSnapshot, NodeSnapshot
 from swarmd.proto.swarm.v1 import types_pb2
 from swarmd.common import logs
@@ -71,6 +72,7 @@ class NodeView:
     error: str = ""
     updated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     pending: list[ContainerSnapshot] = field(default_factory=list)   # placed, not yet seen
+    intent: NodeIntent = field(default_factory=NodeIntent)             # availability, node labels
     task: asyncio.Task | None = None
     _snapshot: NodeSnapshot | None = None
     # (base snapshot, pending, base + pending): one snapshot object while neither changes, so the
@@ -101,9 +103,16 @@ class NodeView:
             return "Pending"
         return "Unhealthy"
 
+    @property
+    def availability(self) -> str:
+        return self.intent.availability
+
     def labels(self) -> dict[str, str]:
+        """Engine labels, the agent's `--label`s, then node labels (`docker node update`), each
+        overriding the one before, and the engine facts classic swarm added."""
         labels = _engine_labels(self.info)
         labels.update(self.node.info.labels)
+        labels.update(self.intent.labels)
         if self.info:
             labels.setdefault("storagedriver", self.info.get("Driver", ""))
             labels.setdefault("kernelversion", self.info.get("KernelVersion", ""))
@@ -141,6 +150,7 @@ class NodeView:
                 kernel_version=self.info.get("KernelVersion") or i.kernel_version,
                 operating_system=self.info.get("OperatingSystem") or i.operating_system,
                 architecture=self.info.get("Architecture") or i.architecture,
+                availability=self.intent.availability,
             )
         if self.pending:
             snap, pending = self._snapshot, tuple(self.pending)
@@ -177,6 +187,10 @@ class ClusterView:
         self._encoded: dict[str, tuple[ContainerRecord, bytes]] = {}
         self._reading: dict[str, asyncio.Future] = {}   # container ID -> the inspect in flight
         self._gone: dict[str, None] = {}                # recently removed IDs, oldest first
+        # node ID -> intent as last seen in the intent store (a node not listed has the default)
+        self.intents: dict[str, NodeIntent] = {}
+        self.intents_synced = asyncio.Event()      # the intent records have been read once
+        self.intent_store: IntentStore | None = None   # where the primary writes intent (manager.intent)
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -193,6 +207,8 @@ class ClusterView:
                 self.node_left(node.info.id, "node left the cluster (lease expired or deregistered)")
 
     def node_joined(self, node: types_pb2.Node) -> None:
+        if self.intent_of(node.info.id).removed:
+            return                     # removed by `docker node rm`: registration is refused too
         view = self.nodes.get(node.info.id)
         if view is not None and view.addr == node.info.addr:
             view.node = node
@@ -205,7 +221,7 @@ class ClusterView:
             return
         if view is not None:
             self._stop_follow(view)
-        view = NodeView(node=node, client=self._client_factory(node))
+        view = NodeView(node=node, client=self._client_factory(node), intent=self.intent_of(node.info.id))
         self.nodes[node.info.id] = view
         log.info("node joined", node=node.info.name, addr=node.info.addr, id=node.info.id[:12])
         self._start_follow(view)
@@ -220,6 +236,66 @@ class ClusterView:
         view.error = reason
         view.node.state = types_pb2.NODE_STATE_UNHEALTHY
         view.changed()
+
+    # -- intent -------------------------------------------------------------------------------
+
+    def intent_of(self, node_id: str) -> NodeIntent:
+        return self.intents.get(node_id) or NodeIntent()
+
+    async def follow_intents(self, store: IntentStore) -> None:
+        """Runs until cancelled: applies the intent records (written by the primary) to the view."""
+        listing: dict[str, NodeIntent] | None = {}
+        async for kind, key, value in store.watch():
+            if kind == "reset":
+                listing = {}                    # the watch reconnected and lists again
+                continue
+            if kind == "synced":
+                if listing is not None:        # a fresh listing replaces what was known
+                    for node_id in set(self.intents) - set(listing):
+                        self.apply_intent(node_id, None)
+                    for node_id, intent in listing.items():
+                        self.apply_intent(node_id, intent)
+                listing = None
+                self.intents_synced.set()
+                continue
+            if not key.startswith(NODE_KEY_PREFIX):
+                continue                        # a record of a later version: not ours to read
+            node_id = key[len(NODE_KEY_PREFIX):]
+            intent = NodeIntent.from_json(value) if kind == "put" else None
+            if listing is not None:
+                if intent is None:
+                    listing.pop(node_id, None)
+                else:
+                    listing[node_id] = intent
+            else:
+                self.apply_intent(node_id, intent)
+
+    def apply_intent(self, node_id: str, intent: NodeIntent | None) -> None:
+        """Makes `intent` (None: the default) the node's; a removed node leaves the view."""
+        if intent is None:
+            self.intents.pop(node_id, None)
+        else:
+            self.intents[node_id] = intent
+        view = self.nodes.get(node_id)
+        if view is None:
+            return
+        if intent is not None and intent.removed:
+            self.remove_node(node_id)
+            return
+        view.intent = intent or NodeIntent()
+        view.changed()
+
+    def remove_node(self, node_id: str) -> None:
+        """Drops the node and its containers from every listing (`docker node rm`)."""
+        view = self.nodes.pop(node_id, None)
+        if view is None:
+            return
+        log.info("node removed", node=view.name, id=node_id[:12])
+        self._stop_follow(view)
+        for rec in list(view.containers.values()):
+            self._unindex(rec)
+            self._read_at.pop(rec.id, None)
+        view.containers = {}
 
     def _start_follow(self, view: NodeView) -> None:
         view.task = asyncio.get_running_loop().create_task(self._follow(view), name=f"follow-{view.name}")

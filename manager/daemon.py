@@ -14,6 +14,7 @@ from swarmd.manager.api import build_router
 from swarmd.manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
 from swarmd.manager.cluster import ClusterView
 from swarmd.manager.config import ManagerConfig
+from swarmd.manager.drain import Drainer
 from swarmd.manager.election import LeaderState, Roles, follow_leadership, open_election
 from swarmd.manager.forwarding import Forwarder, RoleRouter
 from swarmd.manager.rescheduler import Rescheduler
@@ -21,6 +22,7 @@ from swarmd.manager.httpd.rate_limit import RateLimiter
 from swarmd.manager.httpd.server import HttpServer
 from swarmd.manager import metrics
 from swarmd.manager.gc_policy import GcPolicy
+from swarmd.manager.intent import open_intent_store
 from swarmd.manager.scheduler import Scheduler
 from swarmd.common import logs, reload
 from swarmd.common.config import describe
@@ -72,7 +74,8 @@ async def build_manager(cfg: ManagerConfig) -> Manager:
         ctx.role = "replica"     # until elected
         router = RoleRouter(router, lambda: ctx.role == "primary",
                             Forwarder(ctx, tls.client_ssl_context() if tls is not None else None))
-    roles = Roles(ctx, Rescheduler(cluster, ctx.placement).run)
+    cluster.intent_store = open_intent_store(membership)
+    roles = Roles(ctx, primary_work(Rescheduler(cluster, ctx.placement), Drainer(cluster, ctx.placement)))
     server = HttpServer(router, api_version=API_VERSION, min_api_version=MIN_API_VERSION,
                         server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}",
                         observer=metrics.observe_request,
@@ -80,6 +83,15 @@ async def build_manager(cfg: ManagerConfig) -> Manager:
                         rate_limiter=RateLimiter(cfg.api_rate_limit) if cfg.api_rate_limit > 0 else None)
     return Manager(cfg, membership, cluster, ctx, scheduler, election, roles, server,
                    MetricsEndpoint(metrics.REGISTRY))
+
+
+def primary_work(rescheduler: Rescheduler, drainer: Drainer):
+    """What only the primary runs: rescheduling off lost nodes and moving containers off drained ones."""
+    async def run() -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(rescheduler.run(), name="rescheduler")
+            tg.create_task(drainer.run(), name="drainer")
+    return run
 
 
 async def serve(m: Manager, stop: asyncio.Event) -> int:
@@ -98,6 +110,7 @@ async def serve(m: Manager, stop: asyncio.Event) -> int:
     async with asyncio.TaskGroup() as tg:
         follower = tg.create_task(until_refused("membership refused", m.cluster.follow_membership(m.membership)),
                                   name="membership")
+        intents = tg.create_task(m.cluster.follow_intents(m.cluster.intent_store), name="intents")
         leader = None
         if m.election is not None:
             leader = tg.create_task(until_refused("replication refused", follow_leadership(
@@ -113,6 +126,7 @@ async def serve(m: Manager, stop: asyncio.Event) -> int:
         await stop.wait()
         log.info("manager shutting down")
         follower.cancel()
+        intents.cancel()
         if leader is not None:
             leader.cancel()
     return exit_code

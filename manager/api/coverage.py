@@ -26,6 +26,10 @@ PARTIAL = {
     ("POST", "/volumes/create"): "node-local: `node/name` on one node, a plain name on every healthy node",
     ("GET", "/info"): "cluster totals; nodes listed in SystemStatus as classic swarm did",
     ("POST", "/images/{name}/push"): "pushes from the first node holding the image",
+    ("GET", "/nodes"): "swarmd's nodes, all workers; filters id, name, role, membership, node.label",
+    ("GET", "/nodes/{id}"): "Spec.Availability and Spec.Labels are swarmd's node intent; Status ready/down",
+    ("POST", "/nodes/{id}/update"): "availability and labels only (kept in etcd); the role stays worker",
+    ("DELETE", "/nodes/{id}"): "a down node, or a ready one with `force`; its node ID is retired",
 }
 
 NOT_SERVED = {("GET", "/containers/{id}/attach/ws"): "websocket attach: 501"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from swarmd.manager.api import build, containers, events, execs, images, networks, system, unsupported
+from swarmd.manager.api import build, containers, events, execs, images, networks, nodes, system, unsupported
 
 Handler = Callable[..., Awaitable]
 
@@ -88,6 +88,12 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/volumes/create", networks.create_volume),
     ("POST", "/volumes/prune", networks.prune_volumes),
     ("DELETE", "/volumes/{name:path}", networks.remove_volume),
+
+    # -- nodes (swarm mode's node endpoints over swarmd's nodes) ---------------------------------
+    ("GET", "/nodes", nodes.list_nodes),
+    ("GET", "/nodes/{id}", nodes.inspect_node),
+    ("POST", "/nodes/{id}/update", nodes.update_node),
+    ("DELETE", "/nodes/{id}", nodes.remove_node),
 
     # -- not offered by a classic cluster: 501 on every method, at each prefix and under it ------
     *((method, pattern, partial(unsupported.refuse, what=what))

@@ -12,7 +12,6 @@ UNSUPPORTED = (
     ("/swarm", "swarm mode (use swarmd's own clustering)"),
     ("/services", "swarm-mode services"),
     ("/tasks", "swarm-mode tasks"),
-    ("/nodes", "swarm-mode nodes (see `docker info` for the cluster's nodes)"),
     ("/secrets", "swarm-mode secrets"),
     ("/configs", "swarm-mode configs"),
     ("/plugins", "plugins"),

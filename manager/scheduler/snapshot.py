@@ -255,6 +255,7 @@ class NodeSnapshot(_Indexed):
     kernel_version: str
     operating_system: str
     architecture: str
+    availability: str = "active"    # intent (`docker node update --availability`): active, pause, drain
 
     @property
     def index(self) -> NodeIndex:

@@ -2,7 +2,9 @@
 (`region==us-east`, `storagedriver==overlay2`, …), with `!=`, globs, `/regex/` and soft `==~`.
 
 A node without the label compares as the empty string, as in classic swarm (so `region!=us`
-accepts it).
+accepts it). Node labels (`docker node update --label-add`) are among the node's labels, so
+`zone==east` matches them as it matches engine labels; `node.labels.zone==east` (swarm mode's form)
+reads the same label.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from swarmd.manager.scheduler.snapshot import NodeSnapshot
 
 # engine facts the caller normally merges into the labels; read from the snapshot when it did not
+NODE_LABELS_PREFIX = "node.labels."
 _FACTS = {"kernelversion": "kernel_version", "operatingsystem": "operating_system", "ostype": "os",
           "architecture": "architecture"}
 
@@ -36,6 +39,8 @@ def label_value(node: NodeSnapshot, key: str) -> str:
 def predicate(expr: Expression) -> Callable[[NodeSnapshot], bool]:
     """Whether a node satisfies `expr`, operator included."""
     key, value, one = expr.key, expr.value, expr.matches_one
+    if key.lower().startswith(NODE_LABELS_PREFIX):
+        key = key[len(NODE_LABELS_PREFIX):]
     if key == "node":
         if expr.is_plain:
             hit = lambda node: value == node.name or value == node.id  # noqa: E731

@@ -6,8 +6,8 @@ from typing import AsyncIterator
 from swarmd.proto.swarm.v1 import types_pb2
 from swarmd.common import logs
 from swarmd.common.membership import Membership, MemberEvent, MembershipError, MembershipUnavailable
-from swarmd.common.membership.etcd_store import (EtcdStore, IdTaken, LeaseGone, NameTaken, NodeSet, StoreUnavailable,
-                                         invalid_node_info)
+from swarmd.common.membership.etcd_store import (EtcdStore, IdTaken, LeaseGone, NameTaken, NodeRemoved, NodeSet,
+                                         StoreUnavailable, invalid_node_info)
 from swarmd.common.membership.registrar import LeaseRegistrar, RegistrationLost
 from swarmd.common.membership.watch import converging_watch
 
@@ -49,7 +49,7 @@ class EtcdRegistrar(_EtcdScheme, LeaseRegistrar):
             raise MembershipError(problem)
         try:
             self.lease_id, _ = await self.nodes.register(info, ttl)
-        except (NameTaken, IdTaken) as exc:
+        except (NameTaken, IdTaken, NodeRemoved) as exc:
             raise MembershipError(str(exc)) from None
         except StoreUnavailable as exc:
             raise MembershipUnavailable(str(exc)) from None

@@ -57,6 +57,32 @@ def name_key(base: str, name: str) -> str:
     return f"{base}/names/{name}"
 
 
+def intent_prefix(base: str) -> str:
+    """Where a cluster's intent records live (see swarmd.common.membership.intents)."""
+    return f"{base.rstrip('/')}/intent/"
+
+
+def node_intent_key(node_id: str) -> str:
+    """The key of one node's intent record, relative to intent_prefix."""
+    return f"nodes/{node_id}"
+
+
+def is_removed(value: bytes | None) -> bool:
+    """Whether a node intent record (JSON) says the node was removed (`docker node rm`)."""
+    if not value:
+        return False
+    try:
+        return bool(json.loads(value).get("removed"))
+    except (ValueError, AttributeError):
+        return False
+
+
+def removed_message(node_id: str) -> str:
+    return (f"node {node_id} was removed from the cluster (docker node rm): its ID is retired. To join "
+            "this host again as a new node, remove the node-id file from the agent's --state-dir and "
+            "start the agent: it gets an ID of its own")
+
+
 def lease_seconds(ttl: float) -> int:
     """etcd leases are whole seconds; never below what a single etcd member accepts."""
     return max(MIN_TTL_SECONDS, math.ceil(ttl))
@@ -108,6 +134,10 @@ class NameTaken(Exception):
 
 class IdTaken(Exception):
     """A live registration from another address or engine holds the node ID: a clone."""
+
+
+class NodeRemoved(Exception):
+    """The node ID was retired by `docker node rm`: it may not register again."""
 
 
 class LeaseGone(Exception):
@@ -270,7 +300,8 @@ class NodeSet:
         """Stores the node under a new lease; returns (lease ID, lease seconds).
 
         Raises NameTaken when another live node holds the name, IdTaken when a live node of
-        another address or engine holds the ID (see `same_instance`). A node re-registering with the
+        another address or engine holds the ID (see `same_instance`), NodeRemoved when the ID
+        was removed from the cluster. A node re-registering with the
         same ID from the same agent replaces its previous registration (and releases its previous
         lease): a restarted agent resumes.
         """
@@ -282,7 +313,12 @@ class NodeSet:
         node_id = info.id.encode()
         value = node.SerializeToString()
 
+        removal_key = (intent_prefix(self.base) + node_intent_key(info.id)).encode()
+
         async def op(c: aetcd.Client) -> int:
+            removal = await c.get(removal_key)
+            if removal is not None and is_removed(removal.value):
+                raise NodeRemoved(removed_message(info.id))
             lease = await c.lease(seconds)
             tx = c.transactions
             puts = [tx.put(mkey, node_id, lease=lease.id), tx.put(nkey, value, lease=lease.id)]
