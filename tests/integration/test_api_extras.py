@@ -160,7 +160,7 @@ def test_stats_cp_commit_export_diff(cli, lab, tmp_path):
 def test_unsupported_and_unknown_endpoints_answer_clearly(swarm):
     status, doc = _api(swarm, "GET", "/v1.41/services")
     assert status == 501 and "not supported" in doc["message"]
-    status, doc = _api(swarm, "GET", "/v1.41/nodes")
+    status, doc = _api(swarm, "GET", "/v1.41/secrets")
     assert status == 501
     status, doc = _api(swarm, "GET", "/v1.41/no/such/thing")
     assert status == 404 and doc == {"message": "page not found"}
