@@ -18,11 +18,16 @@ from dataclasses import dataclass
 from swarmd.manager import metrics
 from swarmd.manager.cluster import ClusterView, NodeView
 from swarmd.manager.container_records import ContainerRecord, requested_bindings
+from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler, SchedulerError
+from swarmd.manager.scheduler.container_spec import reserved_cpus
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot
 from swarmd.common import logs
 
 log = logs.get("manager.placement")
+
+# engine answers that say the request itself is wrong: another node would refuse it alike
+NOT_RETRIED = frozenset({400, 409})
 
 _VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
@@ -67,7 +72,7 @@ def check_name(name: str) -> str:
 def pending_placeholder(name: str, body: dict) -> ContainerSnapshot:
     """What a container being created reserves on its node, read from the engine's create body."""
     hc = body.get("HostConfig") or {}
-    cpus = (hc.get("NanoCpus") or 0) / 1e9
+    cpus = reserved_cpus(body, hc)
     return ContainerSnapshot(
         id=f"pending:{name}:{id(body)}", name=name, image=str(body.get("Image") or ""), image_id="",
         state="created", labels=dict(body.get("Labels") or {}),
@@ -110,15 +115,19 @@ class Placement:
         if held_by_other or name in self._names_in_flight:
             raise NameInUse(name, holder)
 
-    def _decide(self, name: str, body: dict) -> tuple[NodeView, dict]:
-        """The node the scheduler picks and the body for its engine, counted in the scheduling metrics."""
+    def _decide(self, name: str, body: dict, failed: frozenset[str] = frozenset()) -> tuple[NodeView, dict]:
+        """The node the scheduler picks (never one of `failed`, the node IDs a create of this
+        container already failed on) and the body for its engine, counted in the scheduling metrics."""
         if not body.get("Image"):
             raise InvalidCreate("No command specified" if not body.get("Cmd") else "image is required")
         started = time.perf_counter()
         try:
             spec = ContainerSpec.from_create(body, name or None)
-            node = self.scheduler.select(spec, self.cluster.snapshots())
-            engine_body = spec.normalized_create_body(body)
+            snapshots = self.cluster.snapshots()
+            if failed:
+                snapshots = [s for s in snapshots if s.id not in failed]
+            node = self.scheduler.select(spec, snapshots)
+            engine_body = spec.normalized_create_body(body, node.total_cpus)
         except NoSuitableNode as exc:
             metrics.SCHEDULING.labels("no_suitable_node").inc()
             raise NoNodeFits(str(exc)) from None
@@ -135,8 +144,29 @@ class Placement:
         container takes over from: its name is not a conflict. Agent errors pass through as ApiError."""
         if name:
             name = check_name(name)
-            self._check_free(name, replacing)
-        view, engine_body = self._decide(name, body)
+        failed: set[str] = set()
+        last_error: ApiError | None = None
+        while True:
+            if name:
+                self._check_free(name, replacing)
+            try:
+                view, engine_body = self._decide(name, body, frozenset(failed))
+            except NoNodeFits:
+                if last_error is None:
+                    raise
+                raise last_error from None    # no other node to try: the engine's own words
+            try:
+                return await self._create_on(view, name, engine_body)
+            except ApiError as exc:
+                # classic's swarm.createretry: a create that failed on its node is tried on another
+                if len(failed) >= self.scheduler.create_retry or exc.status in NOT_RETRIED:
+                    raise
+                log.warning("creating %s on %s failed (%s); trying another node", name or "a container",
+                            view.name, exc.message)
+                failed.add(view.id)
+                last_error = exc
+
+    async def _create_on(self, view: NodeView, name: str, engine_body: dict) -> Placed:
         # no await since the name check: the reservation and the decision are one step for other creates
         placeholder = pending_placeholder(name, engine_body)
         view.pending.append(placeholder)
