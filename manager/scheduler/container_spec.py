@@ -27,6 +27,10 @@ AFFINITIES_LABEL = "com.docker.swarm.affinities"
 RESCHEDULE_LABEL = "com.docker.swarm.reschedule-policies"
 RESCHEDULE_POLICIES = ("off", "on-node-failure")
 RESERVED_CPUS_LABEL = "com.docker.swarm.reserved-cpus"
+# the labels docker-compose gives one container of a service: a container carrying the same values
+# is the one it replaces when it recreates the service
+COMPOSE_IDENTITY_LABELS = ("com.docker.compose.project", "com.docker.compose.service",
+                           "com.docker.compose.container-number")
 
 # env prefix -> label carrying the same rules
 _RULE_LABELS = {"constraint": CONSTRAINTS_LABEL, "affinity": AFFINITIES_LABEL, "reschedule": RESCHEDULE_LABEL}
@@ -156,6 +160,12 @@ def _asked_cpus(body: dict, host_config: dict) -> float:
     return max(float(shares), _int_field(host_config, "NanoCpus", "HostConfig.") / 1e9)
 
 
+def _compose_identity(labels: dict) -> tuple[tuple[str, str], ...]:
+    """The compose project, service and container number of the container, when it has all three."""
+    found = tuple((k, labels.get(k)) for k in COMPOSE_IDENTITY_LABELS)
+    return found if all(isinstance(v, str) and v for _, v in found) else ()
+
+
 def engine_cpu_shares(cpus: float, node_cpus: float) -> int:
     """The engine's CpuShares meaning `cpus` of a node with `node_cpus` (classic's cluster/engine.go:
     `ceil(N * 1024 / node CPUs)`), never under the kernel's minimum of 2."""
@@ -279,6 +289,7 @@ class ContainerSpec:
     network_mode: str = ""
     dependencies: tuple[Dependency, ...] = ()
     reschedule_policies: tuple[str, ...] = ()
+    compose_identity: tuple[tuple[str, str], ...] = ()   # COMPOSE_IDENTITY_LABELS with their values
 
     @property
     def has_soft_rules(self) -> bool:
@@ -324,6 +335,7 @@ class ContainerSpec:
             network_mode=network_mode,
             dependencies=_dependencies(host_config, network_mode),
             reschedule_policies=rules.reschedule,
+            compose_identity=_compose_identity(labels),
         )
 
     def normalized_create_body(self, body: dict, node_cpus: float | None = None) -> dict:

@@ -143,11 +143,13 @@ class NodeIndex:
             return False
         return wanted.all_interfaces or "0.0.0.0" in ips or wanted.host_ip in ips
 
-    def port_in_use_except(self, wanted: PortBinding, replaced: tuple[str, ...]) -> bool:
-        """`port_in_use`, not counting a container that is not running and that `replaced` names
-        (name, ID or ID prefix): the one a recreate replaces (see filters/port.py)."""
+    def port_in_use_except(self, wanted: PortBinding, replaced: tuple[str, ...],
+                           identity: tuple[tuple[str, str], ...] = ()) -> bool:
+        """`port_in_use`, not counting a container that is not running and is the one a recreate
+        replaces: named by `replaced` (name, ID or ID prefix), or carrying every label of
+        `identity` (see filters/port.py)."""
         for c in self._containers:
-            if c.state in PORT_FREE_STATES or (c.state in NOT_RUNNING_STATES and _named(c, replaced)):
+            if c.state in PORT_FREE_STATES or (c.state in NOT_RUNNING_STATES and _replaced(c, replaced, identity)):
                 continue
             if any(wanted.conflicts_with(p) for p in c.ports):
                 return True
@@ -242,7 +244,9 @@ class NodeIndex:
 _UNSET = object()
 
 
-def _named(container: ContainerSnapshot, refs: tuple[str, ...]) -> bool:
+def _replaced(container: ContainerSnapshot, refs: tuple[str, ...], identity: tuple[tuple[str, str], ...]) -> bool:
+    if identity and all(container.labels.get(k) == v for k, v in identity):
+        return True
     for ref in refs:
         ref = ref.lstrip("/")
         if ref and (ref == container.name or (is_hex(ref) and container.id.startswith(ref))):

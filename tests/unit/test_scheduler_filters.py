@@ -276,3 +276,18 @@ def test_soft_constraint():
     s = spec(env=["constraint:region==~eu", "constraint:node==~node9"])
     assert run(ConstraintFilter(), s, con_nodes()) == ["other"]
     assert run(ConstraintFilter(), s, con_nodes(), soft=False) == ["node1", "node2", "other"]
+
+
+def test_a_stopped_container_of_the_same_compose_service_and_number_gives_its_ports_to_its_replacement():
+    ident = {"com.docker.compose.project": "p", "com.docker.compose.service": "web",
+             "com.docker.compose.container-number": "1"}
+    busy = [PortBinding("0.0.0.0", 8080, "tcp")]
+    nodes = [node("a", containers=[ctr("old", state="exited", labels=ident, ports=busy)]),
+             node("b", containers=[ctr("other", state="exited", labels={**ident, "com.docker.compose.container-number": "2"},
+                                       ports=busy)])]
+    wanted = ports(("", 8080, "tcp"))
+    assert run(PortFilter(), spec(Labels=ident, hc=wanted), nodes) == ["a"]
+    with pytest.raises(NoSuitableNode):      # a new container of another number, or none of compose's
+        run(PortFilter(), spec(Labels={**ident, "com.docker.compose.container-number": "3"}, hc=wanted), nodes)
+    with pytest.raises(NoSuitableNode):
+        run(PortFilter(), spec(hc=wanted), nodes)

@@ -5,9 +5,10 @@ included (starting it again needs them): the third `-p 80:80` on two nodes is re
 `--net=host` a container's exposed ports are its host ports.
 
 One exception, so that docker-compose can recreate a service that publishes a port (classic
-refused that): compose stops the old container and creates its replacement with
-`affinity:container==<old ID>`; a container named by such a hard affinity does not hold its ports
-against the new one while it is not running.
+refused that): compose stops the old container, then creates its replacement with the same
+project, service and container-number labels (and, when volumes carry over,
+`affinity:container==<old ID>`). A container that is not running and that the new one replaces
+(same compose labels, or named by a hard `affinity:container==`) does not hold its ports against it.
 """
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ def describe(binding: PortBinding, host_mode: bool) -> str:
 
 
 def _free_test(spec: ContainerSpec, wanted: PortBinding):
-    replaced = spec.replaces
-    if replaced:
-        return lambda node: not node.index.port_in_use_except(wanted, replaced)
+    replaced, identity = spec.replaces, spec.compose_identity
+    if replaced or identity:
+        return lambda node: not node.index.port_in_use_except(wanted, replaced, identity)
     return lambda node: not node.index.port_in_use(wanted)
 
 
@@ -57,7 +58,7 @@ class PortFilter:
         wanted = spec.ports
         if not wanted:
             return None
-        if spec.replaces:
+        if spec.replaces or spec.compose_identity:
             tests = [_free_test(spec, w) for w in wanted]
             return lambda node: all(t(node) for t in tests)
         if len(wanted) == 1:
