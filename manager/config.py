@@ -6,6 +6,7 @@ exit 2) for any value that cannot work; the daemon (manager.daemon) takes only t
 from __future__ import annotations
 
 import ipaddress
+import math
 import urllib.parse
 from dataclasses import dataclass
 
@@ -67,6 +68,68 @@ def check_filters(names: list[str] | None) -> tuple[str, ...] | None:
     return tuple(out)
 
 
+# --cluster-opt keys (classic swarm's cluster/swarm/cluster.go); values are checked as classic did
+OVERCOMMIT = "swarm.overcommit"
+CREATE_RETRY = "swarm.createretry"
+CLUSTER_OPTS = (OVERCOMMIT, CREATE_RETRY)
+
+
+@dataclass(frozen=True)
+class ClusterOpts:
+    overcommit: float = 0.0     # classic's default was 0.05; swarmd keeps reservations within the node
+    create_retry: int = 0
+
+
+def check_cluster_opts(values: list[str] | None) -> ClusterOpts:
+    """`--cluster-opt KEY=VALUE` values (repeatable; a later key wins) as ClusterOpts."""
+    found: dict[str, str] = {}
+    for raw in values or []:
+        key, sep, value = str(raw).partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise ConfigError(f"--cluster-opt {raw!r}: use KEY=VALUE, e.g. {OVERCOMMIT}=0.05")
+        if key not in CLUSTER_OPTS:
+            raise ConfigError(f"--cluster-opt {raw!r}: unknown option {key!r}: valid options are {', '.join(CLUSTER_OPTS)}")
+        found[key] = value
+    opts = ClusterOpts()
+    if OVERCOMMIT in found:
+        try:
+            ratio = float(found[OVERCOMMIT])
+        except ValueError:
+            ratio = math.nan
+        # classic: "swarm.overcommit should be larger than -1"
+        if not math.isfinite(ratio) or ratio <= -1:
+            raise ConfigError(f"--cluster-opt {OVERCOMMIT}={found[OVERCOMMIT]}: expected a ratio larger than -1, "
+                              "e.g. 0.05 for 5% more than the node has")
+        opts = ClusterOpts(overcommit=ratio, create_retry=opts.create_retry)
+    if CREATE_RETRY in found:
+        text = found[CREATE_RETRY]
+        if not text.isdigit():
+            # classic: "swarm.createretry can not be negative"
+            raise ConfigError(f"--cluster-opt {CREATE_RETRY}={text}: expected a whole number, 0 or more")
+        opts = ClusterOpts(overcommit=opts.overcommit, create_retry=int(text))
+    return opts
+
+
+def check_classic_polling(args) -> tuple[str, ...]:
+    """The classic engine-polling flags given, checked as classic checked them (they have no effect)."""
+    given = tuple(flag for flag, value in (
+        ("--engine-refresh-min-interval", args.engine_refresh_min_interval),
+        ("--engine-refresh-max-interval", args.engine_refresh_max_interval),
+        ("--engine-failure-retry", args.engine_failure_retry),
+        ("--heartbeat", args.heartbeat)) if value is not None)
+    low, high = args.engine_refresh_min_interval, args.engine_refresh_max_interval
+    for flag, value in (("--engine-refresh-min-interval", low), ("--engine-refresh-max-interval", high),
+                        ("--heartbeat", args.heartbeat)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{flag} {value:g}s: must be more than 0")
+    if low is not None and high is not None and high < low:
+        raise ConfigError(f"--engine-refresh-max-interval {high:g}s: must be at least --engine-refresh-min-interval ({low:g}s)")
+    if args.engine_failure_retry is not None and args.engine_failure_retry <= 0:
+        raise ConfigError(f"--engine-failure-retry {args.engine_failure_retry}: must be more than 0")
+    return given
+
+
 @dataclass(frozen=True)
 class ManagerConfig:
     listen: tuple[str, ...]             # normalized -H addresses
@@ -79,6 +142,8 @@ class ManagerConfig:
     replication_ttl: float
     cluster: ClusterAccess
     env_file: str | None
+    cluster_opts: ClusterOpts = ClusterOpts()
+    classic_flags: tuple[str, ...] = ()   # classic's engine-polling flags given: logged, no effect
 
     @classmethod
     def from_args(cls, args) -> "ManagerConfig":
@@ -102,7 +167,8 @@ class ManagerConfig:
                    api_rate_limit=positive("--api-rate-limit", args.api_rate_limit, zero=True),
                    metrics_addr=args.metrics_addr or None, replication=bool(args.replication),
                    replication_ttl=positive("--replication-ttl", args.replication_ttl),
-                   cluster=cluster, env_file=getattr(args, "env_file", None))
+                   cluster=cluster, env_file=getattr(args, "env_file", None),
+                   cluster_opts=check_cluster_opts(args.cluster_opt), classic_flags=check_classic_polling(args))
 
 
 def check_replication(advertise: str, scheme: str) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from swarmd.manager.container_status import parse_time, status_text
+from swarmd.manager.scheduler.container_spec import reserved_cpus
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot, PortBinding
 
 # classic swarm's own ID for a container (cluster/config.go `SwarmID`): set by the manager at
@@ -108,7 +109,7 @@ class ContainerRecord:
         if self._snapshot is None:
             cfg = self.doc.get("Config") or {}
             hc = self.doc.get("HostConfig") or {}
-            cpus = (hc.get("NanoCpus") or 0) / 1e9
+            cpus = reserved_cpus(cfg, hc)
             self._snapshot = ContainerSnapshot(
                 id=self.id, name=self.name, image=cfg.get("Image") or "", image_id=self.doc.get("Image") or "",
                 state=self.state.get("Status") or "", labels=dict(cfg.get("Labels") or {}),

@@ -59,7 +59,8 @@ class Manager:
 async def build_manager(cfg: ManagerConfig) -> Manager:
     """Every part, nothing started yet; MembershipError when the cluster cannot be opened."""
     tls = cfg.cluster.tls
-    scheduler = Scheduler(cfg.strategy, list(cfg.filters) if cfg.filters is not None else None)
+    scheduler = Scheduler(cfg.strategy, list(cfg.filters) if cfg.filters is not None else None,
+                          overcommit=cfg.cluster_opts.overcommit, create_retry=cfg.cluster_opts.create_retry)
     membership = cfg.cluster.open_membership()
     cluster = ClusterView(client_factory=lambda n: AgentClient(n.info.addr, n.info.name, tls=tls))
     ctx = ManagerContext(cluster=cluster, scheduler=scheduler, advertise=cfg.advertise)

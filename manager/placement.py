@@ -22,13 +22,17 @@ from swarmd.manager import metrics
 from swarmd.manager.network_names import pinned_to_network_node
 from swarmd.manager.cluster import ClusterView, NodeView
 from swarmd.manager.container_records import SWARM_ID_LABEL, SWARM_ID_LENGTH, ContainerRecord, requested_bindings
-from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler, SchedulerError
 from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler, SchedulerError
+from swarmd.manager.scheduler.container_spec import reserved_cpus
 from swarmd.manager.scheduler.filters.expressions import parse_expression
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot
 from swarmd.common import logs
 
 log = logs.get("manager.placement")
+
+# engine answers that say the request itself is wrong: another node would refuse it alike
+NOT_RETRIED = frozenset({400, 409})
 
 _VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
@@ -85,7 +89,7 @@ def with_swarm_id(body: dict, taken: Callable[[str], bool]) -> dict:
 def pending_placeholder(name: str, body: dict) -> ContainerSnapshot:
     """What a container being created reserves on its node, read from the engine's create body."""
     hc = body.get("HostConfig") or {}
-    cpus = (hc.get("NanoCpus") or 0) / 1e9
+    cpus = reserved_cpus(body, hc)
     return ContainerSnapshot(
         id=f"pending:{name}:{id(body)}", name=name, image=str(body.get("Image") or ""), image_id="",
         state="created", labels=dict(body.get("Labels") or {}),
@@ -128,8 +132,10 @@ class Placement:
         if held_by_other or name in self._names_in_flight:
             raise NameInUse(name, holder)
 
-    def _decide(self, name: str, body: dict, image_affinity: bool = False) -> tuple[NodeView, dict]:
-        """The node the scheduler picks and the body for its engine, counted in the scheduling metrics.
+    def _decide(self, name: str, body: dict, failed: frozenset[str] = frozenset(),
+                image_affinity: bool = False) -> tuple[NodeView, dict]:
+        """The node the scheduler picks (never one of `failed`, the node IDs a create of this
+        container already failed on) and the body for its engine, counted in the scheduling metrics.
         `image_affinity` adds `affinity:image==IMAGE` to this decision only (never to the container)."""
         if not body.get("Image"):
             raise InvalidCreate("No command specified" if not body.get("Cmd") else "image is required")
@@ -139,8 +145,11 @@ class Placement:
             spec = ContainerSpec.from_create(body, name or None)
             if image_affinity:
                 spec = _with_image_affinity(spec)
-            node = self.scheduler.select(spec, self.cluster.snapshots())
-            engine_body = spec.normalized_create_body(body)
+            snapshots = self.cluster.snapshots()
+            if failed:
+                snapshots = [s for s in snapshots if s.id not in failed]
+            node = self.scheduler.select(spec, snapshots)
+            engine_body = spec.normalized_create_body(body, node.total_cpus)
         except NoSuitableNode as exc:
             metrics.SCHEDULING.labels("no_suitable_node").inc()
             raise NoNodeFits(str(exc)) from None
@@ -159,24 +168,41 @@ class Placement:
         affinity: `docker build` or `docker import` leave an image on some nodes only)."""
         if name:
             name = check_name(name)
-            self._check_free(name, replacing)
         body = with_swarm_id(body, lambda sid: self.cluster.by_swarm_id(sid) is not None)
-        view, engine_body = self._decide(name, body)
-        try:
-            return await self._create_on(view, name, engine_body)
-        except ApiError:
+        failed: set[str] = set()
+        last_error: ApiError | None = None
+        while True:
+            if name:
+                self._check_free(name, replacing)
+            try:
+                view, engine_body = self._decide(name, body, frozenset(failed))
+            except NoNodeFits:
+                if last_error is None:
+                    raise
+                raise last_error from None    # no other node to try: the engine's own words
+            try:
+                return await self._create_on(view, name, engine_body)
+            except ApiError as exc:
+                error = exc
+            # as classic swarm's Cluster.CreateContainer: the chosen node could not get the image
+            # (built or imported on another node, in no registry): once more, on a node holding it
             holder = self._image_holder(name, body, view)
-            if holder is None:
-                raise
-        # as classic swarm's Cluster.CreateContainer: the chosen node could not get the image (built
-        # or imported on another node, in no registry): once more, on a node that holds it
-        if name:
-            self._check_free(name, replacing)
-        return await self._create_on(holder, name, engine_body)
+            if holder is not None:
+                holder_view, holder_body = holder
+                if name:
+                    self._check_free(name, replacing)
+                return await self._create_on(holder_view, name, holder_body)
+            # classic's swarm.createretry: a create that failed on its node is tried on another
+            if len(failed) >= self.scheduler.create_retry or error.status in NOT_RETRIED:
+                raise error
+            log.warning("creating %s on %s failed (%s); trying another node", name or "a container",
+                        view.name, error.message)
+            failed.add(view.id)
+            last_error = error
 
-    def _image_holder(self, name: str, body: dict, failed: NodeView) -> NodeView | None:
-        """The node to retry a failed create on: one holding the image when `failed` does not and
-        no node constraint was given (classic's condition); None when there is none."""
+    def _image_holder(self, name: str, body: dict, failed: NodeView) -> tuple[NodeView, dict] | None:
+        """The node (and its engine body) to retry a failed create on: one holding the image when
+        `failed` does not and no node constraint was given (classic's condition); None otherwise."""
         spec = _with_image_affinity(ContainerSpec.from_create(body, name or None))
         if any(e.key == "node" for e in spec.constraints):
             return None
@@ -186,10 +212,9 @@ class Placement:
         except NoSuitableNode:
             pass
         try:
-            view, _ = self._decide(name, body, image_affinity=True)
+            return self._decide(name, body, image_affinity=True)
         except PlacementError:
             return None
-        return view
 
     async def _create_on(self, view: NodeView, name: str, engine_body: dict) -> Placed:
         # no await since the name check: the reservation and the decision are one step for other creates

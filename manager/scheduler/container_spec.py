@@ -4,11 +4,18 @@ Swarm rules travel, as in classic swarm, either as environment entries (`-e cons
 `-e affinity:container==db`, `-e reschedule:on-node-failure`) or as JSON-list labels
 (`com.docker.swarm.constraints`, `.affinities`, `.reschedule-policies`). `normalized_create_body`
 moves the environment form into the labels, so the engine never sees the `constraint:` entries and
-the rules stay with the container.
+the rules stay with the container. Classic's documented shell-escaped operator `\\!=` (`!` is special
+in interactive bash) is read as `!=` in both forms, the label's invalid JSON escape `\\!` included.
+
+CPUs follow classic swarm's `-c` semantics: `--cpu-shares N` (`HostConfig.CpuShares`) reserves N
+CPUs, and the engine is given the share of its node that means (classic's cluster/engine.go:
+`ceil(N * 1024 / node CPUs)`); the CPUs asked are kept in the RESERVED_CPUS_LABEL, so that the
+container's reservation (and a rescheduled copy's request) is read back from it.
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 from swarmd.manager.scheduler.errors import InvalidSpec
@@ -19,6 +26,11 @@ CONSTRAINTS_LABEL = "com.docker.swarm.constraints"
 AFFINITIES_LABEL = "com.docker.swarm.affinities"
 RESCHEDULE_LABEL = "com.docker.swarm.reschedule-policies"
 RESCHEDULE_POLICIES = ("off", "on-node-failure")
+RESERVED_CPUS_LABEL = "com.docker.swarm.reserved-cpus"
+# the labels docker-compose gives one container of a service: a container carrying the same values
+# is the one it replaces when it recreates the service
+COMPOSE_IDENTITY_LABELS = ("com.docker.compose.project", "com.docker.compose.service",
+                           "com.docker.compose.container-number")
 
 # env prefix -> label carrying the same rules
 _RULE_LABELS = {"constraint": CONSTRAINTS_LABEL, "affinity": AFFINITIES_LABEL, "reschedule": RESCHEDULE_LABEL}
@@ -51,6 +63,13 @@ def _label_list(labels: dict, key: str, lenient: bool = False) -> list[str]:
         value = json.loads(raw) if isinstance(raw, str) else (raw if lenient else None)
     except ValueError:
         value = raw if lenient else None
+        if isinstance(raw, str) and "\\!" in raw:
+            # classic's shell-escaped `\!=` is no JSON escape (classic's json.Unmarshal dropped the
+            # whole label without a word); `\!` means nothing else in JSON, so read it as `!`
+            try:
+                value = json.loads(raw.replace("\\!", "!"))
+            except ValueError:
+                pass
     if lenient:         # a container the engine holds: take a bare value as a one-entry list
         return [str(v) for v in (value if isinstance(value, list) else [value])]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -92,8 +111,13 @@ def _rules(body: dict, lenient: bool = False) -> _Rules:
                     found[kind].append(value.lstrip("=") if lenient else value)
                     continue
             rest.append(entry)
-    return _Rules(constraints=_dedup(found["constraint"]), affinities=_dedup(found["affinity"]),
+    return _Rules(constraints=_dedup(_unescaped(found["constraint"])), affinities=_dedup(_unescaped(found["affinity"])),
                   reschedule=_dedup(found["reschedule"]), env=rest)
+
+
+def _unescaped(rules: list) -> list:
+    """`node\\!=node1` (classic's documented shell-escaped form) as `node!=node1`."""
+    return [r.replace("\\!=", "!=", 1) if isinstance(r, str) else r for r in rules]
 
 
 def reschedule_policies(config: dict) -> tuple[str, ...]:
@@ -109,6 +133,45 @@ def _int_field(section: dict, key: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
         raise InvalidSpec(f"invalid {where}{key} {value!r}: expected a non-negative integer")
     return int(value)
+
+
+def reserved_cpus(config: dict, host_config: dict) -> float:
+    """The CPUs a container reserves, from its engine-held `Config` and `HostConfig`: the CPUs it
+    asked for through the manager (RESERVED_CPUS_LABEL), else its `--cpus` (NanoCpus); never raises."""
+    labels = config.get("Labels") if isinstance(config, dict) else None
+    raw = labels.get(RESERVED_CPUS_LABEL) if isinstance(labels, dict) else None
+    try:
+        asked = float(raw) if raw is not None else 0.0
+    except ValueError:
+        asked = 0.0
+    nano = host_config.get("NanoCpus") if isinstance(host_config, dict) else 0
+    nano_cpus = nano / 1e9 if isinstance(nano, (int, float)) and not isinstance(nano, bool) else 0.0
+    return max(asked if math.isfinite(asked) and asked > 0 else 0.0, nano_cpus)
+
+
+def _asked_cpus(body: dict, host_config: dict) -> float:
+    """CPUs requested: `--cpu-shares N` as N CPUs (classic's `-c`), `--cpus`, whichever is more.
+    A body that carries RESERVED_CPUS_LABEL (a rescheduled container's) asks for that again: its
+    CpuShares are the engine's share value, not CPUs."""
+    labels = body.get("Labels") or {}
+    if RESERVED_CPUS_LABEL in labels:
+        return reserved_cpus(body, host_config)
+    shares = _int_field(host_config, "CpuShares", "HostConfig.")
+    return max(float(shares), _int_field(host_config, "NanoCpus", "HostConfig.") / 1e9)
+
+
+def _compose_identity(labels: dict) -> tuple[tuple[str, str], ...]:
+    """The compose project, service and container number of the container, when it has all three."""
+    found = tuple((k, labels.get(k)) for k in COMPOSE_IDENTITY_LABELS)
+    return found if all(isinstance(v, str) and v for _, v in found) else ()
+
+
+def engine_cpu_shares(cpus: float, node_cpus: float) -> int:
+    """The engine's CpuShares meaning `cpus` of a node with `node_cpus` (classic's cluster/engine.go:
+    `ceil(N * 1024 / node CPUs)`), never under the kernel's minimum of 2."""
+    if node_cpus <= 0:
+        return max(2, int(math.ceil(cpus * 1024)))
+    return max(2, int(math.ceil(cpus * 1024 / node_cpus)))
 
 
 def _parse_port_key(key: str) -> tuple[str, str]:
@@ -220,11 +283,13 @@ class ContainerSpec:
     constraints: tuple[Expression, ...] = ()
     affinities: tuple[Expression, ...] = ()
     memory: int = 0                             # bytes requested (HostConfig.Memory)
-    cpus: float = 0.0                           # CPUs requested (HostConfig.NanoCpus / 1e9)
+    cpus: float = 0.0                           # CPUs requested (CpuShares as CPUs, or NanoCpus / 1e9)
+    share_cpus: float = 0.0                     # CPUs asked as CpuShares (the engine gets a share value)
     ports: tuple[PortBinding, ...] = ()         # fixed host ports it will bind
     network_mode: str = ""
     dependencies: tuple[Dependency, ...] = ()
     reschedule_policies: tuple[str, ...] = ()
+    compose_identity: tuple[tuple[str, str], ...] = ()   # COMPOSE_IDENTITY_LABELS with their values
 
     @property
     def has_soft_rules(self) -> bool:
@@ -233,6 +298,13 @@ class ContainerSpec:
     @property
     def reschedule_on_node_failure(self) -> bool:
         return "on-node-failure" in self.reschedule_policies
+
+    @property
+    def replaces(self) -> tuple[str, ...]:
+        """Containers this one replaces: those named by a hard `affinity:container==X` with a plain
+        value, as docker-compose's recreate names the container it stopped (see filters/port.py)."""
+        return tuple(e.value for e in self.affinities
+                     if e.key == "container" and e.operator == "==" and not e.soft and e.is_plain)
 
     @classmethod
     def from_create(cls, body: dict, name: str | None = None) -> ContainerSpec:
@@ -248,21 +320,33 @@ class ContainerSpec:
         network_mode = str(host_config.get("NetworkMode") or "")
         rules = _rules(body)
         _check_reschedule(rules.reschedule)
+        labels = body.get("Labels") or {}
+        share_cpus = (reserved_cpus(body, {}) if RESERVED_CPUS_LABEL in labels
+                      else float(_int_field(host_config, "CpuShares", "HostConfig.")))
         return cls(
             name=(name or "").lstrip("/") or None,
             image=str(body.get("Image") or ""),
             constraints=parse_expressions("constraint", rules.constraints),
             affinities=parse_expressions("affinity", rules.affinities),
             memory=_int_field(host_config, "Memory", "HostConfig."),
-            cpus=_int_field(host_config, "NanoCpus", "HostConfig.") / 1e9,
+            cpus=_asked_cpus(body, host_config),
+            share_cpus=share_cpus,
             ports=_requested_ports(body, host_config, network_mode),
             network_mode=network_mode,
             dependencies=_dependencies(host_config, network_mode),
             reschedule_policies=rules.reschedule,
+            compose_identity=_compose_identity(labels),
         )
 
-    def normalized_create_body(self, body: dict) -> dict:
-        return normalized_create_body(body)
+    def normalized_create_body(self, body: dict, node_cpus: float | None = None) -> dict:
+        """The body for the engine of a node with `node_cpus` CPUs (see normalized_create_body);
+        CPUs asked as CpuShares become that node's share value, and are kept in a label."""
+        out = normalized_create_body(body)
+        if self.share_cpus > 0 and node_cpus is not None:
+            out["HostConfig"] = {**(out.get("HostConfig") or {}),
+                                 "CpuShares": engine_cpu_shares(self.share_cpus, node_cpus)}
+            out["Labels"] = {**(out.get("Labels") or {}), RESERVED_CPUS_LABEL: f"{self.share_cpus:g}"}
+        return out
 
 
 def normalized_create_body(body: dict) -> dict:

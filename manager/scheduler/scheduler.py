@@ -13,7 +13,7 @@ import random
 from collections.abc import Sequence
 
 from swarmd.manager.scheduler.container_spec import ContainerSpec
-from swarmd.manager.scheduler.errors import NO_HEALTHY_NODE, NoSuitableNode
+from swarmd.manager.scheduler.errors import NO_HEALTHY_NODE, NoSuitableNode, unsatisfied
 from swarmd.manager.scheduler.filters import NOT_NODE_LOCAL, Filter, all_of
 from swarmd.manager.scheduler.filters.affinity import AffinityFilter
 from swarmd.manager.scheduler.filters.constraint import ConstraintFilter
@@ -71,14 +71,24 @@ class Scheduler:
     """Chooses the node for a new container.
 
     `filters` None enables every filter in the default order; otherwise the named ones run in
-    the order given. `rng` seeds the random strategy.
+    the order given. `rng` seeds the random strategy. `overcommit` (classic's
+    `swarm.overcommit`) lets that share more than a node's CPUs and memory be reserved;
+    `create_retry` (classic's `swarm.createretry`) is how many times the placement tries another
+    node when a create fails on the chosen one.
     """
 
     def __init__(self, strategy: str = "spread", filters: list[str] | None = None, *,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, overcommit: float = 0.0, create_retry: int = 0):
+        if not overcommit > -1:
+            raise ValueError(f"overcommit {overcommit}: must be more than -1")
+        if create_retry < 0:
+            raise ValueError(f"create_retry {create_retry}: must be 0 or more")
         self._strategy = _strategy(str(strategy).strip().lower(), rng)
+        self._strategy.overcommit = overcommit
         self._filters = _filters(filters)
         self._placements = Placements()
+        self.overcommit = overcommit
+        self.create_retry = create_retry
 
     @property
     def strategy_name(self) -> str:
@@ -94,8 +104,15 @@ class Scheduler:
         if not cluster:
             raise NoSuitableNode(NO_HEALTHY_NODE, filter="health", conditions=("healthy node",))
         found = cluster
-        for f in self._filters:
-            found = f.filter(spec, found, soft=soft, cluster=cluster)
+        for i, f in enumerate(self._filters):
+            try:
+                found = f.filter(spec, found, soft=soft, cluster=cluster)
+            except NoSuitableNode as exc:
+                if f.name == "health":
+                    raise
+                # as classic swarm: the conditions of every filter applied so far, a line each
+                listed = [g.conditions(spec) for g in self._filters[:i + 1]]
+                raise unsatisfied(exc.filter or f.name, exc.conditions, listed, exc.detail) from None
         return found
 
     def _signature(self, spec: ContainerSpec) -> tuple | None:
@@ -117,7 +134,8 @@ class Scheduler:
             if test is not None:
                 tests.append(test)
         if requests_resources(spec):
-            tests.append(lambda node: fits(spec, node))
+            overcommit = self.overcommit
+            tests.append(lambda node: fits(spec, node, overcommit))
         accepted = all_of(tests)
         key = self._strategy.sort_key(spec)   # type: ignore[attr-defined]
         if accepted is None:

@@ -12,7 +12,11 @@ import itertools
 from dataclasses import dataclass
 
 
-PORT_FREE_STATES = frozenset({"exited", "dead", "removing"})
+# As in classic swarm, a container holds its fixed host ports for as long as it exists, stopped or
+# not: starting it again needs them. Only one being removed gives them back.
+PORT_FREE_STATES = frozenset({"removing"})
+# states in which a container binds nothing right now (so a replacement may take its ports)
+NOT_RUNNING_STATES = frozenset({"created", "exited", "dead"})
 
 
 @dataclass(frozen=True)
@@ -117,11 +121,10 @@ class NodeIndex:
 
     @property
     def bound_ports(self) -> dict[tuple[int, str], frozenset[str]]:
-        """(host port, protocol) -> host addresses bound by the node's live containers.
+        """(host port, protocol) -> host addresses held by the node's containers.
 
-        Running, paused and restarting containers hold their ports, and so do created ones (a
-        placement in flight is created first). A stopped container holds nothing, as on the
-        engine: compose stops the old container before it creates its replacement."""
+        Every container holds its ports, a stopped one included (see PORT_FREE_STATES), and so
+        does a placement in flight (created first)."""
         if self._ports is None:
             found: dict[tuple[int, str], set[str]] = {}
             for c in self._containers:
@@ -139,6 +142,18 @@ class NodeIndex:
         if not ips:
             return False
         return wanted.all_interfaces or "0.0.0.0" in ips or wanted.host_ip in ips
+
+    def port_in_use_except(self, wanted: PortBinding, replaced: tuple[str, ...],
+                           identity: tuple[tuple[str, str], ...] = ()) -> bool:
+        """`port_in_use`, not counting a container that is not running and is the one a recreate
+        replaces: named by `replaced` (name, ID or ID prefix), or carrying every label of
+        `identity` (see filters/port.py)."""
+        for c in self._containers:
+            if c.state in PORT_FREE_STATES or (c.state in NOT_RUNNING_STATES and _replaced(c, replaced, identity)):
+                continue
+            if any(wanted.conflicts_with(p) for p in c.ports):
+                return True
+        return False
 
     @property
     def container_names(self) -> frozenset[str]:
@@ -227,6 +242,16 @@ class NodeIndex:
 
 
 _UNSET = object()
+
+
+def _replaced(container: ContainerSnapshot, refs: tuple[str, ...], identity: tuple[tuple[str, str], ...]) -> bool:
+    if identity and all(container.labels.get(k) == v for k, v in identity):
+        return True
+    for ref in refs:
+        ref = ref.lstrip("/")
+        if ref and (ref == container.name or (is_hex(ref) and container.id.startswith(ref))):
+            return True
+    return False
 
 
 class _Indexed:

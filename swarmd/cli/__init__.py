@@ -6,6 +6,8 @@ the parsed flags into the verb's frozen configuration and raises swarmd.common.c
 any value that cannot work; `func(config)` runs the verb and returns its exit code. A refused
 value is one `swarm VERB: error: …` line on stderr and exit status 2, before anything starts,
 as argparse does for the values it refuses itself.
+
+`swarm --version` (or `-v`, as classic swarm) prints `swarm version X.Y.Z (swarmd)`.
 """
 from __future__ import annotations
 
@@ -17,10 +19,22 @@ from swarmd.common import logs, reload
 from swarmd.common.config import ConfigError, add_flag
 
 VERBS = ("discovery", "create", "list", "manage", "join", "leave", "up", "down", "ca")
+VERSION_FLAGS = ("--version", "-v")
+
+
+def version_line() -> str:
+    """What `swarm --version` prints: classic's `swarm version X (commit)` shape, naming swarmd."""
+    from importlib import metadata
+    try:
+        version = metadata.version("swarmd")
+    except metadata.PackageNotFoundError:     # run from a source tree that was never installed
+        version = "unknown"
+    return f"swarm version {version} (swarmd)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="swarm", description="swarmd: a cluster of Docker hosts as one")
+    parser = argparse.ArgumentParser(prog="swarm", description="swarmd: a cluster of Docker hosts as one",
+                                     epilog="swarm --version (-v) prints the version")
     add_flag(parser, "--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_flag(parser, "--log-format", default="text", choices=["text", "json"])
     add_flag(parser, "--env-file", default=None,
@@ -38,7 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    env_file = reload.env_file_from(sys.argv[1:] if argv is None else argv)
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] and args_in[0] in VERSION_FLAGS:
+        # a flag of the program, not of a verb: read before argparse, which would want a verb (and a
+        # SWARM_* twin, which a version has no use for)
+        print(version_line())
+        return 0
+    env_file = reload.env_file_from(args_in)
     if env_file:
         try:
             reload.load_env_file(env_file)

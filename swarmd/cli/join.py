@@ -2,14 +2,16 @@
 agent.config.AgentConfig -> agent.daemon)."""
 from __future__ import annotations
 
-from swarmd.common.config import add_flag, parse_duration
+import os
+
+from swarmd.common.config import ConfigError, add_flag, host_port, parse_duration
 from swarmd.common.etcd_tls import add_etcd_tls_flags
 from swarmd.common.tls import add_tls_flags
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("join", help="run the agent for one Docker host and join it to a cluster")
-    add_flag(p, "--advertise", "--addr", required=True,
+    add_flag(p, "--advertise", "--addr", default=None,
              help="HOST:PORT the manager reaches this agent's gRPC service on")
     add_flag(p, "--listen", default=None, help="HOST:PORT to serve gRPC on (default: --advertise)")
     add_flag(p, "--engine", default="unix:///var/run/docker.sock",
@@ -30,13 +32,35 @@ def add_parser(sub) -> None:
     add_flag(p, "--metrics-addr", default=None, help="HOST:PORT to serve Prometheus metrics on (/metrics)")
     add_tls_flags(p)
     add_etcd_tls_flags(p, "etcd:// discovery URLs")
-    p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://… or file:///path")
+    p.add_argument("discovery_url", nargs="?", default=None,
+                   help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://… or file:///path [env SWARM_DISCOVERY]")
 
     p.set_defaults(configure=configure, func=run)
 
 
+def discovery_url(args, verb: str) -> str:
+    """The positional discovery URL, or SWARM_DISCOVERY as in classic swarm (cli/flags.go); missing,
+    classic's words (cli/join.go, cli/list.go)."""
+    url = args.discovery_url or os.environ.get("SWARM_DISCOVERY", "")
+    if not url:
+        raise ConfigError(f"discovery required to {verb} a cluster. See 'swarm {verb.split()[0]} --help'.")
+    return url
+
+
+def check_advertise(value: str | None) -> None:
+    """Classic's words (cli/join.go) for a missing or malformed --advertise."""
+    if not value:
+        raise ConfigError("missing mandatory --advertise flag")
+    try:
+        host_port("--advertise", value)
+    except ConfigError as exc:
+        raise ConfigError(f"--advertise should be of the form ip:port or hostname:port ({exc})") from None
+
+
 def configure(args):
     from swarmd.agent.config import AgentConfig
+    args.discovery_url = discovery_url(args, "join")
+    check_advertise(args.advertise)
     return AgentConfig.from_args(args)
 
 

@@ -35,12 +35,15 @@ def add_parser(sub) -> None:
     add_flag(p, "--discovery-addr", default=None, help="discovery daemon HOST:PORT (for token://)")
     add_tls_flags(p)
     add_etcd_tls_flags(p, "etcd:// discovery URLs")
-    p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://ADDR,… or file:///path")
+    p.add_argument("discovery_url", nargs="?", default=None,
+                   help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://ADDR,… or file:///path [env SWARM_DISCOVERY]")
 
     p.set_defaults(configure=configure, func=run)
 
 
 def configure(args) -> ClusterAccess:
+    from swarmd.cli.join import discovery_url
+    args.discovery_url = discovery_url(args, "list")
     return ClusterAccess.from_args(args)
 
 

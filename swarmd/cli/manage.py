@@ -27,6 +27,19 @@ def add_parser(sub) -> None:
              help="HOST:PORT other managers reach this API at (default: the one specific -H tcp address)")
     add_flag(p, "--replication-ttl", type=parse_duration, default=parse_duration("3s"),
              help="lease of the primary's election key: a lost primary is replaced within about this long")
+    add_flag(p, "--cluster-opt", action="append", default=None,
+             help="KEY=VALUE: swarm.overcommit=RATIO (share more than a node's CPUs and memory that may be "
+                  "reserved, default 0) or swarm.createretry=N (other nodes a failed create is tried on, "
+                  "default 0) (repeatable)")
+    # classic swarm's engine-polling flags: checked as classic did and accepted so its command lines
+    # run unchanged; the manager follows each agent's event stream instead of polling engines, and
+    # agents heartbeat on their own, so each given only logs a notice
+    no_effect = "classic swarm's; accepted and checked, no effect here: a notice is logged"
+    add_flag(p, "--engine-refresh-min-interval", type=parse_duration, default=None, help=no_effect)
+    add_flag(p, "--engine-refresh-max-interval", type=parse_duration, default=None, help=no_effect)
+    add_flag(p, "--engine-failure-retry", type=int, default=None, help=no_effect)
+    add_flag(p, "--heartbeat", type=parse_duration, default=None,
+             help=f"{no_effect} (agents heartbeat: `swarm join --heartbeat`)")
     add_tls_flags(p)
     add_etcd_tls_flags(p, "etcd:// discovery URLs")
     p.add_argument("discovery_url", help="token://TOKEN, etcd://HOST:PORT/PREFIX, nodes://ADDR,… or file:///path")
@@ -40,5 +53,10 @@ def configure(args):
 
 
 def run(cfg) -> int:
+    from swarmd.common import logs
     from swarmd.manager.daemon import main
+    log = logs.get("manager")
+    for flag in cfg.classic_flags:
+        log.warning("%s is classic swarm's engine-polling setting and has no effect: the manager follows "
+                    "each agent's event stream, and agents heartbeat on their own (swarm join --heartbeat)", flag)
     return main(cfg)

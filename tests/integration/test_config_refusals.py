@@ -100,6 +100,15 @@ def manage_cases(s: str) -> list[tuple[tuple[str, ...], dict[str, str]]]:
         (ok, {"SWARM_STRATEGY": "best"}),
         (ok, {"SWARM_REPLICATION_TTL": "soon"}),
         (ok, {"SWARM_HOST": "tcp://127.0.0.1:99999"}),
+        (("--cluster-opt", "swarm.nosuch=1", *ok), {}),                     # classic's --cluster-opt
+        (("--cluster-opt", "swarm.overcommit=-1", *ok), {}),
+        (("--cluster-opt", "swarm.createretry=-1", *ok), {}),
+        (("--cluster-opt", "swarm.createretry", *ok), {}),
+        (ok, {"SWARM_CLUSTER_OPT": "swarm.overcommit=much"}),
+        (("--engine-refresh-min-interval", "0s", *ok), {}),                # classic's polling flags, checked
+        (("--engine-refresh-min-interval", "20s", "--engine-refresh-max-interval", "10s", *ok), {}),
+        (("--engine-failure-retry", "zero", *ok), {}),
+        (("--heartbeat", "often", *ok), {}),
     ]
 
 

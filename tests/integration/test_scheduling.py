@@ -84,7 +84,7 @@ def test_port_filter(sched, lab):
         _run(cli, "--name", f"p{i}", "-p", "18100:80", "busybox", "sleep", "300")
     assert {_node(cli, f"p{i}") for i in range(3)} == {e.name for e in lab.engines}
     err = _fails(cli, "--name", "p3", "-p", "18100:80", "busybox", "sleep", "300")
-    assert "unable to find a node that satisfies the following conditions [port 18100 (Bridge mode)]" in err
+    assert "Unable to find a node that satisfies the following conditions \n[port 18100 (Bridge mode)]" in err
 
 
 def test_dependency_filter(sched):
@@ -115,7 +115,8 @@ def test_affinity_filter(sched, lab):
         lab.engines[2].client().images.remove("swarmd/only-on-3:1")
     _run(cli, "--name", "soft", "-e", "affinity:container==~no-such-container", "busybox", "sleep", "300")
     err = _fails(cli, "-e", "affinity:container==no-such-container", "busybox", "true")
-    assert "satisfies the following conditions [container==no-such-container]" in err
+    assert ("satisfies the following conditions \n[available container slots]\n"
+            "[container==no-such-container (soft=false)]") in err
 
 
 def test_constraint_filter(sched, lab):
@@ -133,7 +134,8 @@ def test_constraint_filter(sched, lab):
     assert _node(cli, "c-json") == "node3"
     _run(cli, "--name", "c-soft", "-e", "constraint:node==~nowhere", "busybox", "sleep", "300")
     err = _fails(cli, "-e", "constraint:node==nowhere", "busybox", "true")
-    assert "unable to find a node that satisfies the following conditions [node==nowhere]" in err
+    assert ("Unable to find a node that satisfies the following conditions \n[available container slots]\n"
+            "[node==nowhere]") in err
     err = _fails(cli, "-e", "constraint:garbage", "busybox", "true")
     assert "invalid constraint" in err
     # the engine never sees the swarm expressions as environment; they are kept as labels

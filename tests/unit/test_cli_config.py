@@ -164,3 +164,48 @@ def test_describe_masks_secrets_of_a_configuration(tmp_path):
     assert "ab" * 16 not in repr(cluster)
     logged = describe(cluster)
     assert "ab" * 16 not in str(logged) and logged["url"].startswith("token://abab…")
+
+
+# -- classic swarm's command line -----------------------------------------------------------------
+
+@pytest.mark.parametrize("flag", ["--version", "-v"])
+def test_version(capsys, flag):
+    assert cli.main([flag]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("swarm version ") and out[0].endswith(" (swarmd)")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (("join", "--advertise", "127.0.0.1:4100"), "discovery required to join a cluster. See 'swarm join --help'."),
+    (("join", "nodes://127.0.0.1:4100"), "missing mandatory --advertise flag"),
+    (("join", "--advertise", "", "nodes://127.0.0.1:4100"), "missing mandatory --advertise flag"),
+    (("join", "--advertise", "127.0.0.1ac:sh25", "nodes://127.0.0.1:4100"),
+     "--advertise should be of the form ip:port or hostname:port"),
+    (("list",), "discovery required to list a cluster. See 'swarm list --help'."),
+    (("manage", "--cluster-opt", "swarm.nosuch=1", "nodes://127.0.0.1:4100"), "unknown option 'swarm.nosuch'"),
+    (("manage", "--cluster-opt", "swarm.createretry=-1", "nodes://127.0.0.1:4100"), "swarm.createretry=-1"),
+    (("manage", "--engine-refresh-min-interval", "0s", "nodes://127.0.0.1:4100"), "must be more than 0"),
+    (("manage", "--engine-refresh-min-interval", "30s", "--engine-refresh-max-interval", "10s",
+      "nodes://127.0.0.1:4100"), "must be at least --engine-refresh-min-interval"),
+    (("manage", "--engine-failure-retry", "0", "nodes://127.0.0.1:4100"), "must be more than 0"),
+])
+def test_classic_arguments_are_refused_in_classic_words(capsys, argv, words):
+    code, lines = run_swarm(capsys, *argv)
+    assert_refused(code, lines, argv[0])
+    assert words in lines[0]
+
+
+def test_classic_manage_flags_and_discovery_twin_are_accepted(monkeypatch):
+    from swarmd.manager.config import ManagerConfig
+    monkeypatch.setenv("SWARM_DISCOVERY", "nodes://127.0.0.1:4100")
+    args = cli.build_parser().parse_args(
+        ["manage", "--engine-refresh-min-interval", "30s", "--engine-refresh-max-interval", "60s",
+         "--engine-failure-retry", "3", "--heartbeat", "60s", "--cluster-opt", "swarm.overcommit=0.05",
+         "--cluster-opt", "swarm.createretry=2", "nodes://127.0.0.1:4100"])
+    cfg = ManagerConfig.from_args(args)
+    assert cfg.classic_flags == ("--engine-refresh-min-interval", "--engine-refresh-max-interval",
+                                 "--engine-failure-retry", "--heartbeat")
+    assert (cfg.cluster_opts.overcommit, cfg.cluster_opts.create_retry) == (0.05, 2)
+    list_args = cli.build_parser().parse_args(["list"])
+    from swarmd.cli.list import configure
+    assert configure(list_args).url == "nodes://127.0.0.1:4100"

@@ -34,8 +34,9 @@ def test_rules_from_env_and_labels():
 def test_resources():
     spec = ContainerSpec.from_create(
         {"Image": "x", "HostConfig": {"Memory": 64 << 20, "NanoCpus": 1_500_000_000, "CpuShares": 512}}, None)
-    assert spec.memory == 64 << 20 and spec.cpus == 1.5
-    assert ContainerSpec.from_create({"Image": "x", "HostConfig": {"CpuShares": 512}}, None).cpus == 0.0
+    assert spec.memory == 64 << 20 and spec.cpus == 512   # classic's `-c`: CpuShares are CPUs
+    assert ContainerSpec.from_create({"Image": "x", "HostConfig": {"NanoCpus": 1_500_000_000}}, None).cpus == 1.5
+    assert ContainerSpec.from_create({"Image": "x", "HostConfig": {"CpuShares": 2}}, None).cpus == 2.0
 
 
 @pytest.mark.parametrize("hc", [{"Memory": -1}, {"Memory": "1g"}, {"NanoCpus": 1.5}, {"Memory": True}])

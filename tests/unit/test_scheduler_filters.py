@@ -57,17 +57,34 @@ def test_port_skips_nodes_with_the_port_bound_by_a_live_container():
     assert run(PortFilter(), spec(hc=ports(("0.0.0.0", 9090, "tcp"))), nodes) == ["a", "b", "c", "d"]
 
 
-def test_stopped_containers_hold_no_port():
+def test_stopped_containers_hold_their_ports_as_in_classic():
     nodes = [node("a", containers=[ctr("old", state="exited", ports=[PortBinding("0.0.0.0", 8080, "tcp")])]),
-             node("b", containers=[ctr("new", state="created", ports=[PortBinding("0.0.0.0", 8080, "tcp")])])]
-    assert run(PortFilter(), spec(hc=ports(("", 8080, "tcp"))), nodes) == ["a"]
+             node("b", containers=[ctr("new", state="created", ports=[PortBinding("0.0.0.0", 8080, "tcp")])]),
+             node("c", containers=[ctr("gone", state="removing", ports=[PortBinding("0.0.0.0", 8080, "tcp")])])]
+    assert run(PortFilter(), spec(hc=ports(("", 8080, "tcp"))), nodes) == ["c"]
+
+
+def test_a_stopped_container_named_by_a_hard_affinity_gives_its_ports_to_its_replacement():
+    old_id = "ab" * 32
+    nodes = [node("a", containers=[ctr("old", id=old_id, state="exited", ports=[PortBinding("0.0.0.0", 8080, "tcp")])]),
+             node("b", containers=[ctr("up", state="running", ports=[PortBinding("0.0.0.0", 8080, "tcp")])])]
+    wanted = ports(("", 8080, "tcp"))
+    for ref in (old_id, "old"):      # docker-compose's recreate names the old container by its ID
+        assert run(PortFilter(), spec(env=[f"affinity:container=={ref}"], hc=wanted), nodes) == ["a"]
+    # a running container keeps its ports, named or not; soft and negated rules name nothing
+    for rule in ("container==up", "container==~old", "container!=old"):
+        with pytest.raises(NoSuitableNode):
+            run(PortFilter(), spec(env=[f"affinity:{rule}"], hc=wanted), nodes)
+    nodes[0] = node("a", containers=[ctr("old", id=old_id, state="running", ports=[PortBinding("0.0.0.0", 8080, "tcp")])])
+    with pytest.raises(NoSuitableNode):
+        run(PortFilter(), spec(env=[f"affinity:container=={old_id}"], hc=wanted), nodes)
 
 
 def test_port_message_names_the_port_in_classic_words():
     nodes = [node("a", containers=[ctr("w", ports=[PortBinding("0.0.0.0", 8080, "tcp")])])]
     with pytest.raises(NoSuitableNode) as err:
         run(PortFilter(), spec(hc=ports(("", 8080, "tcp"))), nodes)
-    assert str(err.value) == "unable to find a node that satisfies the following conditions [port 8080 (Bridge mode)]"
+    assert str(err.value) == "Unable to find a node that satisfies the following conditions \n[port 8080 (Bridge mode)]"
     assert err.value.filter == "port"
     with pytest.raises(NoSuitableNode, match=r"\[port 127.0.0.1:8080 \(Bridge mode\)\]"):
         run(PortFilter(), spec(hc=ports(("127.0.0.1", 8080, "tcp"))), nodes)
@@ -104,7 +121,7 @@ def test_containerslots():
     assert run(ContainerSlotsFilter(), spec(), nodes) == ["room", "bad", "free"]
     with pytest.raises(NoSuitableNode) as err:
         run(ContainerSlotsFilter(), spec(), nodes[:1])
-    assert str(err.value) == "unable to find a node that satisfies the following conditions [available container slots]"
+    assert str(err.value) == "Unable to find a node that satisfies the following conditions \n[available container slots]"
 
 
 def test_containerslots_counts_stopped_containers():
@@ -141,13 +158,13 @@ def test_dependency_goes_to_the_node_holding_the_container(hc, where):
 def test_dependency_not_in_the_cluster():
     with pytest.raises(NoSuitableNode) as err:
         run(DependencyFilter(), spec(hc={"Links": ["cache:c", "nosuch:n"]}), dep_nodes())
-    assert str(err.value) == ('unable to find a node that satisfies the following conditions '
-                              '[--link=cache:c, --link=nosuch:n]: no container "nosuch" in the cluster (--link=nosuch:n)')
+    assert str(err.value) == ('Unable to find a node that satisfies the following conditions '
+                              '\n[--link=cache:c --link=nosuch:n]\nno container "nosuch" in the cluster (--link=nosuch:n)')
     assert err.value.filter == "dependency"
 
 
 def test_dependencies_split_over_nodes():
-    with pytest.raises(NoSuitableNode, match=r"\[--volumes-from=db, --link=cache:c\]: no eligible node holds all of them"):
+    with pytest.raises(NoSuitableNode, match=r"\n\[--volumes-from=db --link=cache:c\]\nno eligible node holds all of them$"):
         run(DependencyFilter(), spec(hc={"VolumesFrom": ["db"], "Links": ["cache:c"]}), dep_nodes())
 
 
@@ -202,8 +219,8 @@ def test_affinities_combine():
 def test_hard_affinity_that_matches_nothing():
     with pytest.raises(NoSuitableNode) as err:
         run(AffinityFilter(), spec(env=["affinity:image==busybox", "affinity:container==nosuch"]), aff_nodes())
-    assert str(err.value) == ("unable to find a node that satisfies the following conditions "
-                              "[image==busybox, container==nosuch]")
+    assert str(err.value) == ("Unable to find a node that satisfies the following conditions "
+                              "\n[image==busybox (soft=false) container==nosuch (soft=false)]")
     assert err.value.filter == "affinity"
 
 
@@ -251,7 +268,7 @@ def test_constraint_plain_values_are_exact():
 def test_constraint_message_names_the_rule():
     with pytest.raises(NoSuitableNode) as err:
         run(ConstraintFilter(), spec(env=["constraint:node==node9"]), con_nodes())
-    assert str(err.value) == "unable to find a node that satisfies the following conditions [node==node9]"
+    assert str(err.value) == "Unable to find a node that satisfies the following conditions \n[node==node9]"
     assert err.value.filter == "constraint" and err.value.conditions == ("node==node9",)
 
 
@@ -259,3 +276,18 @@ def test_soft_constraint():
     s = spec(env=["constraint:region==~eu", "constraint:node==~node9"])
     assert run(ConstraintFilter(), s, con_nodes()) == ["other"]
     assert run(ConstraintFilter(), s, con_nodes(), soft=False) == ["node1", "node2", "other"]
+
+
+def test_a_stopped_container_of_the_same_compose_service_and_number_gives_its_ports_to_its_replacement():
+    ident = {"com.docker.compose.project": "p", "com.docker.compose.service": "web",
+             "com.docker.compose.container-number": "1"}
+    busy = [PortBinding("0.0.0.0", 8080, "tcp")]
+    nodes = [node("a", containers=[ctr("old", state="exited", labels=ident, ports=busy)]),
+             node("b", containers=[ctr("other", state="exited", labels={**ident, "com.docker.compose.container-number": "2"},
+                                       ports=busy)])]
+    wanted = ports(("", 8080, "tcp"))
+    assert run(PortFilter(), spec(Labels=ident, hc=wanted), nodes) == ["a"]
+    with pytest.raises(NoSuitableNode):      # a new container of another number, or none of compose's
+        run(PortFilter(), spec(Labels={**ident, "com.docker.compose.container-number": "3"}, hc=wanted), nodes)
+    with pytest.raises(NoSuitableNode):
+        run(PortFilter(), spec(hc=wanted), nodes)

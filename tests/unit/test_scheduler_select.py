@@ -57,7 +57,7 @@ def test_constraint_pins_the_node():
     assert Scheduler().select(spec(["constraint:node==node2"]), nodes).name == "node2"
     with pytest.raises(NoSuitableNode) as err:
         Scheduler().select(spec(["constraint:node==node9"]), nodes)
-    assert str(err.value) == "unable to find a node that satisfies the following conditions [node==node9]"
+    assert str(err.value) == "Unable to find a node that satisfies the following conditions \n[available container slots]\n[node==node9]"
 
 
 def test_message_names_the_filter_that_emptied_the_list():

@@ -71,7 +71,7 @@ def test_port_conflicts_by_protocol_and_address():
 def test_index_port_in_use_agrees_with_pairwise_conflicts():
     bound = [PortBinding("127.0.0.1", 80, "tcp"), PortBinding("0.0.0.0", 53, "udp"), PortBinding("::", 443, "tcp")]
     n = node(containers=[ctr("a", ports=bound[:2]), ctr("b", state="paused", ports=bound[2:]),
-                         ctr("c", state="exited", ports=[PortBinding("0.0.0.0", 8080, "tcp")])])
+                         ctr("c", state="removing", ports=[PortBinding("0.0.0.0", 8080, "tcp")])])
     for wanted in [PortBinding(ip, port, proto) for ip in ("0.0.0.0", "127.0.0.1", "127.0.0.2")
                    for port in (80, 53, 443, 8080) for proto in ("tcp", "udp")]:
         assert n.index.port_in_use(wanted) == any(wanted.conflicts_with(b) for b in bound), wanted

@@ -1,6 +1,7 @@
 """Filters: each narrows the candidate nodes for one kind of requirement.
 
-A filter is a small object with a `name` and
+A filter is a small object with a `name`, `conditions(spec) -> [str]` (classic swarm's
+`GetFilters`: what the spec asks of this filter, as the no-fit error lists it) and
 `filter(spec, nodes, *, soft, cluster) -> nodes`: `nodes` are the candidates left by the filters
 before it, `cluster` every node the decision started from, `soft` whether soft (`~`) rules are
 applied. A filter returns the input list itself when it has nothing to check, and raises
@@ -33,6 +34,8 @@ NOT_NODE_LOCAL = object()
 class Filter(Protocol):
     name: str
 
+    def conditions(self, spec: ContainerSpec) -> list[str]: ...
+
     def filter(self, spec: ContainerSpec, nodes: list[NodeSnapshot], *, soft: bool,
                cluster: list[NodeSnapshot]) -> list[NodeSnapshot]: ...
 
@@ -51,20 +54,26 @@ def all_of(tests: list[NodeTest]) -> NodeTest | None:
 class ExpressionFilter:
     """A filter of `KEY==VALUE` rules applied in order (constraint, affinity). A hard rule that
     keeps no node fails the decision, naming the rules applied so far and itself; a soft one
-    (`==~`, `!=~`) is skipped instead. Subclasses say which rules a spec has and how one rule
-    tests a node."""
+    (`==~`, `!=~`) is skipped instead. Subclasses say which rules a spec has, how one rule
+    tests a node and how the no-fit error words it."""
 
     name = ""
 
     def rules(self, spec: ContainerSpec) -> tuple:
         raise NotImplementedError
 
+    def describe(self, expr) -> str:
+        """A rule as classic swarm listed it: KEY, operator and value, without the soft marker."""
+        return f"{expr.key}{expr.operator}{expr.value}"
+
+    def conditions(self, spec: ContainerSpec) -> list[str]:
+        return [self.describe(e) for e in self.rules(spec)]
+
     def predicate(self, expr) -> NodeTest:
         raise NotImplementedError
 
     def filter(self, spec: ContainerSpec, nodes: list[NodeSnapshot], *, soft: bool,
                cluster: list[NodeSnapshot]) -> list[NodeSnapshot]:
-        applied: list[str] = []
         for expr in self.rules(spec):
             if expr.soft and not soft:
                 continue
@@ -73,8 +82,7 @@ class ExpressionFilter:
             if not kept:
                 if expr.soft:
                     continue
-                raise unsatisfied(self.name, applied + [str(expr)])
-            applied.append(str(expr))
+                raise unsatisfied(self.name, self.conditions(spec))
             nodes = kept
         return nodes
 

@@ -69,5 +69,9 @@ class AffinityFilter(ExpressionFilter):
     def rules(self, spec: ContainerSpec) -> tuple:
         return spec.affinities
 
+    def describe(self, expr: Expression) -> str:
+        # classic swarm's scheduler/filter/affinity.go (GetFilters) says whether a rule was soft
+        return f"{expr.key}{expr.operator}{expr.value} (soft={'true' if expr.soft else 'false'})"
+
     def predicate(self, expr: Expression) -> Callable[[NodeSnapshot], bool]:
         return predicate(expr)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from swarmd.manager.scheduler.snapshot import NodeSnapshot
 
 LABEL = "containerslots"
+CONDITION = "available container slots"
 
 
 def _has_free_slot(node: NodeSnapshot) -> bool:
@@ -25,11 +26,15 @@ def _may_take_one(node: NodeSnapshot) -> bool:
 class ContainerSlotsFilter:
     name = "containerslots"
 
+    def conditions(self, spec: ContainerSpec) -> list[str]:
+        # classic swarm's scheduler/filter/slots.go (GetFilters) lists it for every container
+        return [CONDITION]
+
     def filter(self, spec: ContainerSpec, nodes: list[NodeSnapshot], *, soft: bool,
                cluster: list[NodeSnapshot]) -> list[NodeSnapshot]:
         free = [n for n in nodes if LABEL not in n.labels or _has_free_slot(n)]
         if not free:
-            raise unsatisfied(self.name, ["available container slots"])
+            raise unsatisfied(self.name, [CONDITION])
         return nodes if len(free) == len(nodes) else free
 
     def node_test(self, spec: ContainerSpec):

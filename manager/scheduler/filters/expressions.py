@@ -1,6 +1,7 @@
 """Constraint and affinity expressions: `KEY==VALUE`, `KEY!=VALUE`, soft `KEY==~VALUE`.
 
-VALUE is a plain string (matched exactly), a glob where `*` stands for any run of characters
+`KEY\\!=VALUE`, classic's documented shell-escaped form (`!` is special in interactive bash), is
+`KEY!=VALUE`. VALUE is a plain string (matched exactly), a glob where `*` stands for any run of characters
 (`node*`), or a regular expression between slashes (`/node[12]/`, searched, as classic swarm
 did; write `(?i)` inside for a case-insensitive match).
 """
@@ -63,6 +64,8 @@ def parse_expression(kind: str, text: str) -> Expression:
         raise InvalidSpec(f'invalid {kind} "{text}": expected KEY==VALUE or KEY!=VALUE')
     at, op = min(positions)
     key, value = text[:at].strip(), text[at + len(op):].strip()
+    if op == NE and key.endswith("\\"):
+        key = key[:-1].rstrip()
     if not _KEY.fullmatch(key):
         raise InvalidSpec(f'invalid {kind} "{text}": key "{key}" must start with a letter or "_" and '
                           'hold only letters, digits, "_", ".", "-" or "/"')

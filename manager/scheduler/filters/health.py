@@ -19,6 +19,9 @@ ACTIVE_CONDITION = "node availability active (other healthy nodes are paused or 
 class HealthFilter:
     name = "health"
 
+    def conditions(self, spec: ContainerSpec) -> list[str]:
+        return []      # its failure has its own words (NO_HEALTHY_NODE), as in classic swarm
+
     def filter(self, spec: ContainerSpec, nodes: list[NodeSnapshot], *, soft: bool,
                cluster: list[NodeSnapshot]) -> list[NodeSnapshot]:
         healthy = [n for n in nodes if n.healthy]

@@ -1,7 +1,14 @@
 """A fixed host port can be bound by one container per node (per protocol and address).
 
-Live containers count (running, paused, restarting, created); a stopped one holds no port,
-as on the engine. With `--net=host` the container's exposed ports are its host ports.
+As in classic swarm, every container holds its host ports while it exists, a stopped one
+included (starting it again needs them): the third `-p 80:80` on two nodes is refused. With
+`--net=host` a container's exposed ports are its host ports.
+
+One exception, so that docker-compose can recreate a service that publishes a port (classic
+refused that): compose stops the old container, then creates its replacement with the same
+project, service and container-number labels (and, when volumes carry over,
+`affinity:container==<old ID>`). A container that is not running and that the new one replaces
+(same compose labels, or named by a hard `affinity:container==`) does not hold its ports against it.
 """
 from __future__ import annotations
 
@@ -23,16 +30,27 @@ def describe(binding: PortBinding, host_mode: bool) -> str:
     return f"port {where}{proto} (Bridge mode)"
 
 
+def _free_test(spec: ContainerSpec, wanted: PortBinding):
+    replaced, identity = spec.replaces, spec.compose_identity
+    if replaced or identity:
+        return lambda node: not node.index.port_in_use_except(wanted, replaced, identity)
+    return lambda node: not node.index.port_in_use(wanted)
+
+
 class PortFilter:
     name = "port"
 
+    def conditions(self, spec: ContainerSpec) -> list[str]:
+        host_mode = spec.network_mode == "host"
+        return [describe(p, host_mode) for p in spec.ports]
+
     def filter(self, spec: ContainerSpec, nodes: list[NodeSnapshot], *, soft: bool,
                cluster: list[NodeSnapshot]) -> list[NodeSnapshot]:
-        host_mode = spec.network_mode == "host"
-        for i, wanted in enumerate(spec.ports):
-            free = [n for n in nodes if not n.index.port_in_use(wanted)]
+        for wanted in spec.ports:
+            test = _free_test(spec, wanted)
+            free = [n for n in nodes if test(n)]
             if not free:
-                raise unsatisfied(self.name, [describe(p, host_mode) for p in spec.ports[:i + 1]])
+                raise unsatisfied(self.name, self.conditions(spec))
             nodes = free
         return nodes
 
@@ -40,6 +58,9 @@ class PortFilter:
         wanted = spec.ports
         if not wanted:
             return None
+        if spec.replaces or spec.compose_identity:
+            tests = [_free_test(spec, w) for w in wanted]
+            return lambda node: all(t(node) for t in tests)
         if len(wanted) == 1:
             one = wanted[0]
             return lambda node: not node.index.port_in_use(one)

@@ -2,7 +2,8 @@
 
 A strategy has a `name`, `rank(spec, nodes) -> nodes` (best first) and `pick(spec, nodes) -> node`.
 All of them first keep the nodes the container fits on (`fitting`), as classic swarm did: a node
-fits when its reservations plus the requested memory and CPUs stay within its totals.
+fits when its reservations plus the requested memory and CPUs stay within its totals, enlarged by
+the strategy's `overcommit` ratio (`--cluster-opt swarm.overcommit`: 0.05 lets 5% more be reserved).
 A strategy whose choice is the smallest node under a key of one node also has
 `sort_key(spec) -> key` (spread, binpack): the scheduler then remembers keys per node snapshot.
 """
@@ -21,6 +22,7 @@ _EPSILON = 1e-9
 
 class Strategy(Protocol):
     name: str
+    overcommit: float
 
     def rank(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> list[NodeSnapshot]: ...
 
@@ -31,21 +33,23 @@ def requests_resources(spec: ContainerSpec) -> bool:
     return spec.memory > 0 or spec.cpus > 0
 
 
-def fits(spec: ContainerSpec, node: NodeSnapshot) -> bool:
+def fits(spec: ContainerSpec, node: NodeSnapshot, overcommit: float = 0.0) -> bool:
     idx = node.index
-    if spec.memory > 0 and idx.reserved_memory + spec.memory > node.total_memory:
+    scale = 1.0 + overcommit
+    if spec.memory > 0 and idx.reserved_memory + spec.memory > node.total_memory * scale:
         return False
-    if spec.cpus > 0 and idx.reserved_cpus + spec.cpus > node.total_cpus + _EPSILON:
+    if spec.cpus > 0 and idx.reserved_cpus + spec.cpus > node.total_cpus * scale + _EPSILON:
         return False
     return True
 
 
-def weight(spec: ContainerSpec, node: NodeSnapshot) -> float:
+def weight(spec: ContainerSpec, node: NodeSnapshot, overcommit: float = 0.0) -> float:
     """Classic swarm's weight: percent of the node's CPUs plus percent of its memory in use once the
     container is placed, each counted as 100 when the container does not ask for it."""
     idx = node.index
-    cpu = (idx.reserved_cpus + spec.cpus) * 100 / node.total_cpus if spec.cpus > 0 else 100.0
-    mem = (idx.reserved_memory + spec.memory) * 100 / node.total_memory if spec.memory > 0 else 100.0
+    scale = 1.0 + overcommit
+    cpu = (idx.reserved_cpus + spec.cpus) * 100 / (node.total_cpus * scale) if spec.cpus > 0 else 100.0
+    mem = (idx.reserved_memory + spec.memory) * 100 / (node.total_memory * scale) if spec.memory > 0 else 100.0
     return cpu + mem
 
 
@@ -57,14 +61,15 @@ def _human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def no_resources(spec: ContainerSpec, nodes: list[NodeSnapshot]) -> NoSuitableNode:
+def no_resources(spec: ContainerSpec, nodes: list[NodeSnapshot], overcommit: float = 0.0) -> NoSuitableNode:
     asked = []
     if spec.cpus > 0:
         asked.append(f"{spec.cpus:g} CPUs")
     if spec.memory > 0:
         asked.append(f"{_human_bytes(spec.memory)} of memory")
-    free_cpus = max((n.total_cpus - n.index.reserved_cpus for n in nodes), default=0.0)
-    free_mem = max((n.total_memory - n.index.reserved_memory for n in nodes), default=0)
+    scale = 1.0 + overcommit
+    free_cpus = max((n.total_cpus * scale - n.index.reserved_cpus for n in nodes), default=0.0)
+    free_mem = max((int(n.total_memory * scale) - n.index.reserved_memory for n in nodes), default=0)
     most = []
     if spec.cpus > 0:
         most.append(f"{max(free_cpus, 0):g} CPUs")
@@ -76,24 +81,26 @@ def no_resources(spec: ContainerSpec, nodes: list[NodeSnapshot]) -> NoSuitableNo
         filter="resources", conditions=tuple(asked))
 
 
-def fitting(spec: ContainerSpec, nodes: list[NodeSnapshot]) -> list[NodeSnapshot]:
+def fitting(spec: ContainerSpec, nodes: list[NodeSnapshot], overcommit: float = 0.0) -> list[NodeSnapshot]:
     """The nodes the container fits on; NoSuitableNode when there is none."""
     if not requests_resources(spec):
         return nodes
-    out = [n for n in nodes if fits(spec, n)]
+    out = [n for n in nodes if fits(spec, n, overcommit)]
     if not out:
-        raise no_resources(spec, nodes)
+        raise no_resources(spec, nodes, overcommit)
     return out
 
 
 class KeyedStrategy:
     """A strategy that orders the nodes with room by one key per node (`sort_key`)."""
 
+    overcommit = 0.0
+
     def sort_key(self, spec: ContainerSpec):
         raise NotImplementedError
 
     def rank(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> list[NodeSnapshot]:
-        return sorted(fitting(spec, nodes), key=self.sort_key(spec))
+        return sorted(fitting(spec, nodes, self.overcommit), key=self.sort_key(spec))
 
     def pick(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> NodeSnapshot:
-        return min(fitting(spec, nodes), key=self.sort_key(spec))
+        return min(fitting(spec, nodes, self.overcommit), key=self.sort_key(spec))

@@ -13,14 +13,15 @@ if TYPE_CHECKING:
 
 class RandomStrategy:
     name = "random"
+    overcommit = 0.0
 
     def __init__(self, rng: random.Random | None = None):
         self._rng = rng or random.Random()
 
     def rank(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> list[NodeSnapshot]:
-        out = list(fitting(spec, nodes))
+        out = list(fitting(spec, nodes, self.overcommit))
         self._rng.shuffle(out)
         return out
 
     def pick(self, spec: ContainerSpec, nodes: list[NodeSnapshot]) -> NodeSnapshot:
-        return self._rng.choice(fitting(spec, nodes))
+        return self._rng.choice(fitting(spec, nodes, self.overcommit))

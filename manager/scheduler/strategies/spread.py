@@ -30,5 +30,5 @@ class SpreadStrategy(KeyedStrategy):
 
         def key(n: NodeSnapshot):
             idx = n.index
-            return weight(spec, n), idx.count, idx.load, n.name, n.id
+            return weight(spec, n, self.overcommit), idx.count, idx.load, n.name, n.id
         return key
