@@ -195,8 +195,8 @@ class Placement:
             # classic's swarm.createretry: a create that failed on its node is tried on another
             if len(failed) >= self.scheduler.create_retry or error.status in NOT_RETRIED:
                 raise error
-            log.warning("creating %s on %s failed (%s); trying another node", name or "a container",
-                        view.name, error.message)
+            log.warning("create failed; trying another node", name=name or "(engine-named)", node=view.name,
+                        error=error.message)
             failed.add(view.id)
             last_error = error
 

@@ -147,3 +147,60 @@ async def test_refusals_say_what_the_api_answers():
 async def _any_creating(views: list[NodeView]) -> None:
     while not any(v.client.creating.is_set() for v in views):
         await asyncio.sleep(0.005)
+
+
+class FirstCreateFails(InMemoryAgent):
+    """An agent whose create fails while the cluster-wide `failures` budget lasts, with `error`."""
+
+    def __init__(self, attempts: list[str], failures: list[int], error: ApiError, name: str):
+        super().__init__()
+        self.attempts, self.failures, self.error, self.name = attempts, failures, error, name
+
+    async def create_container_at(self, name: str, body: dict) -> tuple[dict, int]:
+        self.attempts.append(self.name)
+        if self.failures[0] > 0:
+            self.failures[0] -= 1
+            raise self.error
+        return await super().create_container_at(name, body)
+
+
+def flaky_cluster(failures: int, error: ApiError, nodes=("n1", "n2", "n3")) -> tuple[ClusterView, list[str]]:
+    cluster = ClusterView(client_factory=lambda n: None)
+    attempts: list[str] = []
+    budget = [failures]
+    for name in nodes:
+        view = add_node(cluster, name)
+        view.client = FirstCreateFails(attempts, budget, error, name)
+    return cluster, attempts
+
+
+async def test_createretry_tries_another_node_after_a_failed_create():
+    cluster, attempts = flaky_cluster(1, ApiError(500, "engine broke"))
+    placed = await Placement(cluster, Scheduler(create_retry=1)).create("/retried", {"Image": "busybox"})
+    assert len(attempts) == 2 and attempts[0] != attempts[1], attempts
+    assert placed.node.name == attempts[1]
+    assert cluster.find_container("retried").node_name == attempts[1]
+    assert not any(v.pending for v in cluster.nodes.values())
+
+
+async def test_without_createretry_a_failed_create_is_the_answer():
+    cluster, attempts = flaky_cluster(1, ApiError(500, "engine broke"))
+    with pytest.raises(ApiError, match="engine broke"):
+        await Placement(cluster, Scheduler()).create("/once", {"Image": "busybox"})
+    assert len(attempts) == 1
+    assert not Placement(cluster, Scheduler()).is_reserved("once")
+
+
+async def test_createretry_stops_at_its_count_and_answers_the_engines_words():
+    cluster, attempts = flaky_cluster(5, ApiError(500, "engine broke"))
+    with pytest.raises(ApiError, match="engine broke"):
+        await Placement(cluster, Scheduler(create_retry=2)).create("/twice", {"Image": "busybox"})
+    assert len(attempts) == 3 and len(set(attempts)) == 3, attempts
+
+
+async def test_createretry_never_retries_what_every_node_would_refuse():
+    for status in (400, 409):
+        cluster, attempts = flaky_cluster(1, ApiError(status, "refused by the engine"))
+        with pytest.raises(ApiError, match="refused by the engine"):
+            await Placement(cluster, Scheduler(create_retry=2)).create(f"/r{status}", {"Image": "busybox"})
+        assert len(attempts) == 1
