@@ -3,6 +3,10 @@
 Nodes come from the membership watch; for each node the view keeps one agent connection, the
 engine's info, its containers (inspect documents) and images, kept current from the agent's event
 stream rather than by polling. The scheduler reads immutable snapshots built from this view.
+
+Container intent records (manager.intent) stand for containers the view cannot list yet: a
+record whose node has not been listed since start is shown on that node (a node membership does
+not list is kept as a down node) until the node is listed or a copy of the container is seen.
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from datetime import datetime, timezone
 from swarmd.manager.agents import AgentClient
 from swarmd.manager.container_records import SWARM_SHORT_ID_LENGTH, ContainerRecord
 from swarmd.manager.httpd.errors import ApiError
-from swarmd.manager.intent import NODE_KEY_PREFIX, IntentStore, NodeIntent
+from swarmd.manager.intent import (CONTAINER_KEY_PREFIX, NODE_KEY_PREFIX, ContainerIntent, IntentStore, NodeIntent,
+                                   container_key, records_to_write, standing)
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot, ImageSnapshot, NodeSnapshot
 from swarmd.proto.swarm.v1 import types_pb2
 from swarmd.common import logs
@@ -74,6 +79,7 @@ class NodeView:
     pending: list[ContainerSnapshot] = field(default_factory=list)   # placed, not yet seen
     intent: NodeIntent = field(default_factory=NodeIntent)             # availability, node labels
     task: asyncio.Task | None = None
+    listed: bool = False        # its containers were read from its engine since this manager started
     _snapshot: NodeSnapshot | None = None
     # (base snapshot, pending, base + pending): one snapshot object while neither changes, so the
     # scheduler's per-snapshot index and remembered verdicts stay valid across decisions
@@ -191,6 +197,15 @@ class ClusterView:
         self.intents: dict[str, NodeIntent] = {}
         self.intents_synced = asyncio.Event()      # the intent records have been read once
         self.intent_store: IntentStore | None = None   # where the primary writes intent (manager.intent)
+        # swarm ID -> container intent record as last seen in the store
+        self.container_intents: dict[str, ContainerIntent] = {}
+        # swarm ID -> the record standing for it in the view (from its intent; no engine has been asked)
+        self._standing: dict[str, ContainerRecord] = {}
+        self._container_intents_generation = 0        # counts changes of container_intents
+        self._intents_written_for: object = None      # the view state the primary's last write pass matched
+        # container ID -> (record, its intent): records never change in place, so a pass over many
+        # containers reads each document's policy once
+        self._intent_cache: dict[str, tuple[ContainerRecord, ContainerIntent | None]] = {}
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -199,6 +214,7 @@ class ClusterView:
         async for event in membership.watch():
             if event.kind == "synced":
                 self.synced.set()
+                self.reconcile_standing()
                 continue
             node = event.node
             if event.kind in ("joined", "updated"):
@@ -236,6 +252,7 @@ class ClusterView:
         view.error = reason
         view.node.state = types_pb2.NODE_STATE_UNHEALTHY
         view.changed()
+        self.reconcile_standing()
 
     # -- intent -------------------------------------------------------------------------------
 
@@ -245,9 +262,10 @@ class ClusterView:
     async def follow_intents(self, store: IntentStore) -> None:
         """Runs until cancelled: applies the intent records (written by the primary) to the view."""
         listing: dict[str, NodeIntent] | None = {}
+        containers: dict[str, bytes] = {}
         async for kind, key, value in store.watch():
             if kind == "reset":
-                listing = {}                    # the watch reconnected and lists again
+                listing, containers = {}, {}    # the watch reconnected and lists again
                 continue
             if kind == "synced":
                 if listing is not None:        # a fresh listing replaces what was known
@@ -255,8 +273,19 @@ class ClusterView:
                         self.apply_intent(node_id, None)
                     for node_id, intent in listing.items():
                         self.apply_intent(node_id, intent)
+                    self.container_intents = {}
+                    for swarm_id, raw in containers.items():
+                        self.apply_container_intent(swarm_id, raw, reconcile=False)
                 listing = None
                 self.intents_synced.set()
+                self.reconcile_standing()
+                continue
+            if key.startswith(CONTAINER_KEY_PREFIX):
+                swarm_id = key[len(CONTAINER_KEY_PREFIX):]
+                if listing is not None:
+                    containers[swarm_id] = value if kind == "put" else None
+                else:
+                    self.apply_container_intent(swarm_id, value if kind == "put" else None)
                 continue
             if not key.startswith(NODE_KEY_PREFIX):
                 continue                        # a record of a later version: not ours to read
@@ -284,6 +313,128 @@ class ClusterView:
             return
         view.intent = intent or NodeIntent()
         view.changed()
+
+    def apply_container_intent(self, swarm_id: str, raw: bytes | None, reconcile: bool = True) -> None:
+        """Makes the stored record (None: deleted) the container's; what stands in the view follows."""
+        intent = ContainerIntent.from_json(swarm_id, raw) if raw is not None else None
+        if intent is None:
+            self.container_intents.pop(swarm_id, None)
+        else:
+            self.container_intents[swarm_id] = intent
+        self._container_intents_generation += 1
+        if reconcile:
+            self.reconcile_standing()
+
+    def reconcile_standing(self) -> None:
+        """Puts the records that stand for containers (manager.intent `standing`) into the view and
+        takes out those that no longer do. A node only a record names is kept as a down node."""
+        if not (self.synced.is_set() and self.intents_synced.is_set()):
+            return                 # a node or record not read yet would look missing
+        synthetic = {id(r) for r in self._standing.values()}
+        live_ids: set[str] = set()
+        live_names: set[str] = set()
+        for view in self.nodes.values():
+            for rec in view.containers.values():
+                if id(rec) not in synthetic:
+                    live_ids.add(rec.swarm_id)
+                    live_names.add(rec.name)
+        listed = {v.id for v in self.nodes.values() if v.listed}
+        wanted = {r.swarm_id: r for r in standing(self.container_intents.values(), listed, live_ids, live_names)}
+        for swarm_id, rec in list(self._standing.items()):
+            view = self.nodes.get(rec.node_id)
+            intent = wanted.get(swarm_id)
+            if intent is not None and view is not None and view.containers.get(rec.id) is rec \
+                    and intent.id == rec.id and intent.node_id == rec.node_id:
+                del wanted[swarm_id]           # standing as it should
+                continue
+            del self._standing[swarm_id]
+            if view is not None and view.containers.get(rec.id) is rec:
+                self.forget(view, rec.id)
+                self._gone.pop(rec.id, None)   # its node may list it for real later
+            if view is not None and view.task is None and not view.containers and view.node.info.id \
+                    not in {r.node_id for r in wanted.values()}:
+                self.nodes.pop(view.id, None)  # a node only records named, and none does now
+        for intent in wanted.values():
+            view = self.nodes.get(intent.node_id) or self._record_node(intent)
+            self._standing[intent.swarm_id] = self._store(view, intent.document())
+            log.info("container kept from its intent record", name=intent.name, node=view.name,
+                     id=intent.id[:12])
+
+    def _record_node(self, intent: ContainerIntent) -> NodeView:
+        """A node membership does not list (down since before this manager started), named by a record."""
+        node = types_pb2.Node(info=types_pb2.NodeInfo(id=intent.node_id, name=intent.node_name, addr=intent.node_addr),
+                              state=types_pb2.NODE_STATE_UNHEALTHY)
+        view = NodeView(node=node, client=self._client_factory(node), intent=self.intent_of(intent.node_id),
+                        error="node down: not seen since this manager started")
+        self.nodes[intent.node_id] = view
+        return view
+
+    def is_standing(self, rec: ContainerRecord) -> bool:
+        """Whether the record stands for a container from its intent record (no engine has it read)."""
+        return self._standing.get(rec.swarm_id) is rec
+
+    async def keep_container_intent(self, rec: ContainerRecord | None) -> None:
+        """Writes the intent record of a container just created or moved, when it has a reschedule
+        policy (primary only). A failed write is logged; the primary's next pass writes it again."""
+        view = self.nodes.get(rec.node_id) if rec is not None else None
+        intent = ContainerIntent.of(rec.doc, rec.node_id, rec.node_name, view.addr) if view is not None else None
+        if intent is not None and self.container_intents.get(intent.swarm_id) != intent:
+            await self._write_container_intent(intent.swarm_id, intent)
+
+    async def drop_container_intent(self, rec: ContainerRecord) -> None:
+        """Deletes the intent record of a removed container, when the record names this copy."""
+        current = self.container_intents.get(rec.swarm_id)
+        if current is not None and current.id == rec.id:
+            await self._write_container_intent(rec.swarm_id, None)
+
+    async def write_container_intents(self) -> None:
+        """The primary's pass: makes the records match the containers seen on healthy nodes (moved,
+        started, stopped, destroyed); records of down nodes stay. Failed writes are retried next pass."""
+        if self.intent_store is None or not (self.synced.is_set() and self.intents_synced.is_set()):
+            return
+        signature = (tuple((v.id, v.updated_at, v.healthy, v.listed) for v in self.nodes.values()),
+                     self._container_intents_generation)
+        if signature == self._intents_written_for:
+            return
+        healthy = {v.id for v in self.nodes.values() if v.listed and v.healthy}
+        seen: dict[str, tuple[datetime, ContainerIntent]] = {}
+        cache, self._intent_cache = self._intent_cache, {}
+        for view in self.nodes.values():
+            if view.id not in healthy:
+                continue
+            for rec in view.containers.values():
+                hit = cache.get(rec.id)
+                if hit is None or hit[0] is not rec:
+                    hit = (rec, ContainerIntent.of(rec.doc, view.id, view.name, view.addr) if rec.swarm_id else None)
+                self._intent_cache[rec.id] = hit
+                intent = hit[1]
+                created = rec.created or datetime.min.replace(tzinfo=timezone.utc)
+                if intent is not None and (rec.swarm_id not in seen or seen[rec.swarm_id][0] < created):
+                    seen[rec.swarm_id] = (created, intent)
+        puts, deletes = records_to_write(self.container_intents, {k: v for k, (_, v) in seen.items()}, healthy)
+        ok = True
+        for intent in puts:
+            ok &= await self._write_container_intent(intent.swarm_id, intent)
+        for swarm_id in deletes:
+            ok &= await self._write_container_intent(swarm_id, None)
+        if ok:
+            self._intents_written_for = signature
+
+    async def _write_container_intent(self, swarm_id: str, intent: ContainerIntent | None) -> bool:
+        try:
+            if intent is None:
+                await self.intent_store.delete(container_key(swarm_id))
+            else:
+                await self.intent_store.put(container_key(swarm_id), intent.to_json())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # etcd away: the user's call stands; the primary's pass writes it again
+            log.warning("cannot write a container intent record", swarm_id=swarm_id[:12], error=str(exc) or type(exc).__name__)
+            self._intents_written_for = None
+            return False
+        # read-your-writes, before the watch brings it back
+        self.apply_container_intent(swarm_id, intent.to_json() if intent is not None else None)
+        return True
 
     def remove_node(self, node_id: str) -> None:
         """Drops the node and its containers from every listing (`docker node rm`)."""
@@ -369,6 +520,8 @@ class ClusterView:
         for read in docs:
             if read:
                 self._store(view, *read)
+        view.listed = True
+        self.reconcile_standing()            # what stood for its containers gives way to what it has
         await self.refresh_images(view)
         view.changed()
 

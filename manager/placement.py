@@ -224,12 +224,13 @@ class Placement:
             self._names_in_flight.add(name)
         try:
             result, done_at = await view.client.create_container_at(name, engine_body)
-            await self.cluster.refresh_container(view, result["Id"], done_at)   # read-your-writes
+            rec = await self.cluster.refresh_container(view, result["Id"], done_at)   # read-your-writes
         finally:
             if placeholder in view.pending:
                 view.pending.remove(placeholder)
             view.changed()
             self._names_in_flight.discard(name)
+        await self.cluster.keep_container_intent(rec)     # durable before the client hears of it
         return Placed(result, view)
 
 

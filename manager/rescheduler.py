@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from swarmd.manager.cluster import ClusterView, NodeView
 from swarmd.manager.container_records import ContainerRecord
 from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.intent import ON_NODE_FAILURE, create_body, reschedules_on_node_failure  # noqa: F401 (re-exported)
 from swarmd.manager.placement import Placement, PlacementError
 from swarmd.manager.scheduler import container_spec
 from swarmd.proto.swarm.v1 import types_pb2
@@ -29,55 +30,13 @@ from swarmd.common import logs
 
 log = logs.get("manager.rescheduler")
 
-ON_NODE_FAILURE = "on-node-failure"
 INTERVAL = 0.5
 RETRY_MAX = 30.0
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 
-# Config fields a create request takes back as they are
-_CONFIG_FIELDS = ("User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts", "Tty", "OpenStdin",
-                  "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Image", "Volumes", "WorkingDir",
-                  "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal",
-                  "StopTimeout", "Shell", "Domainname")
-_DEFAULT_NETWORKS = {"bridge", "host", "none", "default"}
-
-
 def reschedule_policies(doc: dict) -> list[str]:
     """The container's reschedule policies, from its label (or a leftover `reschedule:` env)."""
     return list(container_spec.reschedule_policies(doc.get("Config") or {}))
-
-
-def reschedules_on_node_failure(doc: dict) -> bool:
-    return ON_NODE_FAILURE in reschedule_policies(doc)
-
-
-def create_body(doc: dict) -> dict:
-    """A `POST /containers/create` body recreating the container from its inspect document."""
-    cfg = doc.get("Config") or {}
-    body = {k: cfg[k] for k in _CONFIG_FIELDS if k in cfg and cfg[k] is not None}
-    hostname = cfg.get("Hostname") or ""
-    if hostname and not doc.get("Id", "").startswith(hostname):
-        body["Hostname"] = hostname           # set by the user, not the engine's default (the ID)
-    host_config = dict(doc.get("HostConfig") or {})
-    body["HostConfig"] = host_config
-    networks = ((doc.get("NetworkSettings") or {}).get("Networks")) or {}
-    endpoints = {}
-    for name, ep in networks.items():
-        if name in _DEFAULT_NETWORKS or name == host_config.get("NetworkMode"):
-            continue
-        ep = ep or {}
-        conf = {}
-        aliases = [a for a in (ep.get("Aliases") or []) if not doc.get("Id", "").startswith(a)]
-        if aliases:
-            conf["Aliases"] = aliases
-        if ep.get("IPAMConfig"):
-            conf["IPAMConfig"] = ep["IPAMConfig"]
-        if ep.get("Links"):
-            conf["Links"] = ep["Links"]
-        endpoints[name] = conf
-    if endpoints:
-        body["NetworkingConfig"] = {"EndpointsConfig": endpoints}
-    return body
 
 
 @dataclass(frozen=True)
@@ -176,6 +135,7 @@ class Rescheduler:
     async def tick(self) -> None:
         if not self.cluster.synced.is_set():
             return
+        await self.cluster.write_container_intents()   # moves, destroys, retries of failed writes
         views = list(self.cluster.nodes.values())
         healthy = frozenset(v.id for v in views if v.healthy)
         appeared = healthy - self._healthy
@@ -235,5 +195,6 @@ class Rescheduler:
         placed = await self.placement.create(rec.name, create_body(rec.doc), replacing=rec)
         if rec.state.get("Running") or rec.state.get("Restarting") or rec.state.get("Paused"):
             _, done_at = await placed.node.client.container_action_at(placed.id, "start")
-            await self.cluster.refresh_container(placed.node, placed.id, done_at)
+            await self.cluster.keep_container_intent(
+                await self.cluster.refresh_container(placed.node, placed.id, done_at))
         return placed.id, placed.node.name

@@ -103,7 +103,8 @@ async def container_action(ctx: ManagerContext, req: Request, action: str) -> Re
     rec, view = container_and_node(ctx.cluster, req.params["id"])
     params = {k: req.arg(k) for k in ACTIONS[action].params if req.arg(k) is not None}
     status, done_at = await view.client.container_action_at(rec.id, action, params)
-    await ctx.cluster.refresh_container(view, rec.id, done_at)
+    # a started or stopped container is recreated running or not: its intent record says which
+    await ctx.cluster.keep_container_intent(await ctx.cluster.refresh_container(view, rec.id, done_at))
     return empty(status)
 
 
@@ -113,6 +114,7 @@ async def remove_container(ctx: ManagerContext, req: Request) -> Response:
     params = {k: "1" if req.flag(k) else "0" for k in ACTIONS["remove"].params}
     status = await view.client.container_action(rec.id, "remove", params)
     ctx.cluster.forget(view, rec.id)
+    await ctx.cluster.drop_container_intent(rec)
     return empty(status)
 
 
