@@ -338,8 +338,11 @@ class ClusterView:
                 if id(rec) not in synthetic:
                     live_ids.add(rec.swarm_id)
                     live_names.add(rec.name)
-        listed = {v.id for v in self.nodes.values() if v.listed}
-        wanted = {r.swarm_id: r for r in standing(self.container_intents.values(), listed, live_ids, live_names)}
+        # a node membership lists and no read of it has failed yet is about to be listed: its
+        # records would only flicker as Host Down while it is
+        readable = {v.id for v in self.nodes.values()
+                    if v.listed or (v.node.state != types_pb2.NODE_STATE_UNHEALTHY and not v.error)}
+        wanted = {r.swarm_id: r for r in standing(self.container_intents.values(), readable, live_ids, live_names)}
         for swarm_id, rec in list(self._standing.items()):
             view = self.nodes.get(rec.node_id)
             intent = wanted.get(swarm_id)
@@ -489,11 +492,14 @@ class ClusterView:
                 raise
             except Exception as exc:  # agent unreachable, stream broken: retry with backoff
                 message = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
+                first = not view.error
                 if view.connected or view.error != message:
                     log.warning("node unreachable", node=view.name, error=message, retry_in=f"{backoff:.2f}s")
                 view.connected = False
                 view.error = message
                 view.changed()
+                if first and not view.listed:
+                    self.reconcile_standing()     # never read since start: its records stand for it
                 await asyncio.sleep(backoff * (1 + random.random() / 4))
                 backoff = min(backoff * 2, 5.0)
 

@@ -179,12 +179,13 @@ def container_key(swarm_id: str) -> str:
     return CONTAINER_KEY_PREFIX + swarm_id
 
 
-def standing(records, listed_nodes: set[str], live_swarm_ids: set[str],
-             live_names: set[str]) -> list[ContainerIntent]:
-    """The records that stand for containers the view lacks: their node has not been listed since
-    this manager started (down, or never seen alive), and no container seen carries their swarm ID
-    or holds their name (a rescheduled copy, or another container that took the name)."""
-    return [r for r in records if r.node_id not in listed_nodes and r.swarm_id not in live_swarm_ids
+def standing(records, readable_nodes: set[str], live_swarm_ids: set[str],
+               live_names: set[str]) -> list[ContainerIntent]:
+    """The records that stand for containers the view lacks: their node is not readable (neither
+    listed since this manager started nor about to be: down, unreachable, or never seen alive), and
+    no container seen carries their swarm ID or holds their name (a rescheduled copy, or another
+    container that took the name)."""
+    return [r for r in records if r.node_id not in readable_nodes and r.swarm_id not in live_swarm_ids
             and r.name not in live_names]
 
 
