@@ -1,9 +1,10 @@
 """Containers with a reschedule policy kept in etcd, on the lab: a manager started while their
 node is down lists them (`Host Down`) and reschedules them, with one copy, and the stale copy
-goes when the node returns; a container removed before the outage does not come back.
+goes when the node returns; a container removed before the outage does not come back. Also a
+new primary after failover that started while the node was down.
 
-The module runs its own discovery, agents (heartbeat 1 s, TTL 3 s) and manager, which it stops
-and starts again; it never touches the session swarm.
+Each test runs its own discovery, agents (heartbeat 1 s, TTL 3 s) and managers, which it stops
+and starts again; none touches the session swarm.
 """
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ import uuid
 import pytest
 
 from swarmd.localcluster.processes import wait_until
-from swarmd.localcluster.swarm import SwarmCluster, swarm_argv
+from swarmd.localcluster.swarm import SwarmCluster, swarm_argv, wait_one_primary
 from tests.integration.conftest import DockerCLI, docker_cli_binary
 
 LOST = "node2"
 OTHERS = ("node1", "node3")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster(lab, tmp_path_factory):
     c = SwarmCluster(lab, root=tmp_path_factory.mktemp("durable"), heartbeat="1s", ttl="3s")
     try:
@@ -33,8 +34,21 @@ def cluster(lab, tmp_path_factory):
     c.stop()
 
 
-def clis(cluster: SwarmCluster, tmp_path) -> list[DockerCLI]:
-    return [DockerCLI(cluster.docker_host, str(tmp_path / f"cfg{v}"), docker_cli_binary(v)) for v in ("28", "20.10")]
+@pytest.fixture
+def replicated(lab, tmp_path_factory):
+    c = SwarmCluster(lab, root=tmp_path_factory.mktemp("durable-ha"), heartbeat="1s", ttl="3s")
+    try:
+        c.start_replicated(managers=2)
+    except BaseException:
+        print(c.logs())
+        raise
+    yield c
+    c.stop()
+
+
+def clis(cluster: SwarmCluster, tmp_path, addr: str | None = None) -> list[DockerCLI]:
+    host = f"tcp://{addr}" if addr else cluster.docker_host
+    return [DockerCLI(host, str(tmp_path / f"cfg{v}"), docker_cli_binary(v)) for v in ("28", "20.10")]
 
 
 def ps(cli: DockerCLI, *names: str) -> list[dict]:
@@ -56,6 +70,38 @@ def engine_names(lab, index: int) -> list[str]:
         return [c.name for c in client.containers.list(all=True)]
     finally:
         client.close()
+
+
+def remove_everywhere(lab, *names: str) -> None:
+    for engine in lab.engines:
+        client = engine.client()
+        try:
+            for c in client.containers.list(all=True):
+                if c.name in names:
+                    c.remove(force=True)
+        finally:
+            client.close()
+
+
+def wait_lease_out(cluster: SwarmCluster, node: str) -> None:
+    agent_addr = cluster.agent_addrs[node]
+    wait_until(lambda: agent_addr not in listed_addrs(cluster), 20, f"{node}'s lease to run out")
+
+
+def wait_host_down(c: DockerCLI, name: str, before: dict) -> None:
+    """The container listed by `c` on the down node as Host Down, as it was."""
+    rows = wait_until(lambda: ps(c, name) or None, 15, "the container read back from its record")
+    assert [r["Names"] for r in rows] == [f"{LOST}/{name}"], rows
+    assert rows[0]["Status"] == "Host Down" and rows[0]["State"] == "unknown"
+    assert rows[0]["ID"] == before["ID"]
+
+
+def wait_moved(c: DockerCLI, name: str) -> dict:
+    def moved():
+        rows = ps(c, name)
+        ok = len(rows) == 1 and not rows[0]["Names"].startswith(f"{LOST}/") and rows[0]["State"] == "running"
+        return rows[0] if ok else None
+    return wait_until(moved, 60, "the container rescheduled off the down node", interval=0.3)
 
 
 def restart_manager(cluster: SwarmCluster) -> None:
@@ -86,26 +132,19 @@ def test_a_manager_started_while_a_node_is_down_lists_and_reschedules_its_contai
         addr = cluster.manager_addrs.pop(0)
         assert manager.stop(timeout=15) == 0, manager.log_tail()
         cluster.agents[LOST].kill9()
-        agent_addr = cluster.agent_addrs[LOST]
-        wait_until(lambda: agent_addr not in listed_addrs(cluster), 20, f"{LOST}'s lease to run out")
+        wait_lease_out(cluster, LOST)
         cluster.start_manager(addr=addr)
         cluster.wait_nodes(2, timeout=30)
 
         # known only from its record: listed on its node as Host Down, by both CLIs
         for c in (cli, cli_2010):
-            rows = wait_until(lambda: ps(c, keep, gone) or None, 15, "the container read back from its record")
-            assert [r["Names"] for r in rows] == [f"{LOST}/{keep}"], rows
-            assert rows[0]["Status"] == "Host Down" and rows[0]["State"] == "unknown"
-            assert rows[0]["ID"] == before["ID"]
+            wait_host_down(c, keep, before)
+            assert [r["Names"] for r in ps(c, keep, gone)] == [f"{LOST}/{keep}"]
 
         for node in OTHERS:
             cli.run("node", "update", "--availability", "active", node)
 
-        def moved():
-            rows = ps(cli, keep)
-            ok = len(rows) == 1 and not rows[0]["Names"].startswith(f"{LOST}/") and rows[0]["State"] == "running"
-            return rows[0] if ok else None
-        after_move = wait_until(moved, 60, "the container rescheduled off the down node", interval=0.3)
+        after_move = wait_moved(cli, keep)
         assert after_move["ID"] != before["ID"]
         assert [r["Names"] for r in ps(cli_2010, keep, gone)] == [after_move["Names"]]
         doc = json.loads(cli.out("inspect", keep))[0]
@@ -124,20 +163,42 @@ def test_a_manager_started_while_a_node_is_down_lists_and_reschedules_its_contai
         rows = wait_until(lambda: ps(cli, keep) or None, 15, "the container listed after a restart")
         assert [(r["ID"], r["Names"]) for r in rows] == [(after_move["ID"], after_move["Names"])]
     finally:
-        if not cluster.agents[LOST].running():
-            cluster.start_agent(lost_index)
-        if len(cluster.managers) == 0 or not cluster.managers[0].running():
-            cluster.managers.clear()
-            cluster.manager_addrs.clear()
-            cluster.start_manager()
-        cluster.wait_nodes(3, timeout=30)
+        remove_everywhere(lab, keep, gone)      # the cluster (its intent included) goes with the test
+
+
+def test_a_new_primary_started_while_a_node_was_down_reschedules_its_containers(replicated, lab, tmp_path):
+    cluster = replicated
+    keep = f"dur-ha-{uuid.uuid4().hex[:8]}"
+    lost_index = next(i for i, e in enumerate(lab.engines) if e.name == LOST)
+    primary = wait_one_primary(cluster.manager_addrs)
+    old_replica = next(a for a in cluster.manager_addrs if a != primary)
+    cli, _ = clis(cluster, tmp_path / "p", primary)
+    try:
+        cli.run("run", "-d", "--name", keep, "-e", f"constraint:node==~{LOST}", "-e", "reschedule:on-node-failure",
+                "busybox", "sleep", "600")
+        before = ps(cli, keep)[0]
+        assert before["Names"] == f"{LOST}/{keep}", before
+        for node in OTHERS:       # the old primary cannot move it before it stops
+            cli.run("node", "update", "--availability", "pause", node)
+        # the replica goes; node2 goes; a new replica starts while node2 is down, then takes over
+        index = cluster.manager_addrs.index(old_replica)
+        assert cluster.managers[index].stop(timeout=15) == 0
+        cluster.agents[LOST].kill9()
+        wait_lease_out(cluster, LOST)
+        new = cluster.start_replica()
+        new_cli, new_cli_2010 = clis(cluster, tmp_path / "n", new)
+        wait_one_primary([primary, new])
+        for c in (new_cli, new_cli_2010):      # a replica lists it from its record too
+            wait_host_down(c, keep, before)
+        assert cluster.managers[cluster.manager_addrs.index(primary)].stop(timeout=15) == 0
+        assert wait_one_primary([new]) == new
         for node in OTHERS:
-            cli.run("node", "update", "--availability", "active", node, check=False)
-        for engine in lab.engines:
-            client = engine.client()
-            try:
-                for c in client.containers.list(all=True):
-                    if c.name in (keep, gone):
-                        c.remove(force=True)
-            finally:
-                client.close()
+            new_cli.run("node", "update", "--availability", "active", node)
+        after_move = wait_moved(new_cli, keep)
+        assert after_move["ID"] != before["ID"]
+        assert [r["Names"] for r in ps(new_cli_2010, keep)] == [after_move["Names"]]
+        cluster.start_agent(lost_index)
+        wait_until(lambda: keep not in engine_names(lab, lost_index), 30, "the stale copy removed")
+        assert [r["ID"] for r in ps(new_cli, keep)] == [after_move["ID"]]
+    finally:
+        remove_everywhere(lab, keep)
