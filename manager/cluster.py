@@ -342,7 +342,8 @@ class ClusterView:
         # records would only flicker as Host Down while it is
         readable = {v.id for v in self.nodes.values()
                     if v.listed or (v.node.state != types_pb2.NODE_STATE_UNHEALTHY and not v.error)}
-        wanted = {r.swarm_id: r for r in standing(self.container_intents.values(), readable, live_ids, live_names)}
+        records = [r for r in self.container_intents.values() if not self.intent_of(r.node_id).removed]
+        wanted = {r.swarm_id: r for r in standing(records, readable, live_ids, live_names)}
         for swarm_id, rec in list(self._standing.items()):
             view = self.nodes.get(rec.node_id)
             intent = wanted.get(swarm_id)
@@ -414,7 +415,9 @@ class ClusterView:
                 created = rec.created or datetime.min.replace(tzinfo=timezone.utc)
                 if intent is not None and (rec.swarm_id not in seen or seen[rec.swarm_id][0] < created):
                     seen[rec.swarm_id] = (created, intent)
-        puts, deletes = records_to_write(self.container_intents, {k: v for k, (_, v) in seen.items()}, healthy)
+        removed = frozenset(node_id for node_id, intent in self.intents.items() if intent.removed)
+        puts, deletes = records_to_write(self.container_intents, {k: v for k, (_, v) in seen.items()}, healthy,
+                                         removed)
         ok = True
         for intent in puts:
             ok &= await self._write_container_intent(intent.swarm_id, intent)
@@ -450,6 +453,7 @@ class ClusterView:
             self._unindex(rec)
             self._read_at.pop(rec.id, None)
         view.containers = {}
+        self.reconcile_standing()
 
     def _start_follow(self, view: NodeView) -> None:
         view.task = asyncio.get_running_loop().create_task(self._follow(view), name=f"follow-{view.name}")

@@ -190,13 +190,16 @@ def standing(records, readable_nodes: set[str], live_swarm_ids: set[str],
 
 
 def records_to_write(current: dict[str, ContainerIntent], seen: dict[str, ContainerIntent],
-                     listed_healthy: set[str]) -> tuple[list[ContainerIntent], list[str]]:
+                     listed_healthy: set[str], removed_nodes: frozenset[str] = frozenset(),
+                     ) -> tuple[list[ContainerIntent], list[str]]:
     """(records to put, swarm IDs to delete) making the store match the containers seen on nodes:
     `seen` holds, per swarm ID, the record of its copy on a healthy listed node. A record whose
-    node is healthy and listed and holds no copy anywhere is of a removed container; one whose
-    node is down stays as it is (it stands for the container)."""
+    node is healthy and listed and holds no copy anywhere is of a removed container, as is one of
+    a node removed by `docker node rm`; one whose node is down stays as it is (it stands for the
+    container)."""
     puts = [rec for sid, rec in seen.items() if current.get(sid) != rec]
-    deletes = [sid for sid, rec in current.items() if sid not in seen and rec.node_id in listed_healthy]
+    deletes = [sid for sid, rec in current.items()
+               if sid not in seen and (rec.node_id in listed_healthy or rec.node_id in removed_nodes)]
     return puts, deletes
 
 

@@ -76,3 +76,8 @@ def test_writes_follow_moves_and_removals_but_keep_records_of_down_nodes():
     assert deletes == ["s3", "s4"]                                  # gone from healthy nodes
     puts, deletes = records_to_write(current, seen, listed_healthy={"n1"})
     assert deletes == ["s3"]                                        # n3 down: its record stands
+
+
+def test_records_of_a_removed_node_are_deleted():
+    current = {"s1": intent("s1", "n2")}
+    assert records_to_write(current, {}, listed_healthy={"n1"}, removed_nodes=frozenset({"n2"})) == ([], ["s1"])
