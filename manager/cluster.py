@@ -373,10 +373,6 @@ class ClusterView:
         self.nodes[intent.node_id] = view
         return view
 
-    def is_standing(self, rec: ContainerRecord) -> bool:
-        """Whether the record stands for a container from its intent record (no engine has it read)."""
-        return self._standing.get(rec.swarm_id) is rec
-
     async def keep_container_intent(self, rec: ContainerRecord | None) -> None:
         """Writes the intent record of a container just created or moved, when it has a reschedule
         policy (primary only). A failed write is logged; the primary's next pass writes it again."""

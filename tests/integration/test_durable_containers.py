@@ -111,7 +111,11 @@ def restart_manager(cluster: SwarmCluster) -> None:
     cluster.start_manager(addr=addr)
 
 
-def test_a_manager_started_while_a_node_is_down_lists_and_reschedules_its_containers(cluster, lab, tmp_path):
+# lease_out: the node's lease ran out before the manager starts (membership never lists it), or
+# not (membership lists it, its agent never answers, and its lease runs out later)
+@pytest.mark.parametrize("lease_out", [True, False], ids=["lease-out", "lease-alive"])
+def test_a_manager_started_while_a_node_is_down_lists_and_reschedules_its_containers(cluster, lab, tmp_path,
+                                                                                    lease_out):
     tag = uuid.uuid4().hex[:8]
     keep, gone = f"dur-keep-{tag}", f"dur-gone-{tag}"
     lost_index = next(i for i, e in enumerate(lab.engines) if e.name == LOST)
@@ -132,7 +136,8 @@ def test_a_manager_started_while_a_node_is_down_lists_and_reschedules_its_contai
         addr = cluster.manager_addrs.pop(0)
         assert manager.stop(timeout=15) == 0, manager.log_tail()
         cluster.agents[LOST].kill9()
-        wait_lease_out(cluster, LOST)
+        if lease_out:
+            wait_lease_out(cluster, LOST)
         cluster.start_manager(addr=addr)
         cluster.wait_nodes(2, timeout=30)
 
