@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 
 from swarmd.common import logs
 from swarmd.manager.container_records import SWARM_ID_LABEL
+from swarmd.manager.scheduler import container_spec
 from swarmd.common.membership.watch import Backoff
 
 log = logs.get("manager.intent")
@@ -80,7 +81,6 @@ def node_key(node_id: str) -> str:
 
 def reschedules_on_node_failure(doc: dict) -> bool:
     """Whether the container (an inspect document) carries `reschedule:on-node-failure`."""
-    from swarmd.manager.scheduler import container_spec
     return ON_NODE_FAILURE in container_spec.reschedule_policies(doc.get("Config") or {})
 
 

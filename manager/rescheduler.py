@@ -9,7 +9,9 @@ Containers without the policy stay on the lost node's record, shown as unavailab
 
 The decisions (`to_reschedule`, `stale_copies`, `create_body`) are pure; `Rescheduler` applies
 them on the live view, and runs only on the primary. Everything it needs is in the cluster view,
-which every manager rebuilds from the agents, so a new primary carries on where the old stopped.
+which every manager rebuilds from the agents and from the containers' intent records (a node
+down since before the manager started is known from those), so a new primary carries on where
+the old stopped. Each pass also has the primary bring those records up to date.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ log = logs.get("manager.rescheduler")
 INTERVAL = 0.5
 RETRY_MAX = 30.0
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
 
 def reschedule_policies(doc: dict) -> list[str]:
     """The container's reschedule policies, from its label (or a leftover `reschedule:` env)."""
