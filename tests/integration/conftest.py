@@ -1,6 +1,7 @@
 """Fixtures for end-to-end tests: swarmd daemons on the lab, and the real docker CLI."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -11,6 +12,26 @@ import docker
 import pytest
 
 from swarmd.localcluster.swarm import SwarmCluster
+
+
+@contextlib.contextmanager
+def own_cluster(lab, root, replicated_managers: int = 0):
+    """A test module's own discovery daemon, agents (heartbeat 1 s, TTL 3 s) and manager(s) on the
+    session lab, for tests that kill, stop or restart daemons; its logs are printed if it fails
+    to start."""
+    cluster = SwarmCluster(lab, root=root, heartbeat="1s", ttl="3s")
+    try:
+        if replicated_managers:
+            cluster.start_replicated(managers=replicated_managers)
+        else:
+            cluster.start()
+    except BaseException:
+        print(cluster.logs())
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

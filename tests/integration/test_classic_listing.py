@@ -11,7 +11,7 @@ import pytest
 
 from swarmd.localcluster.processes import wait_until
 from swarmd.localcluster.swarm import SwarmCluster
-from tests.integration.conftest import DockerCLI, docker_cli_binary
+from tests.integration.conftest import DockerCLI, docker_cli_binary, own_cluster
 
 pytestmark = pytest.mark.usefixtures("clean_containers")
 
@@ -101,14 +101,8 @@ LOST = "node2"
 
 @pytest.fixture(scope="module")
 def cluster(lab, tmp_path_factory):
-    c = SwarmCluster(lab, root=tmp_path_factory.mktemp("classic-listing"), heartbeat="1s", ttl="3s")
-    try:
-        c.start()
-    except BaseException:
-        print(c.logs())
-        raise
-    yield c
-    c.stop()
+    with own_cluster(lab, tmp_path_factory.mktemp("classic-listing")) as c:
+        yield c
 
 
 def _node_status(cluster: SwarmCluster, node: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from swarmd.localcluster.processes import wait_until
 from swarmd.localcluster.swarm import SwarmCluster, swarm_argv, wait_one_primary
-from tests.integration.conftest import DockerCLI, docker_cli_binary
+from tests.integration.conftest import DockerCLI, docker_cli_binary, own_cluster
 
 LOST = "node2"
 OTHERS = ("node1", "node3")
@@ -24,14 +24,8 @@ OTHERS = ("node1", "node3")
 
 @pytest.fixture
 def cluster(lab, tmp_path_factory):
-    c = SwarmCluster(lab, root=tmp_path_factory.mktemp("durable"), heartbeat="1s", ttl="3s")
-    try:
-        c.start()
-    except BaseException:
-        print(c.logs())
-        raise
-    yield c
-    c.stop()
+    with own_cluster(lab, tmp_path_factory.mktemp("durable")) as c:
+        yield c
 
 
 @pytest.fixture

@@ -17,19 +17,13 @@ import pytest
 
 from swarmd.localcluster.processes import Daemon, free_port, wait_until
 from swarmd.localcluster.swarm import SwarmCluster, swarm_argv
-from tests.integration.conftest import DockerCLI
+from tests.integration.conftest import DockerCLI, own_cluster
 
 
 @pytest.fixture(scope="module")
 def cluster(lab, tmp_path_factory):
-    c = SwarmCluster(lab, root=tmp_path_factory.mktemp("fleet"), heartbeat="1s", ttl="3s")
-    try:
-        c.start()
-    except BaseException:
-        print(c.logs())
-        raise
-    yield c
-    c.stop()
+    with own_cluster(lab, tmp_path_factory.mktemp("fleet")) as c:
+        yield c
 
 
 def listed(cluster: SwarmCluster, url: str | None = None) -> list[list[str]]:

@@ -15,20 +15,14 @@ import uuid
 import pytest
 
 from swarmd.localcluster.processes import Daemon, free_port, wait_until
-from swarmd.localcluster.swarm import SwarmCluster, swarm_argv
-from tests.integration.conftest import DockerCLI, docker_cli_binary
+from swarmd.localcluster.swarm import swarm_argv
+from tests.integration.conftest import DockerCLI, docker_cli_binary, own_cluster
 
 
 @pytest.fixture(scope="module")
 def cluster(lab, tmp_path_factory):
-    c = SwarmCluster(lab, root=tmp_path_factory.mktemp("nodes"), heartbeat="1s", ttl="3s")
-    try:
-        c.start()
-    except BaseException:
-        print(c.logs())
-        raise
-    yield c
-    c.stop()
+    with own_cluster(lab, tmp_path_factory.mktemp("nodes")) as c:
+        yield c
 
 
 @pytest.fixture(params=["28", "20.10"])

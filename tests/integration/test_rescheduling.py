@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from swarmd.localcluster.processes import wait_until
+from tests.integration.conftest import DockerCLI, own_cluster
 from swarmd.localcluster.swarm import SwarmCluster
-from tests.integration.conftest import DockerCLI
 from swarmd.localcluster.swarm import wait_one_primary as one_primary
 
 LOST = "node2"
@@ -20,14 +20,8 @@ LOST = "node2"
 
 @pytest.fixture(scope="module")
 def cluster(lab, tmp_path_factory):
-    c = SwarmCluster(lab, root=tmp_path_factory.mktemp("rescheduling"), heartbeat="1s", ttl="3s")
-    try:
-        c.start_replicated(managers=2)
-    except BaseException:
-        print(c.logs())
-        raise
-    yield c
-    c.stop()
+    with own_cluster(lab, tmp_path_factory.mktemp("rescheduling"), replicated_managers=2) as c:
+        yield c
 
 
 def ps(cli: DockerCLI, *names: str) -> list[dict]:
