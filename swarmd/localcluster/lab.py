@@ -1,6 +1,7 @@
 """A local cluster's infrastructure: etcd, N engines with the lab images, a registry."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -59,6 +60,8 @@ class Lab:
             errors = [f.exception() for f in futures if f.exception()]
         for sub in ("etcd", "registry"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
+        with contextlib.suppress(OSError):       # only when empty: nothing of a caller's is lost
+            self.root.rmdir()
         self.slot.release()
         if errors:
             raise errors[0]
