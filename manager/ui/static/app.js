@@ -59,7 +59,7 @@ function column(n) {
     bar("CPUs", n.cpus.reserved, n.cpus.total, (x) => `${+x.toFixed(2)}`),
     bar("Memory", n.memory.reserved, n.memory.total, bytes),
     el("div", { class: "meta count" }, n.matching === n.containers
-      ? `${n.containers} containers` : `${n.matching} of ${n.containers} containers`));
+      ? `${n.containers} container${n.containers === 1 ? "" : "s"}` : `${n.matching} of ${n.containers} containers`));
   for (const c of n.cards) col.append(card(c));
   if (n.more) col.append(el("div", { class: "more" }, `+${n.more} more`));
   return col;
