@@ -47,5 +47,5 @@ setup(
     cmdclass={"build_py": BuildWithStubs},
     package_dir=PACKAGE_DIRS,
     packages=packages(),
-    package_data={"swarmd.proto.swarm.v1": ["*.proto", "*.pyi"]},
+    package_data={"swarmd.proto.swarm.v1": ["*.proto", "*.pyi"], "swarmd.manager.ui": ["static/*"]},
 )

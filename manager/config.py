@@ -51,6 +51,23 @@ def check_listen(hosts: list[str], insecure_tcp: bool) -> list[str]:
     return out
 
 
+def check_ui_addr(value: str | None, authenticated: bool) -> str | None:
+    """--ui-addr HOST:PORT; beyond loopback only when clients are authenticated (--tlsverify) or
+    --insecure-tcp insists, as for -H: the page shows every container, its logs and environment."""
+    if not value:
+        return None
+    host, _ = host_port("--ui-addr", value, listen=True)
+    loopback = host == "localhost"
+    try:
+        loopback = loopback or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    if not loopback and not authenticated:
+        raise ConfigError(f"refusing to serve the web view on {value} without TLS: it shows every container "
+                          "and its logs. Use --tlsverify, a loopback address, or --insecure-tcp to insist.")
+    return value
+
+
 def check_filters(names: list[str] | None) -> tuple[str, ...] | None:
     """--filter values (repeated or comma-separated) as known filter names; None: every filter."""
     if not names:
@@ -144,6 +161,7 @@ class ManagerConfig:
     env_file: str | None
     cluster_opts: ClusterOpts = ClusterOpts()
     classic_flags: tuple[str, ...] = ()   # classic's engine-polling flags given: logged, no effect
+    ui_addr: str | None = None            # HOST:PORT of the web view (manager.ui); None: not served
 
     @classmethod
     def from_args(cls, args) -> "ManagerConfig":
@@ -168,7 +186,9 @@ class ManagerConfig:
                    metrics_addr=args.metrics_addr or None, replication=bool(args.replication),
                    replication_ttl=positive("--replication-ttl", args.replication_ttl),
                    cluster=cluster, env_file=getattr(args, "env_file", None),
-                   cluster_opts=check_cluster_opts(args.cluster_opt), classic_flags=check_classic_polling(args))
+                   cluster_opts=check_cluster_opts(args.cluster_opt), classic_flags=check_classic_polling(args),
+                   ui_addr=check_ui_addr(getattr(args, "ui_addr", None),
+                                         args.insecure_tcp or (tls is not None and tls.verify)))
 
 
 def check_replication(advertise: str, scheme: str) -> None:

@@ -24,6 +24,7 @@ from swarmd.manager import metrics
 from swarmd.manager.gc_policy import GcPolicy
 from swarmd.manager.intent import open_intent_store
 from swarmd.manager.scheduler import Scheduler
+from swarmd.manager.ui import build_ui_server
 from swarmd.common import logs, reload
 from swarmd.common.config import describe
 from swarmd.common.membership import MembershipError
@@ -45,10 +46,13 @@ class Manager:
     roles: Roles
     server: HttpServer
     metrics_endpoint: MetricsEndpoint
+    ui_server: HttpServer | None = None     # the web view (--ui-addr), when asked for
 
     async def close(self) -> None:
         await self.roles.close()
         await self.server.close()
+        if self.ui_server is not None:
+            await self.ui_server.close()
         if self.election is not None:
             await self.election.close()
         await self.metrics_endpoint.close()
@@ -82,8 +86,9 @@ async def build_manager(cfg: ManagerConfig) -> Manager:
                         observer=metrics.observe_request,
                         ssl_context=tls.server_ssl_context() if tls is not None else None,
                         rate_limiter=RateLimiter(cfg.api_rate_limit) if cfg.api_rate_limit > 0 else None)
+    ui_server = build_ui_server(ctx, server.ssl_context) if cfg.ui_addr else None
     return Manager(cfg, membership, cluster, ctx, scheduler, election, roles, server,
-                   MetricsEndpoint(metrics.REGISTRY))
+                   MetricsEndpoint(metrics.REGISTRY), ui_server)
 
 
 def primary_work(rescheduler: Rescheduler, drainer: Drainer):
@@ -134,9 +139,12 @@ async def serve(m: Manager, stop: asyncio.Event) -> int:
 
 
 async def start_listening(m: Manager) -> bool:
-    """The API, then the metrics endpoint; False (said in the log) when either cannot listen."""
+    """The API, the web view, then the metrics endpoint; False (said in the log) when one cannot listen."""
     try:
         await m.server.start(list(m.cfg.listen))
+        if m.ui_server is not None:
+            await m.ui_server.start([f"tcp://{m.cfg.ui_addr}"])
+            log.info("web view serving", addr=",".join(m.ui_server.addresses))
     except OSError as exc:
         log.error("cannot listen", error=str(exc))
         return False

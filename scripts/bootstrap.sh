@@ -16,6 +16,8 @@ declare -A NEED=(
   [curl]=curl
   [systemd-analyze]=systemd
   [prometheus]=prometheus
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     add_flag(p, "--insecure-tcp", action="store_true", default=False,
              help="allow plain TCP on a non-loopback address")
     add_flag(p, "--metrics-addr", default=None, help="HOST:PORT to serve Prometheus metrics on (/metrics)")
+    add_flag(p, "--ui-addr", default=None,
+             help="HOST:PORT to serve the read-only web view of the cluster on (off by default; loopback "
+                  "unless --tlsverify)")
     add_flag(p, "--replication", action="store_true", default=False,
              help="run with other managers of the same cluster: one primary, elected in etcd; replicas forward")
     add_flag(p, "--advertise", default=None,
