@@ -7,9 +7,12 @@ refused, and the secret is never logged.
 """
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 
 import grpc
@@ -17,7 +20,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from swarmd.common import pki
-from swarmd.localcluster.processes import Daemon, free_port
+from swarmd.localcluster.processes import Daemon, free_port, wait_until
 from swarmd.localcluster.swarm import SwarmCluster, swarm_argv
 from swarmd.common.membership import urls
 
@@ -206,3 +209,35 @@ def test_tls_without_client_verification_stays_on_loopback(tls_swarm, tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
     assert "refusing to serve the Docker API" in out.stderr + out.stdout
+
+
+# -- the web view ----------------------------------------------------------------------------
+
+def test_the_web_view_demands_a_cluster_client_certificate(tls_swarm, rogue):
+    """`--ui-addr` on a `--tlsverify` manager: a client certificate the cluster CA signed reads the
+    page and its data; none, another CA's, or plain HTTP get nothing."""
+    ui = f"127.0.0.1:{free_port()}"
+    tls_swarm.start_manager("--ui-addr", ui)
+    client = tls_swarm.pki_dir / "client"
+
+    def context(cert_dir=None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(tls_swarm.pki_dir / "ca.pem"))
+        if cert_dir is not None:
+            ctx.load_cert_chain(str(cert_dir / "cert.pem"), str(cert_dir / "key.pem"))
+        return ctx
+
+    def summary():
+        with urllib.request.urlopen(f"https://{ui}/api/summary", context=context(client), timeout=5) as r:
+            return json.loads(r.read())
+    doc = wait_until(lambda: (d := summary())["totals"]["healthy"] == len(tls_swarm.lab.engines) and d,
+                     30, "the web view over TLS to show every node healthy")
+    assert sorted(n["name"] for n in doc["nodes"]) == sorted(e.name for e in tls_swarm.lab.engines)
+    with urllib.request.urlopen(f"https://{ui}/", context=context(client), timeout=5) as r:
+        assert r.status == 200 and b"<html" in r.read().lower()
+    for refused in (context(None), context(rogue / "client")):
+        with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)):
+            with urllib.request.urlopen(f"https://{ui}/api/summary", context=refused, timeout=5) as r:
+                r.read()
+    with pytest.raises((ConnectionError, urllib.error.URLError, OSError)):
+        with urllib.request.urlopen(f"http://{ui}/api/summary", timeout=5) as r:
+            r.read()
