@@ -80,6 +80,7 @@ class NodeView:
     intent: NodeIntent = field(default_factory=NodeIntent)             # availability, node labels
     task: asyncio.Task | None = None
     listed: bool = False        # its containers were read from its engine since this manager started
+    generation: int = 0         # counts changes(): what is derived from the node is current while it holds
     _snapshot: NodeSnapshot | None = None
     # (base snapshot, pending, base + pending): one snapshot object while neither changes, so the
     # scheduler's per-snapshot index and remembered verdicts stay valid across decisions
@@ -129,6 +130,7 @@ class NodeView:
 
     def changed(self) -> None:
         self._snapshot = None
+        self.generation += 1
         self.updated_at = datetime.now(timezone.utc)
 
     def node_document(self) -> dict:

@@ -68,3 +68,34 @@ def test_ports_events_inspect_and_logs():
     framed = b"".join(struct.pack(">BxxxI", 1, len(p)) + p for p in (b"one\ntwo\n", b"three\n"))
     assert log_lines(framed, tty=False, limit=2) == ["two", "three"]
     assert log_lines(b"a\r\nb\r\n", tty=True, limit=10) == ["a", "b"]
+
+
+def test_container_facts_are_read_again_only_when_the_node_changed():
+    import uuid
+
+    from swarmd.manager.cluster import NodeView
+    from swarmd.manager.container_records import ContainerRecord
+    from swarmd.manager.ui.facts import container_facts
+    from swarmd.proto.swarm.v1 import types_pb2
+
+    def view_with(names):
+        node = types_pb2.Node(state=types_pb2.NODE_STATE_HEALTHY)
+        node.info.id, node.info.name, node.info.addr = "ID-facts", "facts", "facts:4100"
+        view = NodeView(node=node, client=None, connected=True)
+        for name in names:
+            cid = uuid.uuid4().hex * 2
+            view.containers[cid] = ContainerRecord(node_id=view.id, node_name=view.name, host_ip="127.0.0.1", doc={
+                "Id": cid, "Name": f"/{name}", "Created": "2024-01-01T00:00:00Z",
+                "State": {"Status": "running", "Running": True}, "Config": {"Image": "busybox", "Labels": {}}})
+        return view
+
+    view = view_with(["a"])
+    first = container_facts(view)
+    assert [c.name for c in first] == ["a"]
+    assert container_facts(view) is first                       # unchanged: the same facts, not read again
+    cid = next(iter(view.containers))
+    view.containers[cid].doc["State"] = {"Status": "exited", "Running": False}
+    view.changed()
+    assert [c.state for c in container_facts(view)] == ["exited"]
+    again = view_with(["b"])                                      # the node's new view, same id and generation
+    assert [c.name for c in container_facts(again)] == ["b"]
