@@ -19,6 +19,15 @@ from swarmd.common.tls import TLSConfig
 DEFAULT_LISTEN = "unix:///var/run/swarmd.sock"
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_listen(hosts: list[str], insecure_tcp: bool) -> list[str]:
     """Normalizes -H values; plain TCP beyond loopback needs --insecure-tcp (this API is root)."""
     out = []
@@ -37,13 +46,7 @@ def check_listen(hosts: list[str], insecure_tcp: bool) -> list[str]:
             port = None
         if u.scheme != "tcp" or not u.hostname or port is None:
             raise ConfigError(f"invalid -H address {h!r}: use tcp://HOST:PORT or unix:///path")
-        host = u.hostname
-        loopback = host == "localhost"
-        try:
-            loopback = loopback or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            pass
-        if not loopback and not insecure_tcp:
+        if not _is_loopback(u.hostname) and not insecure_tcp:
             raise ConfigError(
                 f"refusing to serve the Docker API on {h} without TLS: anyone who can reach it is root on "
                 "every node. Use --tlsverify, a loopback or unix address, or --insecure-tcp to insist.")
@@ -57,12 +60,7 @@ def check_ui_addr(value: str | None, authenticated: bool) -> str | None:
     if not value:
         return None
     host, _ = host_port("--ui-addr", value, listen=True)
-    loopback = host == "localhost"
-    try:
-        loopback = loopback or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    if not loopback and not authenticated:
+    if not _is_loopback(host) and not authenticated:
         raise ConfigError(f"refusing to serve the web view on {value} without TLS: it shows every container "
                           "and its logs. Use --tlsverify, a loopback address, or --insecure-tcp to insist.")
     return value

@@ -30,20 +30,33 @@ def container_and_node(cluster: ClusterView, ref: str) -> tuple[ContainerRecord,
     return rec, view
 
 
-def on_container_node(handler):
-    """Wraps a handler of `/containers/{id}/…`: a node found unreachable during the call answers
-    as an unhealthy one does, without the agent's own words."""
-    @functools.wraps(handler)
-    async def call(ctx, req, *args, **kwargs):
-        try:
-            return await handler(ctx, req, *args, **kwargs)
-        except ApiError as err:
-            if err.status not in _UNREACHABLE:
-                raise
-            ref = req.params.get("id", "")
-            rec = ctx.cluster.find_container(ref)
-            raise unhealthy_node_error(ref, rec.node_name) from None
-    return call
+def _unreachable_as_unhealthy(error_for):
+    """A decorator for handlers of one resource: a node found unreachable during the call answers
+    as an unhealthy one does (`error_for(ctx, ref)`), without the agent's own words."""
+    def wrap(handler):
+        @functools.wraps(handler)
+        async def call(ctx, req, *args, **kwargs):
+            try:
+                return await handler(ctx, req, *args, **kwargs)
+            except ApiError as err:
+                if err.status not in _UNREACHABLE:
+                    raise
+                raise error_for(ctx, req.params.get("id", "")) from None
+        return call
+    return wrap
+
+
+def _container_unreachable(ctx, ref: str) -> ApiError:
+    return unhealthy_node_error(ref, ctx.cluster.find_container(ref).node_name)
+
+
+def _exec_unreachable(ctx, exec_id: str) -> ApiError:
+    view = ctx.cluster.nodes.get(ctx.cluster.execs.get(exec_id, ""))
+    return unhealthy_exec_error(exec_id, view.name if view else "(gone)")
+
+
+# `/containers/{id}/…` handlers
+on_container_node = _unreachable_as_unhealthy(_container_unreachable)
 
 
 def refuse_hex_image(cluster: ClusterView, image: object) -> None:
@@ -91,20 +104,8 @@ def unhealthy_exec_error(exec_id: str, node_name: str) -> ApiError:
     return ApiError(500, f"Exec instance {exec_id} running on unhealthy node {node_name}")
 
 
-def on_exec_node(handler):
-    """Wraps a handler of `/exec/{id}/…`: a node found unreachable during the call answers as an
-    unhealthy one does, without the agent's own words."""
-    @functools.wraps(handler)
-    async def call(ctx, req, *args, **kwargs):
-        try:
-            return await handler(ctx, req, *args, **kwargs)
-        except ApiError as err:
-            if err.status not in _UNREACHABLE:
-                raise
-            exec_id = req.params.get("id", "")
-            view = ctx.cluster.nodes.get(ctx.cluster.execs.get(exec_id, ""))
-            raise unhealthy_exec_error(exec_id, view.name if view else "(gone)") from None
-    return call
+# `/exec/{id}/…` handlers
+on_exec_node = _unreachable_as_unhealthy(_exec_unreachable)
 
 
 def healthy_nodes(cluster: ClusterView, purpose: str) -> list[NodeView]:
