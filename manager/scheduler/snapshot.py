@@ -9,6 +9,7 @@ never carries a stale index along.
 from __future__ import annotations
 
 import itertools
+import operator
 from dataclasses import dataclass
 
 
@@ -310,6 +311,16 @@ class NodeSnapshot(_Indexed):
 def serials(nodes: list[NodeSnapshot]) -> list[int]:
     """The serials of `nodes`, in order (indexing the nodes not indexed yet)."""
     try:
-        return [n._scheduler_index.serial for n in nodes]
+        return list(map(_SERIAL_OF, nodes))
     except AttributeError:
-        return [n.index.serial for n in nodes]
+        pass
+    # some snapshots are new (usually one or two): index those, then read every serial
+    for node in nodes:
+        try:
+            node._scheduler_index
+        except AttributeError:
+            node.index
+    return list(map(_SERIAL_OF, nodes))
+
+
+_SERIAL_OF = operator.attrgetter("_scheduler_index.serial")
