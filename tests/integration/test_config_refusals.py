@@ -4,6 +4,9 @@ starts (no port bound, no etcd or discovery daemon contacted); a port already in
 is one logged error and a non-zero exit. No lab is needed: nothing may get far enough to use one."""
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import io
 import json
 import os
 import socket
@@ -157,19 +160,66 @@ def discovery_cases(s: str) -> list[tuple[tuple[str, ...], dict[str, str]]]:
     ]
 
 
+# Every case is refused in-process (the parser and the verb's `configure`, which is all that runs
+# before a daemon starts); every SUBPROCESS_EVERY-th case, and each verb's first, is also run as the
+# user runs it, a few processes at a time, for the exit status, the one line and the unbound port.
+SUBPROCESS_EVERY = 4
+SUBPROCESS_WORKERS = 3
+
+
+@contextlib.contextmanager
+def swarm_environment(env: dict[str, str]):
+    """os.environ with no SWARM_* variable but the case's own, restored afterwards."""
+    saved = dict(os.environ)
+    for key in [k for k in os.environ if k.startswith("SWARM_")]:
+        del os.environ[key]
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def refused_in_process(verb: str, argv: list[str], env: dict[str, str]) -> str:
+    """What refused the case before anything started: argparse (exit 2) or the verb's configure."""
+    from swarmd.cli import build_parser
+    from swarmd.common.config import ConfigError
+    with swarm_environment(env), contextlib.redirect_stderr(io.StringIO()) as err:
+        try:
+            args = build_parser().parse_args([verb, *argv])
+        except SystemExit as exc:
+            assert exc.code == 2, (argv, env, err.getvalue())
+            return err.getvalue()
+        try:
+            config = args.configure(args)
+        except ConfigError as exc:
+            return str(exc)
+    raise AssertionError(f"accepted: {argv} {env} -> {config}")
+
+
 def run_refusals(verb: str, cases, listen_flag: tuple[str, str], sentinel: Sentinel) -> None:
     """Runs every case with the daemon's listen flag on a free port (unless the case gives that
     flag's twin), then checks the refusal, the port and the sentinel."""
     flag, form = listen_flag
+    runs = []
     for args, env in cases:
         port = free_port()
         twin = "SWARM_HOST" if flag == "-H" else env_name(flag)
         # first, so that a case's own flag (given later) wins
         listen = () if twin in env else (flag, form.format(port))
-        out = swarm(verb, *listen, *args, env=env)
-        assert_refused(out, verb)
-        assert not listening(port), (args, env)
-        assert not sentinel.contacted(), (args, env)
+        runs.append(((*listen, *args), env, port))
+        assert refused_in_process(verb, [*listen, *args], env), (args, env)
+    assert not sentinel.contacted()
+
+    def as_the_user_runs_it(run) -> None:
+        argv, env, port = run
+        assert_refused(swarm(verb, *argv, env=env), verb)
+        assert not listening(port), (argv, env)
+
+    with concurrent.futures.ThreadPoolExecutor(SUBPROCESS_WORKERS) as pool:
+        list(pool.map(as_the_user_runs_it, runs[::SUBPROCESS_EVERY]))
+    assert not sentinel.contacted()
 
 
 def test_manage_refuses_bad_values_before_starting(sentinel):
