@@ -8,6 +8,7 @@ tests run: the renewal test watches it happen under a running container and an o
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import uuid
@@ -16,9 +17,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from swarmd.common import join_tokens, pki
+from swarmd.common import join_tokens, node_certs, pki
 from swarmd.localcluster.processes import Daemon, free_port, wait_until
 from swarmd.localcluster.swarm import swarm_argv
+from tests.integration.conftest import docker_cli_binary
 
 EXPIRY = "40s"
 
@@ -103,14 +105,18 @@ class BootstrapCluster:
         self.managers.append(manager)
         return manager
 
-    def docker(self, *args: str, cert: Path | None = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-        env = {**os.environ, "DOCKER_CONFIG": str(self.root / "docker-config"), "DOCKER_HOST": f"tcp://{self.manager_addr}",
-               "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(cert or self.ca_dir / "alice")}
+    def docker(self, *args: str, cert: Path | None = None, timeout: float = 60, cli: str = "28",
+               **kw) -> subprocess.CompletedProcess:
+        """The real docker CLI (28.x or 20.10) with a client certificate (alice's unless told)."""
+        env = {**os.environ, "DOCKER_CONFIG": str(self.root / f"docker-config-{cli}"),
+               "DOCKER_HOST": f"tcp://{self.manager_addr}", "DOCKER_TLS_VERIFY": "1",
+               "DOCKER_CERT_PATH": str(cert or self.ca_dir / "alice")}
         env.pop("DOCKER_CONTEXT", None)
-        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=timeout, **kw)
+        return subprocess.run([docker_cli_binary(cli), *args], env=env, capture_output=True, text=True,
+                              timeout=timeout, **kw)
 
-    def healthy_nodes(self) -> list[str]:
-        out = self.docker("info", "--format", "{{json .SystemStatus}}", timeout=20)
+    def healthy_nodes(self, cli: str = "28") -> list[str]:
+        out = self.docker("info", "--format", "{{json .SystemStatus}}", timeout=20, cli=cli)
         if out.returncode != 0:
             raise AssertionError(f"docker info: {out.stderr}")
         import json
@@ -162,8 +168,9 @@ def openssl_verify(ca: Path, cert: Path) -> subprocess.CompletedProcess:
 
 # -- joining with a token ----------------------------------------------------------------------
 
-def test_agents_and_manager_join_with_only_a_token(boot):
-    assert sorted(boot.healthy_nodes()) == sorted(e.name for e in boot.lab.engines)
+@pytest.mark.parametrize("cli", ["28", "20.10"])
+def test_agents_and_manager_join_with_only_a_token(boot, cli):
+    assert sorted(boot.healthy_nodes(cli)) == sorted(e.name for e in boot.lab.engines)
     for name in [*boot.agents, "manager"]:
         state = boot.state(name)
         assert (state / "key.pem").stat().st_mode & 0o777 == 0o600
@@ -177,3 +184,123 @@ def test_agents_and_manager_join_with_only_a_token(boot):
         assert parsed.ca_digest == pki.ca_digest((boot.ca_dir / "ca.pem").read_bytes())
         assert parsed.secret not in (boot.root / "discovery.log").read_text()
     assert join_tokens.parse(boot.agent_token).secret != join_tokens.parse(boot.manager_token).secret
+
+
+def test_docker_api_refuses_a_client_without_a_cluster_certificate(boot, tmp_path):
+    rogue = tmp_path / "rogue"
+    ca = pki.create_ca("rogue CA")
+    pki.write_issued(rogue, (boot.ca_dir / "ca.pem").read_bytes(), pki.issue(ca, "mallory", kind="client"))
+    out = boot.docker("version", cert=rogue)
+    assert out.returncode != 0 and "swarmd" not in out.stdout, out.stdout
+
+
+def _log_lines(path: Path, text: str) -> int:
+    return sum(text in line for line in path.read_text().splitlines())
+
+
+def test_a_token_naming_another_ca_is_refused_before_the_secret_is_sent(boot, tmp_path):
+    discovery_log = boot.root / "discovery.log"
+    before = _log_lines(discovery_log, "join token refused"), _log_lines(discovery_log, "certificate issued")
+    real = join_tokens.parse(boot.agent_token)
+    other = pki.ca_digest(pki.create_ca("another CA").cert_pem)
+    forged = f"SWMTKN-1-{other}-{real.secret}"          # the real secret: it must not leave the host
+    engine = boot.lab.engines[0]
+    agent = Daemon("forged", boot.join_argv(engine, "forged", tmp_path / "state", forged), tmp_path / "forged.log").start()
+    try:
+        wait_until(lambda: not agent.running(), 30, "the agent to give up")
+        code = agent.stop()
+    finally:
+        agent.stop()
+    log = (tmp_path / "forged.log").read_text()
+    assert code == 1, log
+    assert "does not hold the token's CA" in log and f"sha256:{other[:12]}" in log, log
+    assert real.secret not in log
+    assert (_log_lines(discovery_log, "join token refused"), _log_lines(discovery_log, "certificate issued")) == before
+    assert real.secret not in discovery_log.read_text()
+    assert not (tmp_path / "state" / "cert.pem").exists()
+
+
+def test_an_agent_token_cannot_obtain_a_manager_certificate(boot, tmp_path):
+    out = swarm("manage", "-H", f"tcp://127.0.0.1:{free_port()}", "--discovery-addr", boot.discovery_addr,
+                "--state-dir", str(tmp_path / "state"), f"token://{boot.agent_token}")
+    assert out.returncode == 1, out.stderr
+    assert "an agent join token cannot obtain a manager certificate" in out.stderr
+    assert join_tokens.parse(boot.agent_token).secret not in out.stderr
+    assert not (tmp_path / "state" / "cert.pem").exists()
+    assert "certificate refused" in (boot.root / "discovery.log").read_text()
+
+
+def _grpc_credentials(state: Path) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials((state / "ca.pem").read_bytes(), (state / "key.pem").read_bytes(),
+                                        (state / "cert.pem").read_bytes())
+
+
+def test_certificates_open_nothing_in_another_cluster_or_role(boot, tmp_path):
+    """A node certificate of cluster X acts for X only, and as a node only: another cluster of the same
+    discovery daemon, a manager's calls and the agents' service (which takes managers) refuse it."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc, types_pb2
+    other_cluster, _ = boot.create()
+    node = boot.state(boot.lab.engines[0].name)
+    ident = pki.identity((node / "cert.pem").read_bytes())
+    with grpc.secure_channel(boot.discovery_addr, _grpc_credentials(node)) as channel:
+        stub = discovery_pb2_grpc.DiscoveryStub(channel)
+        info = types_pb2.NodeInfo(id=ident.common_name, name="intruder", addr="127.0.0.1:1")
+        calls = {
+            "register in another cluster": lambda: stub.Register(
+                discovery_pb2.RegisterRequest(token=other_cluster, node=info, ttl_ms=3000), timeout=5),
+            "list another cluster": lambda: stub.ListNodes(discovery_pb2.ListNodesRequest(token=other_cluster), timeout=5),
+            "a manager's call in its own cluster": lambda: stub.ListNodes(
+                discovery_pb2.ListNodesRequest(token=boot.cluster_id), timeout=5),
+            "another node's heartbeat": lambda: stub.Heartbeat(
+                discovery_pb2.HeartbeatRequest(token=boot.cluster_id, node_id="0123456789abcdef", lease_id=1), timeout=5),
+            "a token for its cluster": lambda: stub.CreateToken(
+                discovery_pb2.CreateTokenRequest(cluster=boot.cluster_id), timeout=5),
+        }
+        for what, call in calls.items():
+            with pytest.raises(grpc.RpcError) as err:
+                call()
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, (what, err.value.details())
+        assert "another cluster" in _details(calls["register in another cluster"])
+    # a manager certificate of the other cluster: refused by this cluster's discovery calls and agents
+    _, other_manager_token = boot.create("--role", "manager", "--cluster", other_cluster)
+    other_manager = tmp_path / "other-manager"
+    asyncio.run(node_certs.obtain(boot.discovery_addr, join_tokens.parse(other_manager_token), other_manager,
+                                  pki.ROLE_MANAGER, "m0123456789abcdef"))
+    with grpc.secure_channel(boot.discovery_addr, _grpc_credentials(other_manager)) as channel:
+        with pytest.raises(grpc.RpcError) as err:
+            discovery_pb2_grpc.DiscoveryStub(channel).ListNodes(
+                discovery_pb2.ListNodesRequest(token=boot.cluster_id), timeout=5)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "another cluster" in err.value.details()
+    agent_addr = boot.agent_addrs[boot.lab.engines[1].name]
+    options = (("grpc.ssl_target_name_override", f"swarm-worker.{boot.cluster_id}"),)
+    for state, allowed in ((node, False), (other_manager, False), (boot.state("manager"), True)):
+        with grpc.secure_channel(agent_addr, _grpc_credentials(state), options=options) as channel:
+            check = lambda: health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            if allowed:
+                assert check().status == health_pb2.HealthCheckResponse.SERVING
+            else:
+                with pytest.raises(grpc.RpcError) as err:
+                    check()
+                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def _details(call) -> str:
+    try:
+        call()
+    except grpc.RpcError as err:
+        return err.details() or ""
+    return ""
+
+
+def test_a_restarted_agent_reuses_its_stored_certificate(boot):
+    name = boot.lab.engines[2].name
+    boot.agents[name].stop()
+    log = boot.root / f"agent-{name}.log"
+    log.write_text("")
+    boot.start_agent(boot.lab.engines[2])
+    wait_until(lambda: "agent serving" in log.read_text(), 30, "the agent to serve again")
+    text = log.read_text()
+    assert "reusing the stored certificate" in text and "certificate issued" not in text, text
+    assert name in boot.wait_healthy(len(boot.lab.engines))
