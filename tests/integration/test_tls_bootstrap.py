@@ -304,3 +304,49 @@ def test_a_restarted_agent_reuses_its_stored_certificate(boot):
     text = log.read_text()
     assert "reusing the stored certificate" in text and "certificate issued" not in text, text
     assert name in boot.wait_healthy(len(boot.lab.engines))
+
+
+# -- renewal --------------------------------------------------------------------------------------
+
+def _serial(state: Path) -> int:
+    return pki.identity((state / "cert.pem").read_bytes()).serial
+
+
+def test_certificates_renew_under_running_containers_and_open_streams(boot):
+    """With 40 s certificates every daemon renews within the test: a container started before runs on,
+    a `docker logs -f` opened before keeps streaming, the nodes stay healthy, and the new certificates
+    in the state directories verify against the CA."""
+    import threading
+    name = f"renew-{uuid.uuid4().hex[:8]}"
+    out = boot.docker("run", "-d", "--name", name, "busybox", "sh", "-c",
+                      "i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done")
+    assert out.returncode == 0, out.stderr
+    env = {**os.environ, "DOCKER_CONFIG": str(boot.root / "docker-config-28"), "DOCKER_HOST": f"tcp://{boot.manager_addr}",
+           "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(boot.ca_dir / "alice")}
+    follow = subprocess.Popen([docker_cli_binary("28"), "logs", "-f", name], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.append(line) for line in follow.stdout], daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: len(lines) >= 2, 30, "docker logs -f to stream")
+        states = [boot.state(n) for n in boot.agents] + [boot.state("manager")]
+        before = {s: _serial(s) for s in states}
+        wait_until(lambda: all(_serial(s) != before[s] for s in states), 60, "every daemon to renew", interval=0.5)
+        streamed = len(lines)
+        wait_until(lambda: len(lines) >= streamed + 3, 30, "docker logs -f to go on streaming after the renewals")
+        assert follow.poll() is None, follow.stderr.read()
+        for s in states:
+            verified = openssl_verify(boot.ca_dir / "ca.pem", s / "cert.pem")
+            assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert sorted(boot.wait_healthy(len(boot.lab.engines))) == sorted(e.name for e in boot.lab.engines)
+        inspected = boot.docker("inspect", "--format", "{{.State.Running}}", name)
+        assert inspected.stdout.strip() == "true", inspected.stderr
+        logs = boot.docker("logs", "--tail", "1", name)          # a new call to the agent, new credentials
+        assert logs.returncode == 0 and logs.stdout.startswith("tick"), logs.stderr
+        for n in boot.agents:
+            assert "certificate renewed" in (boot.root / f"agent-{n}.log").read_text()
+    finally:
+        follow.kill()
+        follow.wait(timeout=10)
+        boot.docker("rm", "-f", name)
