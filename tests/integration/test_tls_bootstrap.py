@@ -350,3 +350,62 @@ def test_certificates_renew_under_running_containers_and_open_streams(boot):
         follow.kill()
         follow.wait(timeout=10)
         boot.docker("rm", "-f", name)
+
+
+# -- token rotation and removed nodes ------------------------------------------------------------
+
+def _rotate(boot, *args: str) -> str:
+    out = swarm("token", "rotate", "--discovery-addr", boot.discovery_addr, "--ca-dir", str(boot.ca_dir),
+                "--cluster", boot.cluster_id, *args)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == f"cluster {boot.cluster_id}"
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _join_once(boot, tmp_path: Path, name: str, token: str) -> Daemon:
+    return Daemon(name, boot.join_argv(boot.lab.engines[0], name, tmp_path / name, token),
+                  tmp_path / f"{name}.log").start()
+
+
+def test_rotated_tokens_admit_no_new_node_and_removed_nodes_are_refused(boot, tmp_path):
+    old_agent, old_manager = boot.agent_token, boot.manager_token
+    new_agent = _rotate(boot)
+    new_manager = _rotate(boot, "--role", "manager")
+    assert join_tokens.parse(new_agent).secret != join_tokens.parse(old_agent).secret
+    # the old tokens admit nobody new
+    late = _join_once(boot, tmp_path, "late", old_agent)
+    try:
+        wait_until(lambda: not late.running(), 30, "the agent with the old token to give up")
+        assert late.stop() == 1
+    finally:
+        late.stop()
+    assert "invalid join token" in (tmp_path / "late.log").read_text()
+    out = swarm("manage", "-H", f"tcp://127.0.0.1:{free_port()}", "--discovery-addr", boot.discovery_addr,
+                "--state-dir", str(tmp_path / "late-manager"), f"token://{old_manager}")
+    assert out.returncode == 1 and "invalid join token" in out.stderr, out.stderr
+    # nodes already in are unaffected
+    count = len(boot.lab.engines)
+    assert len(boot.wait_healthy(count)) == count
+    # the new token admits a node ...
+    doomed = _join_once(boot, tmp_path, "doomed", new_agent)
+    try:
+        assert "doomed" in boot.wait_healthy(count + 1)
+        state = tmp_path / "doomed"
+        # ... which, removed, can no longer act nor renew
+        out = boot.docker("node", "rm", "--force", "doomed")
+        assert out.returncode == 0, out.stderr
+        wait_until(lambda: not doomed.running(), 30, "the removed agent to be refused")
+        log = (tmp_path / "doomed.log").read_text()
+        assert "registration refused" in log and "was removed from the cluster" in log, log
+        from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
+        csr, _ = pki.make_csr(pki.identity((state / "cert.pem").read_bytes()).common_name)
+        with grpc.secure_channel(boot.discovery_addr, _grpc_credentials(state)) as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                discovery_pb2_grpc.DiscoveryStub(channel).RenewCertificate(
+                    discovery_pb2.RenewCertificateRequest(csr_pem=csr), timeout=5)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "was removed from the cluster" in err.value.details()
+    finally:
+        doomed.stop()
+    assert sorted(boot.wait_healthy(count)) == sorted(e.name for e in boot.lab.engines)
+    boot.agent_token, boot.manager_token = new_agent, new_manager
