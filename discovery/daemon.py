@@ -91,6 +91,7 @@ async def serve(cfg: DiscoveryConfig) -> int:
     log.info("discovery serving", listen=cfg.listen, etcd=",".join(f"{h}:{p}" for h, p in cfg.endpoints),
              ttl=f"{cfg.ttl}s",
              tls=("certificate authority" if authority else "mutual" if tls and tls.verify else ("on" if tls else "off")),
+             ca=f"sha256:{authority.digest[:12]}…" if authority else "none",
              etcd_tls=cfg.etcd_tls.describe() if cfg.etcd_tls else "off")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

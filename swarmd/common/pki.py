@@ -420,6 +420,8 @@ def peer_refusal(peer: Identity | None, cluster: str, roles: tuple[str, ...]) ->
     """Why a caller may not act on `cluster` with a call open to `roles`, or None when it may.
     An administrator certificate (OU swarm-admin) acts on any cluster, where the call allows it."""
     if peer is None:
+        if roles == (ROLE_ADMIN,):
+            return "creating clusters and join tokens needs an administrator certificate (`swarm create --ca-dir`)"
         return "this call needs a certificate issued by the cluster CA (join with a token first)"
     if peer.role == ROLE_ADMIN:
         return None if ROLE_ADMIN in roles else "an administrator certificate cannot make this call"

@@ -409,3 +409,15 @@ def test_rotated_tokens_admit_no_new_node_and_removed_nodes_are_refused(boot, tm
         doomed.stop()
     assert sorted(boot.wait_healthy(count)) == sorted(e.name for e in boot.lab.engines)
     boot.agent_token, boot.manager_token = new_agent, new_manager
+
+
+def test_creating_tokens_needs_the_ca(boot, tmp_path):
+    plain = swarm("create", "--discovery-addr", boot.discovery_addr)
+    assert plain.returncode == 1 and "SWMTKN" not in plain.stdout, plain.stdout
+    rogue = tmp_path / "rogue-ca"
+    assert swarm("ca", "init", "--dir", str(rogue)).returncode == 0
+    forged = swarm("create", "--discovery-addr", boot.discovery_addr, "--ca-dir", str(rogue))
+    assert forged.returncode == 1 and "SWMTKN" not in forged.stdout, forged.stdout
+    rotate = swarm("token", "rotate", "--discovery-addr", boot.discovery_addr, "--ca-dir", str(rogue),
+                   "--cluster", boot.cluster_id)
+    assert rotate.returncode == 1 and "SWMTKN" not in rotate.stdout, rotate.stdout
