@@ -67,7 +67,7 @@ class ClusterAccess:
             return self
         from swarmd.common import node_certs
         from swarmd.common.pki import identity
-        live = await node_certs.obtain(self.bootstrap.discovery_addr, self.bootstrap.token,
+        live = await node_certs.obtain_patiently(self.bootstrap.discovery_addr, self.bootstrap.token,
                                        self.bootstrap.state_dir, role, common_name, hosts)
         cluster = identity(live.pems()[1]).cluster
         tls = replace(TLSConfig.from_live(live), peer_check=callers_check(cluster, callers)) if callers else \

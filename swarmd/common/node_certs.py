@@ -37,6 +37,10 @@ class BootstrapError(Exception):
     """Joining cannot go on; the message is one line, without the token's secret."""
 
 
+class DiscoveryUnreachable(BootstrapError):
+    """The discovery daemon did not answer: worth trying again."""
+
+
 def renewal_delay(not_before: datetime.datetime, not_after: datetime.datetime, now: datetime.datetime,
                   fraction: float) -> float:
     """Seconds from `now` to the point `fraction` (0.5–0.8, drawn by the caller) of the certificate's
@@ -141,7 +145,7 @@ async def obtain(addr: str, token: JoinToken, directory: str | Path, role: str, 
     try:
         chain = await asyncio.to_thread(served_roots, addr, client)
     except (OSError, ssl.SSLError, ValueError) as exc:
-        raise BootstrapError(f"cannot reach the discovery daemon at {addr}: {exc}") from None
+        raise DiscoveryUnreachable(f"cannot reach the discovery daemon at {addr}: {exc}") from None
     root = root_for(token, chain)
     host, _ = first_address(addr)
     creds = grpc.ssl_channel_credentials(root_certificates=root, private_key=client.key_pem,
@@ -156,7 +160,9 @@ async def obtain(addr: str, token: JoinToken, directory: str | Path, role: str, 
             reply = await stub.IssueCertificate(
                 discovery_pb2.IssueCertificateRequest(csr_pem=csr, token=str(token), role=role), timeout=CALL_TIMEOUT)
     except grpc.RpcError as err:
-        raise BootstrapError(f"discovery at {host}: {err.details() or err.code().name.lower()}") from None
+        kind = DiscoveryUnreachable if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+            else BootstrapError
+        raise kind(f"discovery at {host}: {err.details() or err.code().name.lower()}") from None
     except pki.PKIError as exc:
         raise BootstrapError(f"discovery at {host}: {exc}") from None
     _check_issued(reply.cert_pem, key, reply.bundle_pem)
@@ -165,6 +171,20 @@ async def obtain(addr: str, token: JoinToken, directory: str | Path, role: str, 
     log.info("certificate issued", dir=str(directory), role=ident.role, cluster=ident.cluster[:12],
              expires=ident.not_after.isoformat())
     return LiveCredentials(directory, reply.bundle_pem, reply.cert_pem, key)
+
+
+async def obtain_patiently(addr: str, token: JoinToken, directory: str | Path, role: str, common_name: str,
+                           hosts: list[str] | tuple[str, ...] = ()) -> LiveCredentials:
+    """`obtain`, trying again with backoff while the discovery daemon does not answer (a host that
+    boots before it); a refusal ends at once."""
+    wait = RENEW_RETRY[0]
+    while True:
+        try:
+            return await obtain(addr, token, directory, role, common_name, hosts)
+        except DiscoveryUnreachable as exc:
+            log.warning("cannot get a certificate yet; retrying", error=str(exc), retry_in=wait)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RENEW_RETRY[1])
 
 
 async def renew_once(addr: str, live: LiveCredentials) -> None:
