@@ -132,6 +132,11 @@ class Bootstrap:
         url = getattr(args, "discovery_url", "") or ""
         if not join_tokens.is_bootstrap(url):
             return None
+        verb = getattr(args, "verb", None)
+        if verb not in (None, "join", "manage"):
+            raise ConfigError(f"a join token of `swarm create --ca-dir` is for `swarm join` and `swarm manage`; "
+                              f"`swarm {verb}` is not available for such a cluster yet: use the manager "
+                              "(`docker node ls`, `docker node rm`)")
         files = [getattr(args, f, None) for f in ("tlscacert", "tlscert", "tlskey")]
         if any(files):
             raise ConfigError("this join token is for a cluster whose discovery daemon issues certificates "

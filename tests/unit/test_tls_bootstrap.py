@@ -175,6 +175,9 @@ def test_bootstrap_mode_is_a_bootstrap_token_without_certificate_files():
         Bootstrap.from_args(_args(f"token://{token}", tlscert="/c.pem"))
     with pytest.raises(ConfigError, match="--discovery-addr"):
         Bootstrap.from_args(_args(f"token://{token}", discovery_addr=None))
+    assert Bootstrap.from_args(_args(f"token://{token}", verb="manage")) is not None
+    with pytest.raises(ConfigError, match="`swarm list` is not available"):
+        Bootstrap.from_args(_args(f"token://{token}", verb="list"))
 
 
 def test_a_wildcard_listener_is_named_by_the_hosts_names():
