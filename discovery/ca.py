@@ -9,7 +9,6 @@ caller's certificate must come from this CA, name the cluster the call acts on (
 """
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import random
 import socket
@@ -17,7 +16,7 @@ import threading
 from pathlib import Path
 
 from swarmd.common import pki
-from swarmd.common.pki import NODE_ROLES, ROLE_ADMIN, Identity
+from swarmd.common.pki import NODE_ROLES, Identity
 
 _NODE_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
@@ -132,9 +131,6 @@ class Authority:
             return config(pair)
         return grpc.dynamic_ssl_server_credentials(config(current[0]), fetch,
                                                    require_client_authentication=True)
-
-    def expiry(self, cert_pem: bytes) -> datetime.datetime:
-        return pki.identity(cert_pem).not_after
 
 
 __all__ = ["Authority", "NODE_ROLES", "peer_identity", "refusal", "server_hosts", "valid_common_name"]

@@ -11,7 +11,7 @@ import asyncio
 import sys
 from dataclasses import dataclass
 
-from swarmd.cli.create import ROLES, add_bootstrap_flags, bootstrap_token, check_bootstrap
+from swarmd.cli.create import add_bootstrap_flags, bootstrap_token, check_bootstrap
 from swarmd.common.config import ConfigError, add_flag, address_list
 
 
@@ -57,4 +57,4 @@ def run(cfg: TokenConfig) -> int:
     return 0
 
 
-__all__ = ["ROLES", "add_parser", "configure", "run"]
+__all__ = ["add_parser", "configure", "run"]
