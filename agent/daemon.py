@@ -12,6 +12,7 @@ The daemon takes a validated `AgentConfig` (agent.config); flags never reach it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 
 import grpc
@@ -28,7 +29,8 @@ from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
 from swarmd.common import logs, reload
 from swarmd.common.config import describe
 from swarmd.common.metrics_endpoint import MetricsEndpoint
-from swarmd.common.tls import add_server_port
+from swarmd.common.pki import ROLE_MANAGER, ROLE_WORKER
+from swarmd.common.tls import add_server_port, server_interceptors
 
 log = logs.get("agent")
 
@@ -92,7 +94,8 @@ async def keep_registered(registrar, source: NodeInfoSource, cfg: AgentConfig, e
 async def start_server(cfg: AgentConfig, engine: LocalEngine, source: NodeInfoSource):
     """The gRPC server (Agent + health, NOT_SERVING until the engine answers) and its health
     servicer; None for the server when it cannot listen (said in the log)."""
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[metrics.interceptor()])
+    server = grpc.aio.server(options=SERVER_OPTIONS,
+                             interceptors=[*server_interceptors(cfg.cluster.tls), metrics.interceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, source), server)
     health_servicer = health.aio.HealthServicer()
     for service in ("", SERVICE_NAME):
@@ -107,9 +110,25 @@ async def start_server(cfg: AgentConfig, engine: LocalEngine, source: NodeInfoSo
     return server, health_servicer
 
 
+async def bootstrapped(cfg: AgentConfig) -> AgentConfig | None:
+    """The config with the node's certificate in bootstrap mode (see swarmd.common.cluster_access);
+    None when it cannot be had (said in the log). The agent serves managers of its cluster only."""
+    from swarmd.agent.config import host_of
+    from swarmd.common.node_certs import BootstrapError
+    try:
+        cluster = await cfg.cluster.ready(ROLE_WORKER, cfg.node_id, [host_of(cfg.advertise)], callers=(ROLE_MANAGER,))
+    except BootstrapError as exc:
+        log.error("cannot join", error=str(exc))
+        return None
+    return dataclasses.replace(cfg, cluster=cluster)
+
+
 async def run(cfg: AgentConfig) -> int:
     log.info("starting agent", **describe(cfg))
     from swarmd.common.membership import MembershipError
+    from swarmd.common.node_certs import keep_renewed
+    if (cfg := await bootstrapped(cfg)) is None:
+        return 1
 
     engine = SdkEngine(cfg.engine_url)
     try:
@@ -144,6 +163,8 @@ async def run(cfg: AgentConfig) -> int:
             registration = tg.create_task(
                 keep_registered(registrar, source, cfg, engine_up, MembershipError), name="registration")
             stopping = tg.create_task(stop.wait(), name="signals")
+            renewal = tg.create_task(keep_renewed(cfg.cluster.discovery_addr, cfg.cluster.live), name="renewal") \
+                if cfg.cluster.live is not None else None
             await asyncio.wait({registration, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if registration.done():
                 code = registration.result()
@@ -152,6 +173,8 @@ async def run(cfg: AgentConfig) -> int:
                 registration.cancel()
             watcher.cancel()
             stopping.cancel()
+            if renewal is not None:
+                renewal.cancel()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

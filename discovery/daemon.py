@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
 from swarmd.discovery import metrics
+from swarmd.discovery.ca import Authority
 from swarmd.discovery.config import DiscoveryConfig
 from swarmd.discovery.service import DiscoveryService
 from swarmd.proto.swarm.v1 import discovery_pb2_grpc
@@ -62,11 +63,16 @@ async def watch_etcd(store: EtcdStore, health: health_aio.HealthServicer) -> Non
 async def serve(cfg: DiscoveryConfig) -> int:
     store = metrics.MeteredEtcdStore(list(cfg.endpoints), tls=cfg.etcd_tls)
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[metrics.interceptor()])
-    discovery_pb2_grpc.add_DiscoveryServicer_to_server(DiscoveryService(store, default_ttl=cfg.ttl), server)
+    authority = Authority.from_dir(cfg.ca_dir, cfg.cert_expiry, cfg.listen) if cfg.ca_dir else None
+    discovery_pb2_grpc.add_DiscoveryServicer_to_server(
+        DiscoveryService(store, default_ttl=cfg.ttl, authority=authority), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     try:
-        port = add_server_port(server, cfg.listen, cfg.tls)
+        if authority is not None:
+            port = server.add_secure_port(cfg.listen, authority.server_credentials())
+        else:
+            port = add_server_port(server, cfg.listen, cfg.tls)
     except RuntimeError as exc:
         port, error = 0, str(exc)
     else:
@@ -83,7 +89,9 @@ async def serve(cfg: DiscoveryConfig) -> int:
         return 1
     tls = cfg.tls
     log.info("discovery serving", listen=cfg.listen, etcd=",".join(f"{h}:{p}" for h, p in cfg.endpoints),
-             ttl=f"{cfg.ttl}s", tls="mutual" if tls and tls.verify else ("on" if tls else "off"),
+             ttl=f"{cfg.ttl}s",
+             tls=("certificate authority" if authority else "mutual" if tls and tls.verify else ("on" if tls else "off")),
+             ca=f"sha256:{authority.digest[:12]}…" if authority else "none",
              etcd_tls=cfg.etcd_tls.describe() if cfg.etcd_tls else "off")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

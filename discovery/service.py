@@ -1,4 +1,11 @@
-"""The Discovery gRPC service: cluster tokens and node membership, kept in etcd under leases."""
+"""The Discovery gRPC service: cluster tokens and node membership, kept in etcd under leases.
+
+With an `Authority` (bootstrap mode, `swarm discovery --ca-dir`), the request's `token` field holds
+the cluster's ID, and every call first passes `_guard`: the caller's certificate must name that
+cluster and a role the call allows (discovery.ca.refusal); a node's calls must name its own node ID,
+which must not have been removed from the cluster. Certificates are issued against join tokens
+(IssueCertificate) and renewed against the current certificate (RenewCertificate).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -6,12 +13,15 @@ import contextlib
 import grpc
 
 from swarmd.discovery import tokens
+from swarmd.discovery.ca import Authority, refusal, valid_common_name
 from swarmd.discovery.liveness import Heartbeats, while_alive
 from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
-from swarmd.common import logs
+from swarmd.common import join_tokens, logs
+from swarmd.common.pki import NODE_ROLES, ROLE_ADMIN, ROLE_MANAGER, ROLE_WORKER, PKIError, csr_common_name, load_csr
 from swarmd.common.membership.etcd_election import campaign, confirm_within, current_leader, leader_key
 from swarmd.common.membership.etcd_store import (EtcdStore, IdTaken, LeaseGone, NameTaken, NodeRemoved, NodeSet,
-                                          StoreUnavailable, cluster_key, invalid_node_info)
+                                          StoreUnavailable, cluster_key, intent_prefix, invalid_node_info,
+                                          is_removed, node_intent_key, removed_message)
 from swarmd.common.membership.intents import IntentRecords, valid_key
 from swarmd.common.membership.watch import apply
 
@@ -34,10 +44,45 @@ def heartbeat_period_ms(lease_ttl_seconds: int) -> int:
     return max(1, lease_ttl_seconds * 1000 // 3)
 
 
+MANAGERS = (ROLE_MANAGER,)
+NODES = (ROLE_WORKER, ROLE_MANAGER)
+NOT_A_CA = "this discovery daemon issues no certificates: start it with --ca-dir"
+
+
 class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
-    def __init__(self, store: EtcdStore, default_ttl: float = 6.0):
+    def __init__(self, store: EtcdStore, default_ttl: float = 6.0, authority: Authority | None = None):
         self.store = store
         self.default_ttl = default_ttl
+        self.authority = authority
+        self.join_tokens = tokens.JoinTokens(store)
+
+    async def _removed(self, cluster: str, node_id: str) -> bool:
+        key = (intent_prefix(cluster_key(cluster)) + node_intent_key(node_id)).encode()
+        kv = await self.store.run(lambda c: c.get(key))
+        return kv is not None and is_removed(kv.value)
+
+    async def _guard(self, context, cluster: str, roles: tuple[str, ...], node_id: str | None = None):
+        """Bootstrap mode: aborts unless the caller's certificate may make this call on `cluster`
+        (a worker only for its own node ID, never once removed); the caller's identity, or None
+        without an authority (no bootstrap mode: the explicit TLS flags decide alone)."""
+        if self.authority is None:
+            return None
+        peer = self.authority.peer(context)
+        problem = refusal(peer, cluster.lower(), roles)
+        if problem is None and peer.role == ROLE_WORKER:
+            if node_id is not None and node_id != peer.common_name:
+                problem = "a node certificate acts for its own node only"
+            else:
+                try:
+                    if await self._removed(peer.cluster, peer.common_name):
+                        problem = removed_message(peer.common_name)
+                except StoreUnavailable as exc:
+                    await self._unavailable(context, exc)
+        if problem is not None:
+            log.warning("call refused", peer=context.peer(), reason=problem,
+                        cert=f"{peer.role}/{peer.common_name[:12]}" if peer else "none")
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, problem)
+        return peer
 
     async def _nodes(self, token: str, context: grpc.aio.ServicerContext, known: bool = True) -> NodeSet:
         """The cluster's node set; aborts for a malformed or (when `known`) unknown token."""
@@ -54,16 +99,24 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
 
     async def CreateCluster(self, request, context):
         token = tokens.new_token()
+        if self.authority is not None:
+            await self._guard(context, "", (ROLE_ADMIN,))
         try:
             await self.store.create_cluster(token)
+            if self.authority is not None:
+                join = join_tokens.new_token(self.authority.digest)
+                await self.join_tokens.add(join, token, ROLE_WORKER)
         except StoreUnavailable as exc:
             await self._unavailable(context, exc)
         log.info("cluster created", token=tokens.fingerprint(token))
+        if self.authority is not None:
+            return discovery_pb2.CreateClusterResponse(token=str(join), cluster_id=token)
         return discovery_pb2.CreateClusterResponse(token=token)
 
     async def Register(self, request, context):
         token = request.token.lower()
         info = request.node
+        await self._guard(context, token, NODES, node_id=info.id)
         try:
             nodes = await self._nodes(token, context)
             problem = invalid_node_info(info)
@@ -86,6 +139,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
 
     async def Heartbeat(self, request, context):
         token = request.token.lower()
+        await self._guard(context, token, NODES, node_id=request.node_id)
         try:
             nodes = await self._nodes(token, context, known=False)
             remaining = await nodes.heartbeat(request.node_id, request.lease_id)
@@ -100,6 +154,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
 
     async def Deregister(self, request, context):
         token = request.token.lower()
+        await self._guard(context, token, NODES, node_id=request.node_id)
         try:
             nodes = await self._nodes(token, context, known=False)
             existed = await nodes.deregister(request.node_id)
@@ -111,6 +166,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
 
     async def ListNodes(self, request, context):
         token = request.token.lower()
+        await self._guard(context, token, (ROLE_MANAGER, ROLE_ADMIN))
         try:
             nodes = await self._nodes(token, context)
             listing = await nodes.list()
@@ -120,6 +176,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
 
     async def WatchNodes(self, request, context):
         token = request.token.lower()
+        await self._guard(context, token, MANAGERS)
         known = {}
         try:
             nodes = await self._nodes(token, context)
@@ -141,6 +198,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         except StopAsyncIteration:
             return
         token = request.token.lower()
+        await self._guard(context, token, MANAGERS)
         if not request.candidate:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a candidate address is required")
         try:
@@ -171,6 +229,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
 
     async def GetLeader(self, request, context):
         token = request.token.lower()
+        await self._guard(context, token, MANAGERS)
         try:
             await self._nodes(token, context)
             leader = await current_leader(self.store, leader_key(cluster_key(token)))
@@ -181,6 +240,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
     # -- cluster intent (written by the primary manager, watched by every manager) ---------------
 
     async def _intents(self, token: str, context: grpc.aio.ServicerContext) -> IntentRecords:
+        await self._guard(context, token, MANAGERS)
         await self._nodes(token, context)            # refuses malformed and unknown tokens
         return IntentRecords(self.store, cluster_key(token))
 
@@ -223,3 +283,105 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
                                                 record=discovery_pb2.IntentRecord(key=key, value=value))
         except StoreUnavailable as exc:
             await self._unavailable(context, exc)
+
+    # -- bootstrap mode: the certificate authority -------------------------------------------------
+
+    async def _authority(self, context) -> Authority:
+        if self.authority is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_A_CA)
+        return self.authority
+
+    async def GetCACertificate(self, request, context):
+        authority = await self._authority(context)
+        return discovery_pb2.GetCACertificateResponse(bundle_pem=authority.bundle_pem)
+
+    async def _admitted(self, context, offered: str) -> tuple[str, str]:
+        """(cluster, role) a join token admits to; aborts (logging the token's digest prefix only)."""
+        authority = await self._authority(context)
+        try:
+            token = join_tokens.parse(offered)
+        except join_tokens.TokenError as exc:
+            log.warning("join token refused", token=join_tokens.masked_prefix(offered), reason="malformed")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if token.ca_digest not in authority.digests:
+            log.warning("join token refused", token=token.masked, reason="it names another CA")
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "the join token names another CA than this cluster's")
+        try:
+            found = await self.join_tokens.lookup(token)
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        if found is None:
+            log.warning("join token refused", token=token.masked, reason="unknown or rotated")
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "invalid join token")
+        return found
+
+    async def _csr_name(self, context, csr_pem: bytes) -> str:
+        try:
+            name = csr_common_name(load_csr(csr_pem))
+        except PKIError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if not valid_common_name(name):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "the certificate request's common name must be the node's ID (8 to 64 of [A-Za-z0-9_.-])")
+        return name
+
+    async def _sign(self, context, csr_pem: bytes, cluster: str, role: str, name: str) -> bytes:
+        try:
+            if role == ROLE_WORKER and await self._removed(cluster, name):
+                log.warning("certificate refused", cluster=cluster[:12], node=name[:12], reason="node removed")
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, removed_message(name))
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        try:
+            cert = self.authority.sign(csr_pem, cluster, role, name)
+        except PKIError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return cert
+
+    async def IssueCertificate(self, request, context):
+        cluster, role = await self._admitted(context, request.token)
+        wanted = request.role or ROLE_WORKER
+        if wanted not in NODE_ROLES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown role {wanted!r}: {' or '.join(NODE_ROLES)}")
+        if wanted != role:
+            log.warning("certificate refused", cluster=cluster[:12], wanted=wanted, token_role=role)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                "an agent join token cannot obtain a manager certificate" if wanted == ROLE_MANAGER
+                                else "a manager join token is for `swarm manage`: join an agent with the agent token")
+        name = await self._csr_name(context, request.csr_pem)
+        cert = await self._sign(context, request.csr_pem, cluster, role, name)
+        log.info("certificate issued", cluster=cluster[:12], role=role, node=name[:12], peer=context.peer())
+        return discovery_pb2.IssueCertificateResponse(cert_pem=cert, bundle_pem=self.authority.bundle_pem)
+
+    async def RenewCertificate(self, request, context):
+        await self._authority(context)
+        peer = self.authority.peer(context)
+        cluster = peer.cluster if peer is not None else ""
+        await self._guard(context, cluster, NODES)
+        name = await self._csr_name(context, request.csr_pem)
+        if name != peer.common_name:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a renewal keeps the certificate's own name")
+        cert = await self._sign(context, request.csr_pem, cluster, peer.role, name)
+        log.info("certificate renewed", cluster=cluster[:12], role=peer.role, node=name[:12])
+        return discovery_pb2.IssueCertificateResponse(cert_pem=cert, bundle_pem=self.authority.bundle_pem)
+
+    async def CreateToken(self, request, context):
+        authority = await self._authority(context)
+        await self._guard(context, "", (ROLE_ADMIN,))
+        role = request.role or ROLE_WORKER
+        if role not in NODE_ROLES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown role {role!r}: {' or '.join(NODE_ROLES)}")
+        cluster = request.cluster.strip().lower()
+        if join_tokens.is_bootstrap(request.cluster):
+            cluster, _ = await self._admitted(context, request.cluster)
+        try:
+            if not tokens.well_formed(cluster) or not await self.store.cluster_exists(cluster):
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such cluster: give its ID or one of its join tokens")
+            token = join_tokens.new_token(authority.digest)
+            await self.join_tokens.add(token, cluster, role)
+            retired = await self.join_tokens.retire(cluster, role, keep=token) if request.rotate else 0
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        log.info("join token rotated" if request.rotate else "join token created", cluster=cluster[:12], role=role,
+                 token=token.masked, retired=retired)
+        return discovery_pb2.CreateTokenResponse(token=str(token), cluster_id=cluster)

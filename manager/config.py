@@ -8,11 +8,11 @@ from __future__ import annotations
 import ipaddress
 import math
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from swarmd.manager.election import default_advertise
 from swarmd.manager.scheduler import FILTERS, STRATEGIES
-from swarmd.common.cluster_access import ClusterAccess
+from swarmd.common.cluster_access import Bootstrap, ClusterAccess
 from swarmd.common.config import ConfigError, host_port, positive
 from swarmd.common.tls import TLSConfig
 
@@ -160,14 +160,38 @@ class ManagerConfig:
     cluster_opts: ClusterOpts = ClusterOpts()
     classic_flags: tuple[str, ...] = ()   # classic's engine-polling flags given: logged, no effect
     ui_addr: str | None = None            # HOST:PORT of the web view (manager.ui); None: not served
+    # bootstrap mode: how the Docker API is served with the issued certificate ("verify": clients
+    # need a certificate from the cluster CA; "tls": server side only; None: plain, loopback)
+    bootstrap_api: str | None = None
+
+    def api_tls(self) -> TLSConfig | None:
+        """The TLS the Docker API (and the web view, and forwarding to the primary) is served with."""
+        if self.cluster.bootstrap is None:
+            return self.cluster.tls
+        if self.bootstrap_api is None or self.cluster.tls is None:
+            return None
+        return replace(self.cluster.tls, verify=self.bootstrap_api == "verify", peer_check=None)
+
+    def api_hosts(self) -> list[str]:
+        """The hosts the Docker API is reached at, for the issued certificate to name."""
+        hosts = [urllib.parse.urlsplit(h).hostname for h in self.listen if h.startswith("tcp://")]
+        if self.advertise:
+            hosts.append(host_port("--advertise", self.advertise)[0])
+        return [h for h in dict.fromkeys([*hosts, "localhost", "127.0.0.1"]) if h and h not in ("0.0.0.0", "::")]
 
     @classmethod
     def from_args(cls, args) -> "ManagerConfig":
-        tls = TLSConfig.from_args(args)
-        if tls is not None:
-            tls.server_ssl_context()            # the Docker API is served with TLS: it needs a key pair
+        bootstrap_api = None
+        if Bootstrap.from_args(args) is not None:
+            tls = None          # the certificate comes when the manager starts (ClusterAccess.ready)
+            bootstrap_api = "verify" if args.tlsverify else ("tls" if args.tls else None)
+        else:
+            tls = TLSConfig.from_args(args)
+            if tls is not None:
+                tls.server_ssl_context()            # the Docker API is served with TLS: it needs a key pair
         # with --tlsverify every client is authenticated, so any address may be served
-        listen = check_listen(args.host or [DEFAULT_LISTEN], args.insecure_tcp or (tls is not None and tls.verify))
+        authenticated = (tls is not None and tls.verify) or bootstrap_api == "verify"
+        listen = check_listen(args.host or [DEFAULT_LISTEN], args.insecure_tcp or authenticated)
         cluster = ClusterAccess.from_args(args, tls=tls)
         if args.strategy not in STRATEGIES:
             raise ConfigError(f"--strategy {args.strategy!r}: valid strategies are {', '.join(STRATEGIES)}")
@@ -185,8 +209,8 @@ class ManagerConfig:
                    replication_ttl=positive("--replication-ttl", args.replication_ttl),
                    cluster=cluster, env_file=getattr(args, "env_file", None),
                    cluster_opts=check_cluster_opts(args.cluster_opt), classic_flags=check_classic_polling(args),
-                   ui_addr=check_ui_addr(getattr(args, "ui_addr", None),
-                                         args.insecure_tcp or (tls is not None and tls.verify)))
+                   ui_addr=check_ui_addr(getattr(args, "ui_addr", None), args.insecure_tcp or authenticated),
+                   bootstrap_api=bootstrap_api)
 
 
 def check_replication(advertise: str, scheme: str) -> None:

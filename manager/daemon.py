@@ -6,8 +6,9 @@ parts (`build_manager`), serve until stopped or refused (`serve`), close every p
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from swarmd.manager.agents import AgentClient
 from swarmd.manager.api import build_router
@@ -29,6 +30,8 @@ from swarmd.common import logs, reload
 from swarmd.common.config import describe
 from swarmd.common.membership import MembershipError
 from swarmd.common.metrics_endpoint import MetricsEndpoint
+from swarmd.common.node_certs import BootstrapError, keep_renewed
+from swarmd.common.pki import ROLE_MANAGER
 
 log = logs.get("manager")
 
@@ -62,11 +65,12 @@ class Manager:
 
 async def build_manager(cfg: ManagerConfig) -> Manager:
     """Every part, nothing started yet; MembershipError when the cluster cannot be opened."""
-    tls = cfg.cluster.tls
+    tls = cfg.api_tls()                 # the Docker API's; the agents' channels take the cluster's
+    agent_tls = cfg.cluster.agent_tls
     scheduler = Scheduler(cfg.strategy, list(cfg.filters) if cfg.filters is not None else None,
                           overcommit=cfg.cluster_opts.overcommit, create_retry=cfg.cluster_opts.create_retry)
     membership = cfg.cluster.open_membership()
-    cluster = ClusterView(client_factory=lambda n: AgentClient(n.info.addr, n.info.name, tls=tls))
+    cluster = ClusterView(client_factory=lambda n: AgentClient(n.info.addr, n.info.name, tls=agent_tls))
     ctx = ManagerContext(cluster=cluster, scheduler=scheduler, advertise=cfg.advertise)
     router = build_router(ctx)
     election = None
@@ -129,8 +133,13 @@ async def serve(m: Manager, stop: asyncio.Event) -> int:
         else:
             exit_code = 1
             stop.set()
+        live = m.cfg.cluster.live
+        renewal = tg.create_task(keep_renewed(m.cfg.cluster.discovery_addr, live), name="renewal") \
+            if live is not None else None
         await stop.wait()
         log.info("manager shutting down")
+        if renewal is not None:
+            renewal.cancel()
         follower.cancel()
         intents.cancel()
         if leader is not None:
@@ -160,6 +169,13 @@ def install_stop_signals(stop: asyncio.Event, env_file: str | None) -> None:
 
 async def run(cfg: ManagerConfig) -> int:
     log.info("manager starting", **describe(cfg))
+    try:
+        # bootstrap mode: the manager's certificate (a new manager gets an ID of its own; a restarted
+        # one reuses the stored certificate, ID included)
+        cfg = replace(cfg, cluster=await cfg.cluster.ready(ROLE_MANAGER, "m" + secrets.token_hex(8), cfg.api_hosts()))
+    except BootstrapError as exc:
+        log.error("cannot join", error=str(exc))
+        return 1
     try:
         m = await build_manager(cfg)
     except MembershipError as exc:

@@ -18,7 +18,7 @@ import sys
 from swarmd.common import logs, reload
 from swarmd.common.config import ConfigError, add_flag
 
-VERBS = ("discovery", "create", "list", "manage", "join", "leave", "up", "down", "ca")
+VERBS = ("discovery", "create", "list", "manage", "join", "leave", "up", "down", "ca", "token")
 VERSION_FLAGS = ("--version", "-v")
 
 

@@ -15,6 +15,11 @@ def add_parser(sub) -> None:
     add_flag(p, "--ttl", type=parse_duration, default=6.0,
              help="lease TTL for agents that do not ask for one")
     add_flag(p, "--metrics-addr", default=None, help="HOST:PORT to serve Prometheus metrics on (/metrics)")
+    add_flag(p, "--ca-dir", default=None,
+             help="be the clusters' certificate authority with the CA in this directory (`swarm ca init`): "
+                  "serve TLS with a certificate issued to itself and issue certificates against join tokens")
+    add_flag(p, "--cert-expiry", default="90d",
+             help="lifetime of the certificates it issues with --ca-dir (e.g. 40s, 2h, 90d)")
     add_tls_flags(p)
     add_etcd_tls_flags(p)
 

@@ -16,6 +16,8 @@ def add_parser(sub) -> None:
     add_flag(p, "--filter", action="append", default=None,
              help="scheduler filter to enable (repeatable; default: all)")
     add_flag(p, "--discovery-addr", default=None, help="discovery daemon HOST:PORT (for token://)")
+    add_flag(p, "--state-dir", default="/var/lib/swarmd/manager",
+             help="where the manager's issued certificate is kept (join tokens of `swarm create --ca-dir`)")
     add_flag(p, "--api-rate-limit", type=float, default=0.0,
              help="requests a second each client address may send (burst: twice that); 0: no limit")
     add_flag(p, "--insecure-tcp", action="store_true", default=False,
