@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from bench.hollowlab import HollowCluster, cpu_seconds
-from bench.report import Row, judged
+from bench.report import Row, judged, print_table
 from swarmd.common import config
 from swarmd.localcluster.processes import wait_until
 
@@ -69,5 +69,7 @@ def measure(nodes: int, daemons: int, heartbeat: str = "2s", ttl: str = "6s") ->
 def run(nodes: int = 5000, daemons: tuple[int, ...] = (1, 2), heartbeat: str = "2s", ttl: str = "6s") -> list[Row]:
     rows: list[Row] = []
     for d in daemons:
-        rows += measure(nodes, d, heartbeat, ttl)
+        measured = measure(nodes, d, heartbeat, ttl)
+        print_table(measured)          # kept on screen if a later configuration fails
+        rows += measured
     return rows

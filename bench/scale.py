@@ -29,7 +29,7 @@ import urllib.request
 from bench import heartbeats
 from bench.apiclient import ApiClient
 from bench.hollowlab import HollowCluster, histogram_quantile, metric_sum, node_statuses, rss_bytes
-from bench.report import Row, judged
+from bench.report import RESULTS, Row, judged, print_table, save
 from swarmd.common import config
 from swarmd.localcluster.processes import wait_until
 
@@ -231,9 +231,13 @@ def run(quick: bool = False, nodes: tuple[int, ...] | None = None) -> list[Row]:
         print(f"# scale: {n} nodes …", file=sys.stderr, flush=True)
         size_rows, table[n] = measure_size(n, quick)
         rows += size_rows
+        # each size takes minutes (the largest, tens): what was measured is kept if a later one fails
+        print_table(size_rows)
+        save(size_rows, RESULTS / f"partial-scale-{n}.json")
     if len(table) > 1:
         print_growth(table)
         rows += growth_rows(table)
-    print(f"# scale: heartbeats, {max(chosen)} nodes …", file=sys.stderr, flush=True)
-    rows += heartbeats.run(nodes=max(chosen))
+    beat_nodes = int(os.environ.get("SWARMD_BENCH_HEARTBEAT_NODES", "0") or 0) or max(chosen)
+    print(f"# scale: heartbeats, {beat_nodes} nodes …", file=sys.stderr, flush=True)
+    rows += heartbeats.run(nodes=beat_nodes)
     return rows
