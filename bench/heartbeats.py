@@ -35,7 +35,9 @@ def measure(nodes: int, daemons: int, heartbeat: str = "2s", ttl: str = "6s") ->
             return sum(cluster.registrations()) >= nodes
 
         wait_until(registered, 600, f"{nodes} registrations", interval=0.5)
-        rows.append(judged(f"{label}: every node registered", time.perf_counter() - t0, "s"))
+        # registrations answered, not distinct nodes: under overload the count includes nodes that
+        # lost their lease and registered again, which the "leases lost" row then shows
+        rows.append(judged(f"{label}: registrations answered reach the node count", time.perf_counter() - t0, "s"))
         time.sleep(2 * period)       # past the first heartbeats' burst: the steady state is measured
         pids = [d.pid for d in cluster.discoveries]
         renewed0, registered0 = sum(cluster.renewals()), sum(cluster.registrations())
@@ -67,6 +69,8 @@ def measure(nodes: int, daemons: int, heartbeat: str = "2s", ttl: str = "6s") ->
 
 
 def run(nodes: int = 5000, daemons: tuple[int, ...] = (1, 2), heartbeat: str = "2s", ttl: str = "6s") -> list[Row]:
+    """The rows for each daemon count; `heartbeat`/`ttl` other than the agents' 2 s / 6 s default
+    are named in every row (keep the lease three heartbeats: loss is then still seen within three)."""
     rows: list[Row] = []
     for d in daemons:
         measured = measure(nodes, d, heartbeat, ttl)
