@@ -40,7 +40,7 @@ def measure(nodes: int, daemons: int, heartbeat: str = "2s", ttl: str = "6s") ->
         rows.append(judged(f"{label}: registrations answered reach the node count", time.perf_counter() - t0, "s"))
         time.sleep(2 * period)       # past the first heartbeats' burst: the steady state is measured
         pids = [d.pid for d in cluster.discoveries]
-        renewed0, registered0 = sum(cluster.renewals()), sum(cluster.registrations())
+        registered0 = sum(cluster.registrations())
         per0 = cluster.renewals()
         cpu0 = [cpu_seconds(p) for p in pids]
         etcd_pid = cluster.etcd.daemon.pid
@@ -49,7 +49,7 @@ def measure(nodes: int, daemons: int, heartbeat: str = "2s", ttl: str = "6s") ->
         time.sleep(WINDOW)
         seconds = time.perf_counter() - w0
         per = [b - a for a, b in zip(per0, cluster.renewals())]
-        renewed = sum(cluster.renewals()) - renewed0
+        renewed = sum(per)             # one scrape per daemon at each end: the shares add up
         cpu = [(cpu_seconds(p) - c) / seconds * 100 for p, c in zip(pids, cpu0)]
         etcd = (cpu_seconds(etcd_pid) - etcd0) / seconds * 100
         cluster.check_running()
