@@ -33,12 +33,16 @@ from swarmd.agent.node_info import NodeInfoSource, NodeSettings, parse_labels
 from swarmd.agent.service import AgentService
 from swarmd.proto.swarm.v1 import agent_pb2_grpc
 from swarmd.common import config, logs
+from swarmd.common.membership.registrar import LeaseRegistrar
 
 log = logs.get("agent.hollow")
 
 ENGINE_VERSION = "20.10.24"
 GiB = 1 << 30
 EVENT_BACKLOG = 256           # recent events kept for `since` replays
+# registrations in flight from one process: hundreds of nodes joining at once would otherwise
+# queue at the discovery daemon past the agents' call timeout and come back as retries
+REGISTERING_AT_ONCE = 16
 DEFAULT_IMAGES = ("busybox:latest", "hello-world:latest")
 _JSON = [("Content-Type", "application/json")]
 
@@ -570,6 +574,10 @@ async def run_fleet(cfg: FleetConfig, stop: asyncio.Event, started: asyncio.Even
                  last=agents[-1].name if agents else "")
         if started is not None:
             started.set()
+        gate = asyncio.Semaphore(REGISTERING_AT_ONCE)
+        for a in agents:
+            if isinstance(a.registrar, LeaseRegistrar):
+                a.registrar.gate = gate
         async with asyncio.TaskGroup() as tg:
             regs = [tg.create_task(a.registrar.keep_alive(a.source.for_registration, cfg.heartbeat, cfg.ttl),
                                    name=f"register-{a.name}") for a in agents]

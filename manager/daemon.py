@@ -182,6 +182,7 @@ async def run(cfg: ManagerConfig) -> int:
         log.error("invalid discovery", error=str(exc))
         return 2
     metrics.watch_cluster(m.cluster)
+    metrics.watch_gc()
     GcPolicy().install()    # full collections walk only what came after the last one (see gc_policy)
     metrics.LEADER.set(0 if m.election else 1)
     stop = asyncio.Event()

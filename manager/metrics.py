@@ -1,6 +1,9 @@
 """The manager's Prometheus metrics: cluster state on scrape, counters and histograms as it works."""
 from __future__ import annotations
 
+import gc
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
@@ -20,6 +23,12 @@ SCHEDULING_LATENCY = Histogram("swarmd_manager_scheduling_seconds", "Time to cho
 AGENT_RPC_ERRORS = Counter("swarmd_manager_agent_rpc_errors_total", "Failed calls to agents", ["node", "status"],
                            registry=REGISTRY)
 LEADER = Gauge("swarmd_manager_leader", "1 when this manager is the primary", registry=REGISTRY)
+# every request and placement waits while the collector runs: the longest pause is what a user feels
+GC_PAUSES = Histogram("swarmd_manager_gc_pause_seconds", "Garbage collector pauses, by generation",
+                      ["generation"], registry=REGISTRY,
+                      buckets=(.001, .002, .005, .01, .02, .03, .05, .075, .1, .2, .5, 1, 2))
+GC_PAUSE_MAX = Gauge("swarmd_manager_gc_pause_max_seconds", "The longest garbage collector pause since start",
+                     registry=REGISTRY)
 
 
 _request_children: dict[tuple[str, str, int], tuple] = {}
@@ -65,3 +74,42 @@ class ClusterCollector:
 
 def watch_cluster(cluster) -> None:
     REGISTRY.register(ClusterCollector(cluster))
+
+
+class GcPauses:
+    """Times every collection through `gc.callbacks` into GC_PAUSES and GC_PAUSE_MAX."""
+
+    def __init__(self):
+        self._started = 0.0
+        self._children = [GC_PAUSES.labels(str(g)) for g in range(3)]   # no label lookup inside a pause
+        self.longest = 0.0
+
+    def install(self) -> None:
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def uninstall(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        self._children[min(2, int(info.get("generation", 2)))].observe(pause)
+        if pause > self.longest:
+            self.longest = pause
+            GC_PAUSE_MAX.set(pause)
+
+
+_gc_pauses: GcPauses | None = None
+
+
+def watch_gc() -> GcPauses:
+    """Starts timing the collector's pauses; once per process, however many managers it runs."""
+    global _gc_pauses
+    if _gc_pauses is None:
+        _gc_pauses = GcPauses()
+        _gc_pauses.install()
+    return _gc_pauses

@@ -250,10 +250,11 @@ def grpc_target(addr: str) -> str:
     return ("ipv4:" + ",".join(dict.fromkeys(v4))) if v4 else ("ipv6:" + ",".join(dict.fromkeys(v6)))
 
 
-def open_channel(addr: str, tls: TLSConfig | None = None, options=()):
+def open_channel(addr: str, tls: TLSConfig | None = None, options=(), verify_as: str = ""):
     """A grpc.aio channel to `addr` (one address or a comma-separated list, see grpc_target):
     secure (verifying the server) with `tls`, plain without; with live credentials, a
-    RenewingChannel."""
+    RenewingChannel. `verify_as`: the list as the user wrote it, when `addr` is that list
+    reordered (the name to verify against stays its first host)."""
     import grpc
     target = grpc_target(addr)
     if tls is None:
@@ -263,7 +264,7 @@ def open_channel(addr: str, tls: TLSConfig | None = None, options=()):
     elif target != addr:
         # one name to verify every server of the list against: the first address's host, so each
         # server's certificate must name it too (`swarm ca issue --host A --host B` for each)
-        first = addr.split(",")[0].strip().rpartition(":")[0].strip("[]")
+        first = (verify_as or addr).split(",")[0].strip().rpartition(":")[0].strip("[]")
         options = (*options, ("grpc.ssl_target_name_override", first))
     if tls.live is not None:
         return RenewingChannel(lambda: grpc.aio.secure_channel(target, tls.grpc_channel_credentials(), options=options),

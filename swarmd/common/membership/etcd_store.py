@@ -28,6 +28,7 @@ from swarmd.proto.swarm.v1 import types_pb2
 from swarmd.common import logs
 from swarmd.common.etcd_tls import EtcdTLS
 from swarmd.common.membership.etcd_secure_client import open_client
+from swarmd.common.membership.lease_keeper import LeaseKeeper
 
 log = logs.get("membership.etcd")
 
@@ -140,6 +141,13 @@ class NodeRemoved(Exception):
     """The node ID was retired by `docker node rm`: it may not register again."""
 
 
+class _Raced(Exception):
+    """A registration's transaction lost to a concurrent registration of the same node ID."""
+
+
+RACE_RETRIES = 3
+
+
 class LeaseGone(Exception):
     """The node's registration or lease no longer exists: register again."""
 
@@ -161,6 +169,7 @@ class EtcdStore:
         self._index = 0
         self._client: aetcd.Client | None = None
         self._generation = 0
+        self._keeper: LeaseKeeper | None = None
 
     @property
     def endpoint(self) -> str:
@@ -251,10 +260,21 @@ class EtcdStore:
         reply = await asyncio.wait_for(client.get_prefix(WATCH_CHECK_KEY), self.timeout)
         return reply.header.raft_term
 
+    def keeper(self, client: aetcd.Client) -> LeaseKeeper:
+        """The lease keep-alive stream of `client` (the one `run` handed out); a new one per client."""
+        if self._keeper is None or self._keeper.client is not client:
+            if self._keeper is not None:
+                self._keeper.close()
+            self._keeper = LeaseKeeper(client)
+        return self._keeper
+
     async def ping(self) -> None:
         await self.run(lambda c: c.get(CLUSTERS_ROOT.encode()))
 
     async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
         client, self._client = self._client, None
         self._generation += 1
         if client is not None:
@@ -336,6 +356,11 @@ class NodeSet:
                     if holder == info.id:
                         ok, _ = await c.transaction(compare=[unchanged, tx.value(mkey) == node_id],
                                                     success=puts, failure=[])
+                    if not ok and holder in ("", info.id):
+                        # the name is free or this node's own: the node key changed since it was read, by
+                        # a registration of this very ID racing in (an agent's retry after its first try
+                        # timed out on a busy daemon). Not a refusal: read again and retry.
+                        raise _Raced()
                     if not ok:
                         holder_kv = await c.get(node_key(self.base, holder).encode()) if holder else None
                         addr = decode_node(holder_kv.value).info.addr if holder_kv else "an unknown address"
@@ -348,20 +373,30 @@ class NodeSet:
                 await _revoke_quietly(c, previous.lease)
             return lease.id
 
-        return await self.store.run(op), seconds
+        for _ in range(RACE_RETRIES - 1):
+            try:
+                return await self.store.run(op), seconds
+            except _Raced:
+                continue
+        try:
+            return await self.store.run(op), seconds
+        except _Raced:
+            raise StoreUnavailable(f"node {info.id[:12]} kept registering concurrently: try again") from None
 
     async def heartbeat(self, node_id: str, lease_id: int) -> int:
         """Renews the node's lease; returns the remaining seconds. Raises LeaseGone."""
         nkey = node_key(self.base, node_id).encode()
 
         async def op(c: aetcd.Client) -> int:
-            kv = await c.get(nkey)
+            # a serializable read: a stale answer cannot keep a lost node alive, since a registration
+            # that replaced or removed this one revoked the lease, and the renewal below reports that
+            kv = await c.get(nkey, serializable=True)
             if kv is None or kv.lease != lease_id:
                 raise LeaseGone(f"node {node_id[:12]} is not registered under lease {lease_id:x}")
-            reply = await c.refresh_lease(lease_id)
-            if reply is None or reply.TTL <= 0:
+            ttl = await self.store.keeper(c).refresh(lease_id)
+            if ttl <= 0:
                 raise LeaseGone(f"lease {lease_id:x} of node {node_id[:12]} has expired")
-            return reply.TTL
+            return ttl
 
         return await self.store.run(op)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 
 from swarmd.proto.swarm.v1 import types_pb2
 from swarmd.common import logs
@@ -30,6 +31,10 @@ class LeaseRegistrar(Registrar):
     def __init__(self) -> None:
         self.node_id: str | None = None
         self.period: float | None = None      # heartbeat period the store asked for, seconds
+        # shared by registrars that start together (a process hosting many hollow nodes): at most
+        # its size register at once, so a burst of joins queues here instead of timing out at the
+        # discovery daemon and retrying on top of the queue
+        self.gate: asyncio.Semaphore | None = None
 
     @abc.abstractmethod
     async def _register(self, info: types_pb2.NodeInfo, ttl: float) -> float | None:
@@ -58,7 +63,8 @@ class LeaseRegistrar(Registrar):
             try:
                 if not registered:
                     info = await node() if callable(node) else node
-                    await self.register(info, ttl)
+                    async with self.gate or contextlib.nullcontext():
+                        await self.register(info, ttl)
                     registered = True
                     log.info("node registered", source=self.source, node=info.name, id=info.id[:12],
                              addr=info.addr, ttl=ttl)

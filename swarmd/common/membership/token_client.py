@@ -9,6 +9,7 @@ from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc, types_pb2
 from swarmd.common import logs
 from swarmd.common.membership import (Membership, MemberEvent, MembershipError, MembershipUnavailable)
 from swarmd.common.membership.registrar import LeaseRegistrar, RegistrationLost
+from swarmd.common.membership.spread import spread
 from swarmd.common.membership.watch import converging_watch
 from swarmd.common.tls import open_channel
 
@@ -54,12 +55,27 @@ def translate(err: grpc.RpcError, addr: str) -> Exception:
 class _Client:
     def __init__(self, token: str, addr: str, tls=None):
         self.token = token
-        self.addr = addr
-        self.channel = open_channel(addr, tls, options=CHANNEL_OPTIONS)
-        self.stub = discovery_pb2_grpc.DiscoveryStub(self.channel)
+        self.addr = addr               # as given: one daemon, or several (A,B,C)
+        self.tls = tls
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: discovery_pb2_grpc.DiscoveryStub | None = None
+
+    def _open(self, spread_key: str = "") -> discovery_pb2_grpc.DiscoveryStub:
+        """The stub, its channel opened on first use over `addr` started at `spread_key`'s daemon
+        (see membership.spread: agents spread their heartbeats over the daemons of a list)."""
+        if self._stub is None:
+            self._channel = open_channel(spread(self.addr, spread_key), self.tls, options=CHANNEL_OPTIONS,
+                                         verify_as=self.addr)
+            self._stub = discovery_pb2_grpc.DiscoveryStub(self._channel)
+        return self._stub
+
+    @property
+    def stub(self) -> discovery_pb2_grpc.DiscoveryStub:
+        return self._open()
 
     async def close(self) -> None:
-        await self.channel.close()
+        if self._channel is not None:
+            await self._channel.close()
 
 
 class TokenMembership(_Client, Membership):
@@ -99,7 +115,7 @@ class TokenRegistrar(_Client, LeaseRegistrar):
     async def _register(self, info: types_pb2.NodeInfo, ttl: float) -> float | None:
         request = discovery_pb2.RegisterRequest(token=self.token, node=info, ttl_ms=int(ttl * 1000))
         try:
-            reply = await self.stub.Register(request, timeout=CALL_TIMEOUT)
+            reply = await self._open(info.id).Register(request, timeout=CALL_TIMEOUT)
         except grpc.RpcError as err:
             raise translate(err, self.addr) from None
         self.lease_id = reply.lease_id
@@ -109,7 +125,7 @@ class TokenRegistrar(_Client, LeaseRegistrar):
         request = discovery_pb2.HeartbeatRequest(token=self.token, node_id=self.node_id or "",
                                                  lease_id=self.lease_id)
         try:
-            reply = await self.stub.Heartbeat(request, timeout=CALL_TIMEOUT)
+            reply = await self._open(self.node_id or "").Heartbeat(request, timeout=CALL_TIMEOUT)
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 raise RegistrationLost(err.details() or "lease not found") from None
@@ -118,7 +134,7 @@ class TokenRegistrar(_Client, LeaseRegistrar):
 
     async def _deregister(self, node_id: str) -> None:
         try:
-            await self.stub.Deregister(discovery_pb2.DeregisterRequest(token=self.token, node_id=node_id),
-                                       timeout=CALL_TIMEOUT)
+            await self._open(node_id).Deregister(discovery_pb2.DeregisterRequest(token=self.token, node_id=node_id),
+                                                 timeout=CALL_TIMEOUT)
         except grpc.RpcError as err:
             raise translate(err, self.addr) from None

@@ -1,0 +1,201 @@
+"""A hollow fleet under real daemons: etcd, one or more discovery daemons, a manager, hollow agents.
+
+Shared by the `scale` and `ui` suites (and the heartbeat rows of `scale`). Every piece is a real
+process under one temp dir; the nodes are `python -m swarmd.agent.hollow` processes of
+NODES_PER_PROCESS nodes each, given every discovery daemon's address (each node starts at the
+daemon its ID hashes to, see swarmd.common.membership.spread).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import types
+import urllib.request
+from pathlib import Path
+
+from swarmd.localcluster.etcd import EtcdServer
+from swarmd.localcluster.processes import Daemon, DaemonExited, free_port, wait_until
+from swarmd.localcluster.swarm import SwarmCluster, swarm_argv
+
+NODES_PER_PROCESS = 250
+# hollow nodes heartbeat every 5 s under a 15 s lease in the growth table: the discovery tier's load
+# stays at 200 renewals/s per 1,000 nodes (the 2 s / 6 s agent default is measured on its own)
+HEARTBEAT, TTL = "5s", "15s"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (from /proc/<pid>/stat), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS      # utime, stime: fields 14 and 15 of stat
+
+
+def scrape(addr: str) -> str:
+    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of every sample of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head.split("{", 1)[0] != name:
+            continue
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def histogram_quantile(text: str, metric: str, q: float) -> float:
+    """The upper bound of the bucket holding quantile `q` of a Prometheus histogram (seconds)."""
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith(f"{metric}_bucket{{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0
+    for bound, count in buckets:
+        if total and count >= q * total:
+            return bound
+    return float("nan")
+
+
+def node_statuses(info: dict) -> dict[str, str]:
+    """Node name -> Status from a manager's `docker info` SystemStatus."""
+    out: dict[str, str] = {}
+    name = ""
+    for key, value in info.get("SystemStatus") or []:
+        if key.startswith(" ") and not key.startswith("  "):
+            name = key.strip()
+        elif key == "  └ Status" and name:
+            out[name] = value
+    return out
+
+
+class HollowCluster:
+    """etcd + discovery daemon(s) + one manager + hollow fleets, all real processes under one temp dir."""
+
+    def __init__(self, nodes: int, containers_per_node: int, manager_args: tuple[str, ...] = (),
+                 daemons: int = 1, heartbeat: str = HEARTBEAT, ttl: str = TTL,
+                 nodes_per_process: int = NODES_PER_PROCESS):
+        self.nodes = nodes
+        self.manager_args = manager_args     # e.g. `--ui-addr` for the web view's suite
+        self.containers_per_node = containers_per_node
+        self.heartbeat, self.ttl = heartbeat, ttl
+        self.nodes_per_process = nodes_per_process
+        self.root = Path(tempfile.mkdtemp(prefix="swarmd-bench-scale-"))
+        self.etcd = EtcdServer(self.root / "etcd")
+        self.swarm = SwarmCluster(types.SimpleNamespace(etcd=self.etcd, root=self.root, engines=[]),
+                                  root=self.root / "swarm", heartbeat=heartbeat, ttl=ttl)
+        self.metrics_addr = f"127.0.0.1:{free_port()}"
+        self.discovery_addrs = [f"127.0.0.1:{free_port()}" for _ in range(daemons)]
+        self.discovery_metrics = [f"127.0.0.1:{free_port()}" for _ in range(daemons)]
+        self.discoveries: list[Daemon] = []
+        self.fleets: list[Daemon] = []
+
+    @property
+    def manager(self) -> Daemon:
+        return self.swarm.managers[0]
+
+    @property
+    def api(self) -> str:
+        return self.swarm.manager_addrs[0]
+
+    def start_membership(self) -> None:
+        """etcd, the discovery daemons (each serving /metrics) and a cluster token."""
+        self.etcd.start()
+        self.swarm.root.mkdir(parents=True, exist_ok=True)
+        for i, (addr, metrics) in enumerate(zip(self.discovery_addrs, self.discovery_metrics)):
+            self.discoveries.append(Daemon(
+                f"discovery{i}", swarm_argv("discovery", "--listen", addr, "--etcd", self.etcd.url,
+                                            "--metrics-addr", metrics),
+                self.root / f"discovery{i}.log").start())
+        self.swarm.discovery = self.discoveries[0]
+        self.swarm.discovery_addr = ",".join(self.discovery_addrs)
+        self.swarm.token = wait_until(self._create_token, 20, "swarm create to answer")
+
+    def _create_token(self) -> str:
+        import subprocess
+        for d in self.discoveries:
+            if not d.running():
+                raise DaemonExited(f"{d.name} exited:\n{d.log_tail()}")
+        out = subprocess.run(swarm_argv("create", "--discovery-addr", self.discovery_addrs[0]),
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else ""
+
+    def start(self) -> None:
+        self.start_membership()
+        self.swarm.start_manager("--metrics-addr", self.metrics_addr, *self.manager_args)
+        wait_until(lambda: self.swarm.info() is not None, 20, "the manager to answer")
+
+    def start_fleets(self, containers: int | None = None) -> None:
+        per_node = self.containers_per_node if containers is None else containers
+        for first in range(0, self.nodes, self.nodes_per_process):
+            count = min(self.nodes_per_process, self.nodes - first)
+            self.fleets.append(Daemon(
+                f"hollow{first}",
+                [sys.executable, "-m", "swarmd.agent.hollow", "--count", str(count), "--first-index", str(first),
+                 "--containers", str(per_node), "--heartbeat", self.heartbeat, "--ttl", self.ttl,
+                 "--log-level", "warning", "--discovery-addr", self.swarm.discovery_addr,
+                 self.swarm.discovery_url],
+                self.root / f"hollow{first}.log").start())
+
+    def start_converged(self, timeout: float = 900) -> float:
+        """Manager, then the fleets; seconds from the fleets' start until every node is synced."""
+        self.start()
+        t0 = time.perf_counter()
+        self.start_fleets()
+        # each poll is a `docker info` over every node: polled every 0.5 s it took a fifth of the
+        # manager's CPU at 1,000 nodes, slowing the very convergence it measures
+        wait_until(self.converged, timeout, f"{self.nodes} hollow nodes with their containers",
+                   interval=max(0.5, self.nodes / 1000))
+        return time.perf_counter() - t0
+
+    def check_running(self) -> None:
+        for d in [*self.swarm.managers, *self.discoveries, *self.fleets]:
+            if not d.running():
+                raise DaemonExited(f"{d.name} exited:\n{d.log_tail()}")
+
+    def converged(self) -> dict | None:
+        self.check_running()
+        info = self.swarm.info()
+        healthy = sum(1 for k, v in info["SystemStatus"] if k == "  └ Status" and v == "Healthy")
+        if healthy == self.nodes and info["Containers"] >= self.nodes * self.containers_per_node:
+            return info
+        return None
+
+    def metrics(self) -> str:
+        return scrape(self.metrics_addr)
+
+    def renewals(self) -> list[float]:
+        """Heartbeats each discovery daemon has answered OK so far."""
+        return [metric_sum(scrape(m), "swarmd_discovery_lease_renewals_total", code="OK")
+                for m in self.discovery_metrics]
+
+    def registrations(self) -> list[float]:
+        """Registrations each discovery daemon has answered OK so far (a lost lease registers again)."""
+        return [metric_sum(scrape(m), "swarmd_discovery_registrations_total", code="OK")
+                for m in self.discovery_metrics]
+
+    def stop(self) -> None:
+        for d in self.fleets:
+            d.stop(timeout=30)
+        self.swarm.stop()
+        for d in self.discoveries:
+            d.stop()
+        self.etcd.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
