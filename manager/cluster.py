@@ -171,6 +171,20 @@ class NodeView:
         return self._snapshot
 
 
+def node_container_intents(view: NodeView) -> dict[str, tuple[datetime, ContainerIntent]]:
+    """Swarm ID -> (created, intent record) of the node's containers that have a reschedule
+    policy; of two copies of one container on the node, the newer."""
+    out: dict[str, tuple[datetime, ContainerIntent]] = {}
+    for rec in view.containers.values():
+        if not rec.swarm_id:
+            continue
+        intent = ContainerIntent.of(rec.doc, view.id, view.name, view.addr)
+        created = rec.created or datetime.min.replace(tzinfo=timezone.utc)
+        if intent is not None and (rec.swarm_id not in out or out[rec.swarm_id][0] < created):
+            out[rec.swarm_id] = (created, intent)
+    return out
+
+
 class ClusterView:
     """Nodes and containers of the whole cluster. All mutation happens on the event loop."""
 
@@ -205,9 +219,9 @@ class ClusterView:
         self._standing: dict[str, ContainerRecord] = {}
         self._container_intents_generation = 0        # counts changes of container_intents
         self._intents_written_for: object = None      # the view state the primary's last write pass matched
-        # container ID -> (record, its intent): records never change in place, so a pass over many
-        # containers reads each document's policy once
-        self._intent_cache: dict[str, tuple[ContainerRecord, ContainerIntent | None]] = {}
+        # node ID -> (its generation, node_container_intents): a pass reads again only the nodes
+        # that changed since the last one
+        self._intent_cache: dict[str, tuple[int, dict[str, tuple[datetime, ContainerIntent]]]] = {}
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -332,19 +346,21 @@ class ClusterView:
         takes out those that no longer do. A node only a record names is kept as a down node."""
         if not (self.synced.is_set() and self.intents_synced.is_set()):
             return                 # a node or record not read yet would look missing
+        if not self.container_intents and not self._standing:
+            return                 # nothing stands or could: a fleet without reschedule policies
+        records = [r for r in self.container_intents.values() if not self.intent_of(r.node_id).removed]
+        # what the records name, looked up in the indexes (a pass over every container of every
+        # node here made each node's join cost the whole cluster: quadratic in a fleet's start)
         synthetic = {id(r) for r in self._standing.values()}
-        live_ids: set[str] = set()
-        live_names: set[str] = set()
-        for view in self.nodes.values():
-            for rec in view.containers.values():
-                if id(rec) not in synthetic:
-                    live_ids.add(rec.swarm_id)
-                    live_names.add(rec.name)
+        live_ids = {r.swarm_id for r in records
+                    if any(id(h) not in synthetic for h in self._by_swarm_id.get(r.swarm_id, {}).values())}
+        live_names = {r.name for r in records
+                      if r.name and (h := self._by_name.get(r.name)) is not None and id(h) not in synthetic}
         # a node membership lists and no read of it has failed yet is about to be listed: its
         # records would only flicker as Host Down while it is
-        readable = {v.id for v in self.nodes.values()
-                    if v.listed or (v.node.state != types_pb2.NODE_STATE_UNHEALTHY and not v.error)}
-        records = [r for r in self.container_intents.values() if not self.intent_of(r.node_id).removed]
+        readable = {nid for nid in {r.node_id for r in records}
+                    if (v := self.nodes.get(nid)) is not None
+                    and (v.listed or (v.node.state != types_pb2.NODE_STATE_UNHEALTHY and not v.error))}
         wanted = {r.swarm_id: r for r in standing(records, readable, live_ids, live_names)}
         for swarm_id, rec in list(self._standing.items()):
             view = self.nodes.get(rec.node_id)
@@ -404,15 +420,13 @@ class ClusterView:
         for view in self.nodes.values():
             if view.id not in healthy:
                 continue
-            for rec in view.containers.values():
-                hit = cache.get(rec.id)
-                if hit is None or hit[0] is not rec:
-                    hit = (rec, ContainerIntent.of(rec.doc, view.id, view.name, view.addr) if rec.swarm_id else None)
-                self._intent_cache[rec.id] = hit
-                intent = hit[1]
-                created = rec.created or datetime.min.replace(tzinfo=timezone.utc)
-                if intent is not None and (rec.swarm_id not in seen or seen[rec.swarm_id][0] < created):
-                    seen[rec.swarm_id] = (created, intent)
+            hit = cache.get(view.id)
+            if hit is None or hit[0] != view.generation:
+                hit = (view.generation, node_container_intents(view))
+            self._intent_cache[view.id] = hit
+            for swarm_id, (created, intent) in hit[1].items():
+                if swarm_id not in seen or seen[swarm_id][0] < created:
+                    seen[swarm_id] = (created, intent)
         removed = frozenset(node_id for node_id, intent in self.intents.items() if intent.removed)
         puts, deletes = records_to_write(self.container_intents, {k: v for k, (_, v) in seen.items()}, healthy,
                                          removed)
