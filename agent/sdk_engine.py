@@ -17,6 +17,10 @@ import requests.exceptions
 
 from swarmd.agent.engine import API_VERSION, Engine, EngineError, EngineUnreachable
 from swarmd.agent.local_engine import CONTAINER_ACTIONS
+from swarmd.common import logs
+from swarmd.common.stage_times import stages
+
+log = logs.get("agent.sdk_engine")
 
 _POOL = 32
 _TIMEOUT = 120
@@ -40,8 +44,20 @@ class SdkEngine(Engine):
                                     max_pool_size=_POOL)
 
     async def _sdk(self, fn, *args, **kwargs):
+        clock = stages(f"sdk-{getattr(fn, '__name__', 'call')}")
+
+        def in_thread():
+            clock.mark("handoff_in")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                clock.mark("call")
+
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            result = await asyncio.to_thread(in_thread)
+            clock.mark("handoff_out")
+            clock.done(log)
+            return result
         except docker.errors.APIError as exc:
             status = exc.response.status_code if exc.response is not None else 500
             raise EngineError(status, str(exc.explanation or exc)) from None
@@ -76,7 +92,7 @@ class SdkEngine(Engine):
             raise EngineError(400, f"unknown container action {action!r}")
         method, route = _action_route(action)
 
-        def call() -> int:
+        def action_call() -> int:
             url = self.api._url(route, container_id)
             timeout = _TIMEOUT + int(params.get("t") or 0) if params.get("t", "").lstrip("-").isdigit() else _TIMEOUT
             send = self.api._post if method == "post" else self.api._delete
@@ -84,7 +100,7 @@ class SdkEngine(Engine):
             self.api._raise_for_status(resp)
             return resp.status_code
 
-        return await self._sdk(call)
+        return await self._sdk(action_call)
 
     async def pull_image(self, reference: str) -> None:
         from docker.utils import parse_repository_tag

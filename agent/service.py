@@ -24,6 +24,7 @@ from swarmd.agent.local_engine import CONTAINER_ACTIONS, LocalEngine
 from swarmd.agent.node_info import NodeInfoSource
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
 from swarmd.common import engine_clock, engine_errors, logs
+from swarmd.common.stage_times import stages
 
 log = logs.get("agent.service")
 
@@ -64,19 +65,25 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         return agent_pb2.ListContainersResponse(containers_json=body)
 
     async def InspectContainer(self, request, context):
+        clock = stages("agent-inspect")
         asked_at = time.time_ns()
         try:
             body = await self.engine.inspect_container(request.id)
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
+        clock.mark("engine")
+        clock.done(log)
         self._stamp(context, engine_clock.READ_AT, asked_at)
         return agent_pb2.JsonDocument(json=body)
 
     async def CreateContainer(self, request, context):
+        clock = stages("agent-create")
         try:
             created = await self._create(request.name, request.config_json)
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
+        clock.mark("engine")
+        clock.done(log)
         self._stamp(context, engine_clock.DONE_AT, time.time_ns())
         return agent_pb2.CreateContainerResponse(id=created.get("Id", ""), warnings=created.get("Warnings") or [])
 
@@ -97,10 +104,13 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         action = _ACTIONS.get(request.action)
         if action is None:
             await engine_errors.abort(context, 400, f"unknown container action {request.action}")
+        clock = stages(f"agent-{action}")
         try:
             status = await self.engine.container_action(request.id, action, dict(request.params))
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
+        clock.mark("engine")
+        clock.done(log)
         self._stamp(context, engine_clock.DONE_AT, time.time_ns())
         return agent_pb2.ContainerActionResponse(status=status)
 
