@@ -3,8 +3,8 @@
 As classic swarm's `Cluster.CreateContainer`, it serves the API's create handler and the
 rescheduler alike: reserve the name -> scheduler decision on the cluster's snapshots -> a pending
 placeholder on the chosen node (so the next decision already counts it) -> create on that node's
-agent (which pulls a missing image) -> read the container back (read-your-writes) -> release the
-name and the placeholder, whether the create worked or not.
+agent (which pulls a missing image), which answers with the container as created (read-your-writes
+in one round trip) -> release the name and the placeholder, whether the create worked or not.
 
 What it refuses is said with `PlacementError` subclasses; their text is what the client sees, and
 the HTTP layer maps each type to a status once.
@@ -226,10 +226,14 @@ class Placement:
         if name:
             self._names_in_flight.add(name)
         try:
-            result, done_at = await view.client.create_container_at(name, engine_body)
-            clock.mark("rpc_create")
-            rec = await self.cluster.refresh_container(view, result["Id"], done_at)   # read-your-writes
-            clock.mark("read_back")
+            # read-your-writes: the agent answers with the container as created, in the same call
+            result, done_at, read = await view.client.create_and_read(name, engine_body)
+            clock.mark("rpc_create_and_read")
+            if read.doc is not None:
+                rec = self.cluster.took_read(view, read.doc, read.read_at)
+            else:                          # the agent could not read it: ask once more
+                rec = await self.cluster.refresh_container(view, result["Id"], done_at)
+            clock.mark("store")
         finally:
             if placeholder in view.pending:
                 view.pending.remove(placeholder)

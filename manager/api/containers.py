@@ -111,10 +111,14 @@ async def container_action(ctx: ManagerContext, req: Request, action: str) -> Re
     rec, view = container_and_node(ctx.cluster, req.params["id"])
     params = {k: req.arg(k) for k in ACTIONS[action].params if req.arg(k) is not None}
     clock.mark("lookup")
-    status, done_at = await view.client.container_action_at(rec.id, action, params)
-    clock.mark("rpc")
-    rec = await ctx.cluster.refresh_container(view, rec.id, done_at)
-    clock.mark("read_back")
+    # read-your-writes: the agent answers with the container as the action left it, in the same call
+    status, done_at, read = await view.client.action_and_read(rec.id, action, params)
+    clock.mark("rpc_action_and_read")
+    if read.doc is not None:
+        rec = ctx.cluster.took_read(view, read.doc, read.read_at)
+    else:                                  # the agent could not read it: ask once more
+        rec = await ctx.cluster.refresh_container(view, rec.id, done_at)
+    clock.mark("store")
     # a started or stopped container is recreated running or not: its intent record says which
     await ctx.cluster.keep_container_intent(rec)
     clock.mark("intent")
