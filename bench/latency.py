@@ -23,6 +23,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import statistics
@@ -254,6 +255,7 @@ def _cluster(lab: Lab, tls: bool) -> Iterator[SwarmCluster]:
         yield swarm
     finally:
         swarm.stop()
+        shutil.rmtree(swarm.root, ignore_errors=True)     # the stage rows are read inside the block
 
 
 def _clean(lab: Lab) -> None:
