@@ -4,16 +4,20 @@ The engine is any `agent.local_engine.LocalEngine` (the node's dockerd, or a hol
 errors end an RPC through `swarmd.common.engine_errors.abort`, so the manager sees the engine's own HTTP
 status and wording. When the engine shares this host's clock, InspectContainer, CreateContainer
 and ContainerAction carry engine-clock times in their trailing metadata (`swarmd.common.engine_clock`),
-so that the manager skips re-reading a container for an event its record already shows.
+so that the manager skips re-reading a container for an event its record already shows; asked
+with `read_back`, CreateContainer and ContainerAction answer with the container's inspect document
+read right after the change, so that the manager needs no second round trip to show it.
 `EngineCall` returns any status as it is; `EngineStream` relays streamed and hijacked calls frame
 by frame (see proto/swarm/v1/agent.proto).
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 import grpc
@@ -24,6 +28,7 @@ from swarmd.agent.local_engine import CONTAINER_ACTIONS, LocalEngine
 from swarmd.agent.node_info import NodeInfoSource
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
 from swarmd.common import engine_clock, engine_errors, logs
+from swarmd.common.stage_times import stages
 
 log = logs.get("agent.service")
 
@@ -38,10 +43,53 @@ def _headers(pairs) -> list[agent_pb2.Header]:
     return [agent_pb2.Header(name=k, value=v) for k, v in pairs]
 
 
+class RecentReads:
+    """The documents read right after a change, by container ID, the last KEEP of them: the engine
+    emits the change's event about when it answers, so the manager's read for that event (an
+    InspectContainer with `since_ns`) comes while or after the agent reads the container anyway;
+    it is answered with that read when it was asked no earlier than the event."""
+
+    KEEP = 64
+
+    def __init__(self):
+        self._docs: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._reading: dict[str, asyncio.Future] = {}
+
+    @contextlib.contextmanager
+    def reading(self, container_id: str):
+        """Around one read-back; yields `keep(read_at, body)`, which remembers what it read."""
+        done = asyncio.get_running_loop().create_future()
+        self._reading[container_id] = done
+
+        def keep(read_at: int, body: bytes) -> None:
+            self._docs.pop(container_id, None)
+            self._docs[container_id] = (read_at, body)
+            if len(self._docs) > self.KEEP:
+                self._docs.popitem(last=False)
+        try:
+            yield keep
+        finally:
+            if self._reading.get(container_id) is done:
+                del self._reading[container_id]
+            done.set_result(None)
+
+    async def covering(self, container_id: str, since: int) -> tuple[int, bytes] | None:
+        """(read_at, body) of a read-back of the container asked at or after `since` (waiting for
+        one in flight), or None: the engine must be asked."""
+        if since <= 0:
+            return None
+        reading = self._reading.get(container_id)
+        if reading is not None:
+            await asyncio.shield(reading)
+        kept = self._docs.get(container_id)
+        return kept if kept is not None and kept[0] >= since else None
+
+
 class AgentService(agent_pb2_grpc.AgentServicer):
     def __init__(self, engine: LocalEngine, node: NodeInfoSource):
         self.engine = engine
         self.node = node
+        self.reads = RecentReads()
 
     def _stamp(self, context, key: str, ns: int) -> None:
         if self.engine.same_clock:
@@ -64,21 +112,48 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         return agent_pb2.ListContainersResponse(containers_json=body)
 
     async def InspectContainer(self, request, context):
+        clock = stages("agent-inspect")
+        kept = await self.reads.covering(request.id, request.since_ns) if self.engine.same_clock else None
+        if kept is not None:          # read right after the change this event is of: no second read
+            self._stamp(context, engine_clock.READ_AT, kept[0])
+            return agent_pb2.JsonDocument(json=kept[1])
         asked_at = time.time_ns()
         try:
             body = await self.engine.inspect_container(request.id)
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
+        clock.mark("engine")
+        clock.done(log)
         self._stamp(context, engine_clock.READ_AT, asked_at)
         return agent_pb2.JsonDocument(json=body)
 
     async def CreateContainer(self, request, context):
+        clock = stages("agent-create")
         try:
             created = await self._create(request.name, request.config_json)
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
+        clock.mark("engine_create")
         self._stamp(context, engine_clock.DONE_AT, time.time_ns())
-        return agent_pb2.CreateContainerResponse(id=created.get("Id", ""), warnings=created.get("Warnings") or [])
+        answer = agent_pb2.CreateContainerResponse(id=created.get("Id", ""), warnings=created.get("Warnings") or [])
+        if request.read_back and answer.id:
+            answer.json, answer.read_at_ns = await self._read_back(answer.id)
+            clock.mark("engine_read_back")
+        clock.done(log)
+        return answer
+
+    async def _read_back(self, container_id: str) -> tuple[bytes, int]:
+        """The container's inspect document right after a change, and when the engine was asked
+        (engine clock, 0 when unknown); empty when it cannot be read (the manager reads it then)."""
+        with self.reads.reading(container_id) as keep:
+            asked_at = time.time_ns()
+            try:
+                body = await self.engine.inspect_container(container_id)
+            except EngineError as exc:
+                log.debug("read-back after a change failed", id=container_id[:12], error=exc.message)
+                return b"", 0
+            keep(asked_at, body)
+        return body, asked_at if self.engine.same_clock else 0
 
     async def _create(self, name: str, config_json: bytes) -> dict:
         try:
@@ -97,12 +172,19 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         action = _ACTIONS.get(request.action)
         if action is None:
             await engine_errors.abort(context, 400, f"unknown container action {request.action}")
+        clock = stages(f"agent-{action}")
         try:
             status = await self.engine.container_action(request.id, action, dict(request.params))
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
+        clock.mark("engine_action")
         self._stamp(context, engine_clock.DONE_AT, time.time_ns())
-        return agent_pb2.ContainerActionResponse(status=status)
+        answer = agent_pb2.ContainerActionResponse(status=status)
+        if request.read_back and action != "remove":
+            answer.json, answer.read_at_ns = await self._read_back(request.id)
+            clock.mark("engine_read_back")
+        clock.done(log)
+        return answer
 
     # -- relayed calls ----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 
@@ -23,6 +24,22 @@ class EngineDocument(dict):
     served again without encoding it anew."""
 
     __slots__ = ("raw",)
+
+
+def engine_document(raw: bytes) -> EngineDocument:
+    """An inspect document as the agent sent it: parsed, its bytes kept."""
+    doc = EngineDocument(json.loads(raw))
+    doc.raw = raw
+    return doc
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    """The container as the agent read it right after a change (None: it could not) and when the
+    engine was asked (engine clock, 0 if unknown)."""
+
+    doc: EngineDocument | None
+    read_at: int
 
 
 class AgentClient:
@@ -80,6 +97,26 @@ class AgentClient:
             UNARY_TIMEOUT, engine_clock.DONE_AT)
         return {"Id": resp.id, "Warnings": list(resp.warnings)}, done_at
 
+    async def create_and_read(self, name: str, config: dict) -> tuple[dict, int, ReadBack]:
+        """create_container_at, answered with the created container's document (read-back)."""
+        resp, done_at = await self._unary(
+            self.stub.CreateContainer,
+            agent_pb2.CreateContainerRequest(name=name or "", config_json=json.dumps(config).encode(), read_back=True),
+            UNARY_TIMEOUT, engine_clock.DONE_AT)
+        read = ReadBack(engine_document(resp.json) if resp.json else None, resp.read_at_ns)
+        return {"Id": resp.id, "Warnings": list(resp.warnings)}, done_at, read
+
+    async def action_and_read(self, container_id: str, action: str,
+                              params: dict[str, str] | None = None) -> tuple[int, int, ReadBack]:
+        """container_action_at, answered with the container's document after it (read-back)."""
+        resp, done_at = await self._unary(
+            self.stub.ContainerAction,
+            agent_pb2.ContainerActionRequest(id=container_id, action=ACTIONS[action].wire, params=params or {},
+                                             read_back=True),
+            UNARY_TIMEOUT, engine_clock.DONE_AT)
+        return resp.status or 204, done_at, ReadBack(engine_document(resp.json) if resp.json else None,
+                                                      resp.read_at_ns)
+
     async def list_containers(self, all: bool = True, filters: dict | None = None) -> list[dict]:
         try:
             resp = await self.stub.ListContainers(
@@ -93,15 +130,13 @@ class AgentClient:
     async def inspect_container(self, container_id: str) -> dict:
         return (await self.inspect_container_at(container_id))[0]
 
-    async def inspect_container_at(self, container_id: str) -> tuple[dict, int]:
+    async def inspect_container_at(self, container_id: str, since: int = 0) -> tuple[dict, int]:
         """The inspect document and when the engine was asked for it (engine clock, 0 if unknown):
-        the document shows every change the engine made before that time."""
+        the document shows every change the engine made before that time (and after `since`)."""
         resp, read_at = await self._unary(
-            self.stub.InspectContainer, agent_pb2.InspectContainerRequest(id=container_id), UNARY_TIMEOUT,
-            engine_clock.READ_AT)
-        doc = EngineDocument(json.loads(resp.json))
-        doc.raw = resp.json
-        return doc, read_at
+            self.stub.InspectContainer, agent_pb2.InspectContainerRequest(id=container_id, since_ns=since),
+            UNARY_TIMEOUT, engine_clock.READ_AT)
+        return engine_document(resp.json), read_at
 
     async def container_action(self, container_id: str, action: str, params: dict[str, str] | None = None) -> int:
         return (await self.container_action_at(container_id, action, params))[0]

@@ -664,7 +664,7 @@ class ClusterView:
         self._reading[container_id] = done
         try:
             try:
-                doc, read_at = await view.client.inspect_container_at(container_id)
+                doc, read_at = await view.client.inspect_container_at(container_id, since)
             except ApiError as err:
                 if err.status == 404:
                     self.forget(view, container_id)
@@ -677,6 +677,13 @@ class ClusterView:
             if self._reading.get(container_id) is done:
                 del self._reading[container_id]
             done.set_result(None)
+
+    def took_read(self, view: NodeView, doc: dict, read_at: int) -> ContainerRecord | None:
+        """Stores a container document an agent read right after a change (`read_at`: engine clock,
+        0 unknown), as refresh_container would; None when the container was removed meanwhile."""
+        if doc["Id"] in self._gone:
+            return None
+        return self._store(view, doc, read_at)
 
     # -- lookups ------------------------------------------------------------------------------
 

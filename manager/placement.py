@@ -3,8 +3,8 @@
 As classic swarm's `Cluster.CreateContainer`, it serves the API's create handler and the
 rescheduler alike: reserve the name -> scheduler decision on the cluster's snapshots -> a pending
 placeholder on the chosen node (so the next decision already counts it) -> create on that node's
-agent (which pulls a missing image) -> read the container back (read-your-writes) -> release the
-name and the placeholder, whether the create worked or not.
+agent (which pulls a missing image), which answers with the container as created (read-your-writes
+in one round trip) -> release the name and the placeholder, whether the create worked or not.
 
 What it refuses is said with `PlacementError` subclasses; their text is what the client sees, and
 the HTTP layer maps each type to a status once.
@@ -28,6 +28,7 @@ from swarmd.manager.scheduler.container_spec import reserved_cpus
 from swarmd.manager.scheduler.filters.expressions import parse_expression
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot
 from swarmd.common import logs
+from swarmd.common.stage_times import OFF, stages
 
 log = logs.get("manager.placement")
 
@@ -168,6 +169,7 @@ class Placement:
         affinity: `docker build` or `docker import` leave an image on some nodes only)."""
         if name:
             name = check_name(name)
+        clock = stages("place")
         body = with_swarm_id(body, lambda sid: self.cluster.by_swarm_id(sid) is not None)
         failed: set[str] = set()
         last_error: ApiError | None = None
@@ -180,8 +182,9 @@ class Placement:
                 if last_error is None:
                     raise
                 raise last_error from None    # no other node to try: the engine's own words
+            clock.mark("decide")
             try:
-                return await self._create_on(view, name, engine_body)
+                return await self._create_on(view, name, engine_body, clock)
             except ApiError as exc:
                 error = exc
             # as classic swarm's Cluster.CreateContainer: the chosen node could not get the image
@@ -216,21 +219,29 @@ class Placement:
         except PlacementError:
             return None
 
-    async def _create_on(self, view: NodeView, name: str, engine_body: dict) -> Placed:
+    async def _create_on(self, view: NodeView, name: str, engine_body: dict, clock=OFF) -> Placed:
         # no await since the name check: the reservation and the decision are one step for other creates
         placeholder = pending_placeholder(name, engine_body)
         view.pending.append(placeholder)
         if name:
             self._names_in_flight.add(name)
         try:
-            result, done_at = await view.client.create_container_at(name, engine_body)
-            rec = await self.cluster.refresh_container(view, result["Id"], done_at)   # read-your-writes
+            # read-your-writes: the agent answers with the container as created, in the same call
+            result, done_at, read = await view.client.create_and_read(name, engine_body)
+            clock.mark("rpc_create_and_read")
+            if read.doc is not None:
+                rec = self.cluster.took_read(view, read.doc, read.read_at)
+            else:                          # the agent could not read it: ask once more
+                rec = await self.cluster.refresh_container(view, result["Id"], done_at)
+            clock.mark("store")
         finally:
             if placeholder in view.pending:
                 view.pending.remove(placeholder)
             view.changed()
             self._names_in_flight.discard(name)
         await self.cluster.keep_container_intent(rec)     # durable before the client hears of it
+        clock.mark("intent")
+        clock.done(log)
         return Placed(result, view)
 
 

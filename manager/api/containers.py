@@ -17,6 +17,7 @@ from swarmd.manager.httpd.request import Request
 from swarmd.manager.httpd.response import JSON, Response, empty, json_response
 from swarmd.manager.placement import InvalidCreate, InvalidName, NameInUse, NoNodeFits, PlacementError, check_name
 from swarmd.common import logs
+from swarmd.common.stage_times import stages
 
 log = logs.get("manager.api.containers")
 
@@ -42,17 +43,23 @@ def _check_name(name: str) -> str:
 
 
 async def create_container(ctx: ManagerContext, req: Request) -> Response:
+    clock = stages("create")
     body = req.json(default=None)
     if not isinstance(body, dict):
         raise ApiError(400, "config cannot be empty in order to create a container")
     name = req.arg("name") or ""
     refuse_hex_image(ctx.cluster, body.get("Image"))
+    clock.mark("body")
     try:
         placed = await ctx.placement.create(name, body)
     except PlacementError as exc:
         raise _http_error(exc) from None
+    clock.mark("placement")
     log.info("container created", id=placed.id[:12], name=name.lstrip("/"), node=placed.node.name)
-    return json_response(placed.result, 201)
+    resp = json_response(placed.result, 201)
+    clock.mark("answer")
+    clock.done(log)
+    return resp
 
 
 async def list_containers(ctx: ManagerContext, req: Request) -> Response:
@@ -100,11 +107,22 @@ async def inspect_container(ctx: ManagerContext, req: Request) -> Response:
 @on_container_node
 async def container_action(ctx: ManagerContext, req: Request, action: str) -> Response:
     """start, stop, kill, restart, pause, unpause: the engine's answer once the record shows it."""
+    clock = stages(action)
     rec, view = container_and_node(ctx.cluster, req.params["id"])
     params = {k: req.arg(k) for k in ACTIONS[action].params if req.arg(k) is not None}
-    status, done_at = await view.client.container_action_at(rec.id, action, params)
+    clock.mark("lookup")
+    # read-your-writes: the agent answers with the container as the action left it, in the same call
+    status, done_at, read = await view.client.action_and_read(rec.id, action, params)
+    clock.mark("rpc_action_and_read")
+    if read.doc is not None:
+        rec = ctx.cluster.took_read(view, read.doc, read.read_at)
+    else:                                  # the agent could not read it: ask once more
+        rec = await ctx.cluster.refresh_container(view, rec.id, done_at)
+    clock.mark("store")
     # a started or stopped container is recreated running or not: its intent record says which
-    await ctx.cluster.keep_container_intent(await ctx.cluster.refresh_container(view, rec.id, done_at))
+    await ctx.cluster.keep_container_intent(rec)
+    clock.mark("intent")
+    clock.done(log)
     return empty(status)
 
 

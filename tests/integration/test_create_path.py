@@ -8,12 +8,14 @@ import json
 import grpc
 import pytest
 
-from swarmd.agent.engine import Engine
+from swarmd.agent.engine import Engine, EngineError
 from swarmd.agent.hollow import HollowEngine
 from swarmd.agent.node_info import NodeInfoSource, NodeSettings
 from swarmd.agent.service import AgentService
 from swarmd.manager.agents import AgentClient
 from swarmd.manager.cluster import ClusterView, NodeView
+from swarmd.manager.placement import Placement
+from swarmd.manager.scheduler import Scheduler
 from swarmd.proto.swarm.v1 import agent_pb2_grpc, types_pb2
 from swarmd.localcluster.processes import free_port
 
@@ -158,3 +160,67 @@ async def test_a_kept_connection_the_engine_closed_is_retried_on_a_new_one(tmp_p
     finally:
         engine.close()
         server.close()
+
+
+# -- the change answered with the container read right after it --------------------------------
+
+
+class FirstReadBackFails(CountingEngine):
+    """A hollow engine whose first inspect after a change answers 404 (as for a container
+    removed meanwhile), then answers as usual."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.fail_next = False
+
+    async def create_container(self, name: str, config_json: bytes) -> dict:
+        self.fail_next = True
+        return await super().create_container(name, config_json)
+
+    async def inspect_container(self, container_id: str) -> bytes:
+        if self.fail_next:
+            self.fail_next = False
+            self.inspects += 1
+            raise EngineError(404, f"No such container: {container_id}")
+        return await super().inspect_container(container_id)
+
+
+async def test_create_and_start_answer_with_the_container_in_one_call_each(node):
+    cluster, view, engine = node
+    await _events_applied(cluster, view, engine)
+    before = engine.inspects
+    placed = await Placement(cluster, Scheduler()).create("cp-rb", {"Image": "busybox", "Cmd": ["true"]})
+    rec = cluster.find_container("cp-rb")
+    assert rec.id == placed.id and rec.state.get("Status") == "created"
+    status, done_at, read = await view.client.action_and_read(placed.id, "start")
+    assert status == 204 and done_at > 0 and 0 < read.read_at and read.doc["State"]["Running"]
+    assert cluster.took_read(view, read.doc, read.read_at).state.get("Running")
+    await _events_applied(cluster, view, engine)
+    # one engine read per change, inside the agent's answer; the events after them read nothing
+    assert engine.inspects - before == 2
+    assert cluster.find_container("cp-rb").state.get("Running")
+    status, _, read = await view.client.action_and_read(placed.id, "remove", {"force": "1"})
+    assert status == 204 and read.doc is None        # nothing to read after a remove
+
+
+async def test_a_read_back_that_fails_is_read_once_more(tmp_path):
+    engine = FirstReadBackFails("cp-fail")
+    addr = f"127.0.0.1:{free_port()}"
+    server = grpc.aio.server()
+    settings = NodeSettings(node_id="cpnode0002", addr=addr, host_ip="127.0.0.1", name="cp-fail")
+    agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, NodeInfoSource(engine, settings)), server)
+    server.add_insecure_port(addr)
+    await server.start()
+    cluster = ClusterView(lambda n: AgentClient(n.info.addr, n.info.name))
+    cluster.node_joined(types_pb2.Node(info=types_pb2.NodeInfo(id="cpnode0002", name="cp-fail", addr=addr),
+                                       state=types_pb2.NODE_STATE_HEALTHY))
+    view = cluster.nodes["cpnode0002"]
+    try:
+        await _until(lambda: view.healthy)
+        result, _, read = await view.client.create_and_read("cp-missed", {"Image": "busybox"})
+        assert read.doc is None and read.read_at == 0          # the agent could not read it back
+        placed = await Placement(cluster, Scheduler()).create("cp-again", {"Image": "busybox"})
+        assert cluster.find_container("cp-again").id == placed.id   # read once more by the manager
+    finally:
+        await cluster.close()
+        await server.stop(0)

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from swarmd.manager.agents import ReadBack
 from swarmd.manager.cluster import ClusterView, NodeView
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.placement import InvalidCreate, InvalidName, NameInUse, NoNodeFits, Placement
@@ -45,7 +46,11 @@ class InMemoryAgent:
                           "HostConfig": body.get("HostConfig") or {}}
         return {"Id": cid, "Warnings": []}, time.time_ns()
 
-    async def inspect_container_at(self, container_id: str) -> tuple[dict, int]:
+    async def create_and_read(self, name: str, body: dict) -> tuple[dict, int, ReadBack]:
+        result, done_at = await self.create_container_at(name, body)
+        return result, done_at, ReadBack(*(await self.inspect_container_at(result["Id"])))
+
+    async def inspect_container_at(self, container_id: str, since: int = 0) -> tuple[dict, int]:
         if container_id not in self.docs:
             raise ApiError(404, f"No such container: {container_id}")
         return self.docs[container_id], time.time_ns()
