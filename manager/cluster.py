@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 from swarmd.manager.agents import AgentClient
 from swarmd.manager.container_records import SWARM_SHORT_ID_LENGTH, ContainerRecord
+from swarmd.manager.gc_policy import keep_long_lived
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.intent import (CONTAINER_KEY_PREFIX, NODE_KEY_PREFIX, ContainerIntent, IntentStore, NodeIntent,
                                    container_key, records_to_write, standing)
@@ -526,6 +527,7 @@ class ClusterView:
         for rec in records:
             if rec is not None:
                 self._index(view, rec)
+        keep_long_lived()                    # the node's records: no young collection walks them again
         view.listed = True
         self.reconcile_standing()            # what stood for its containers gives way to what it has
         await self.refresh_images(view)

@@ -21,7 +21,10 @@ keep that small (bench/memory.py measures the pauses; docs/benchmarks.md, "Memor
 - a full collection runs after every FULL_EVERY collections of the middle generation (CPython:
   10), so it walks at most that many middle collections' survivors: during a sync or a
   `docker ps -a` over 150,000 containers nearly every object survives, and ten at a time took
-  ~60 ms.
+  ~60 ms;
+- a bulk read (a node's containers, read when it joins) is frozen as soon as it is stored
+  (`keep_long_lived`), so the records of a 5,000-node sync are never walked by the young and
+  middle collections at all, let alone a full one.
 """
 from __future__ import annotations
 
@@ -31,6 +34,14 @@ from collections.abc import Callable
 
 THAW_EVERY = 3600.0
 FULL_EVERY = 2
+
+
+def keep_long_lived() -> None:
+    """Moves every object alive now out of the collector's generations (`gc.freeze`): called
+    right after a bulk of long-lived objects was built. Cheap (the generations' lists are
+    spliced); what is garbage among them is still freed by reference counting, and cycles after
+    the policy's next thaw."""
+    gc.freeze()
 
 
 class GcPolicy:
