@@ -7,7 +7,7 @@ import sys
 
 from bench.report import RESULTS, Row, print_table, save
 
-SUITES = ("placement", "proxy", "latency", "throughput", "scale", "failover", "ui")
+SUITES = ("placement", "proxy", "latency", "throughput", "scale", "failover", "ui", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 from swarmd.manager.agents import AgentClient
 from swarmd.manager.container_records import SWARM_SHORT_ID_LENGTH, ContainerRecord
+from swarmd.manager.gc_policy import keep_long_lived
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.intent import (CONTAINER_KEY_PREFIX, NODE_KEY_PREFIX, ContainerIntent, IntentStore, NodeIntent,
                                    container_key, records_to_write, standing)
@@ -33,7 +34,6 @@ log = logs.get("manager.cluster")
 _NO_REFRESH = {"attach", "detach", "resize", "top", "exec_create", "exec_start", "exec_die",
                "exec_detach", "archive-path", "extract-to-dir", "copy", "export", "commit"}
 _SYNC_CONCURRENCY = 16
-ENCODED_DOCUMENTS = 1024      # inspect documents kept as JSON (recently read or served)
 _GONE_MAX = 4096           # removed container IDs remembered, so a late read does not bring one back
 
 
@@ -176,8 +176,8 @@ def node_container_intents(view: NodeView) -> dict[str, tuple[datetime, Containe
     policy; of two copies of one container on the node, the newer."""
     out: dict[str, tuple[datetime, ContainerIntent]] = {}
     for rec in view.containers.values():
-        if not rec.swarm_id:
-            continue
+        if not (rec.swarm_id and rec.reschedules):
+            continue                   # ContainerIntent.of: no record without both (and no decode)
         intent = ContainerIntent.of(rec.doc, view.id, view.name, view.addr)
         created = rec.created or datetime.min.replace(tzinfo=timezone.utc)
         if intent is not None and (rec.swarm_id not in out or out[rec.swarm_id][0] < created):
@@ -192,21 +192,16 @@ class ClusterView:
         self.nodes: dict[str, NodeView] = {}
         self._by_id: dict[str, ContainerRecord] = {}
         self._by_name: dict[str, ContainerRecord] = {}
-        # classic's swarm ID (full, and its 12-character short form) -> container ID -> record: a
-        # rescheduled container and its stale copy on a lost node share one
-        self._by_swarm_id: dict[str, dict[str, ContainerRecord]] = {}
+        # classic's swarm ID (full, and its 12-character short form) -> its record, or container ID ->
+        # record when several hold it (a rescheduled container and its stale copy on a lost node):
+        # a dict per swarm ID would cost every container created through the manager two dicts
+        self._by_swarm_id: dict[str, ContainerRecord | dict[str, ContainerRecord]] = {}
         self.execs: dict[str, str] = {}            # exec ID -> node ID
         self.synced = asyncio.Event()              # the membership listing has been seen once
         self._client_factory = client_factory or (lambda n: AgentClient(n.info.addr, n.info.name))
         self._subscribers: set[asyncio.Queue] = set()
         self._tasks: set[asyncio.Task] = set()
         self._closing = False
-        # container ID -> when its record was read (engine clock, ns; absent when the agent did
-        # not say): the record shows every engine change before that time
-        self._read_at: dict[str, int] = {}
-        # container ID -> (record, its inspect document's JSON without the closing brace), for the
-        # most recently stored or served records: seeded with the bytes the agent sent
-        self._encoded: dict[str, tuple[ContainerRecord, bytes]] = {}
         self._reading: dict[str, asyncio.Future] = {}   # container ID -> the inspect in flight
         self._gone: dict[str, None] = {}                # recently removed IDs, oldest first
         # node ID -> intent as last seen in the intent store (a node not listed has the default)
@@ -394,7 +389,7 @@ class ClusterView:
     async def keep_container_intent(self, rec: ContainerRecord | None) -> None:
         """Writes the intent record of a container just created or moved, when it has a reschedule
         policy (primary only). A failed write is logged; the primary's next pass writes it again."""
-        view = self.nodes.get(rec.node_id) if rec is not None else None
+        view = self.nodes.get(rec.node_id) if rec is not None and rec.reschedules else None
         intent = ContainerIntent.of(rec.doc, rec.node_id, rec.node_name, view.addr) if view is not None else None
         if intent is not None and self.container_intents.get(intent.swarm_id) != intent:
             await self._write_container_intent(intent.swarm_id, intent)
@@ -463,7 +458,6 @@ class ClusterView:
         self._stop_follow(view)
         for rec in list(view.containers.values()):
             self._unindex(rec)
-            self._read_at.pop(rec.id, None)
         view.containers = {}
         self.reconcile_standing()
 
@@ -525,23 +519,25 @@ class ClusterView:
         listed = await view.client.list_containers(all=True)
         sem = asyncio.Semaphore(_SYNC_CONCURRENCY)
 
-        async def inspect(cid: str):
+        async def read(cid: str) -> ContainerRecord | None:
             async with sem:
                 try:
-                    return await view.client.inspect_container_at(cid)
+                    doc, read_at = await view.client.inspect_container_at(cid)
                 except ApiError as err:
                     if err.status == 404:
                         return None
                     raise
+            # the compact record at once: a node's decoded documents are never all held together
+            return self._record(view, doc, read_at)
 
-        docs = await asyncio.gather(*(inspect(c["Id"]) for c in listed))
+        records = await asyncio.gather(*(read(c["Id"]) for c in listed))
         for rec in list(view.containers.values()):
             self._unindex(rec)
-            self._read_at.pop(rec.id, None)
         view.containers = {}
-        for read in docs:
-            if read:
-                self._store(view, *read)
+        for rec in records:
+            if rec is not None:
+                self._index(view, rec)
+        keep_long_lived()                    # the node's records: no young collection walks them again
         view.listed = True
         self.reconcile_standing()            # what stood for its containers gives way to what it has
         await self.refresh_images(view)
@@ -573,45 +569,42 @@ class ClusterView:
     def _store(self, view: NodeView, doc: dict, read_at: int = 0) -> ContainerRecord:
         old = view.containers.get(doc["Id"])
         if old is not None:
-            if read_at and self._read_at.get(old.id, 0) > read_at:
+            if read_at and old.read_at > read_at:
                 return old                     # a later read is stored already
             self._unindex(old)
-        if read_at:
-            self._read_at[doc["Id"]] = read_at
-        else:
-            self._read_at.pop(doc["Id"], None)
-        rec = ContainerRecord(node_id=view.id, node_name=view.name, doc=doc, host_ip=view.node.info.host_ip)
+        return self._index(view, self._record(view, doc, read_at))
+
+    @staticmethod
+    def _record(view: NodeView, doc: dict, read_at: int) -> ContainerRecord:
         raw = getattr(doc, "raw", b"")
         if raw:
-            doc.raw = b""                      # kept only in the bounded cache below
-            raw = raw.rstrip()
-            if raw.endswith(b"}"):
-                self._remember_encoded(rec, raw[:-1])
+            doc.raw = b""                      # the record keeps its own compact copy
+        return ContainerRecord(node_id=view.id, node_name=view.name, doc=doc, host_ip=view.node.info.host_ip,
+                               raw=raw, read_at=read_at)
+
+    def _index(self, view: NodeView, rec: ContainerRecord) -> ContainerRecord:
+        """Makes `rec` the view's record of its container (its node's, and every lookup's)."""
         view.containers[rec.id] = rec
         self._by_id[rec.id] = rec
         if rec.name:
             self._by_name[rec.name] = rec
         for key in _swarm_id_keys(rec):
-            self._by_swarm_id.setdefault(key, {})[rec.id] = rec
-        view.pending = [p for p in view.pending if p.name != rec.name or not rec.name]
+            held = self._by_swarm_id.get(key)
+            if isinstance(held, dict):
+                held[rec.id] = rec
+            elif held is None or held.id == rec.id:
+                self._by_swarm_id[key] = rec
+            else:
+                self._by_swarm_id[key] = {held.id: held, rec.id: rec}
+        if view.pending:
+            view.pending = [p for p in view.pending if p.name != rec.name or not rec.name]
         view.changed()
         return rec
 
-    def _remember_encoded(self, rec: ContainerRecord, data: bytes) -> None:
-        self._encoded.pop(rec.id, None)
-        self._encoded[rec.id] = (rec, data)
-        if len(self._encoded) > ENCODED_DOCUMENTS:
-            del self._encoded[next(iter(self._encoded))]
-
     def document_json(self, rec: ContainerRecord) -> bytes:
         """The record's inspect document as JSON, without its closing brace (so a handler can add
-        fields): the agent's bytes for a record just read, else encoded once and kept a while."""
-        hit = self._encoded.get(rec.id)
-        if hit is not None and hit[0] is rec:
-            return hit[1]
-        data = json.dumps(rec.doc, separators=(",", ":")).encode()[:-1]
-        self._remember_encoded(rec, data)
-        return data
+        fields): the bytes the agent sent, kept compressed with the record."""
+        return rec.document_json()
 
     def _unindex(self, rec: ContainerRecord) -> None:
         if self._by_id.get(rec.id) is rec:
@@ -619,16 +612,17 @@ class ClusterView:
         if rec.name and self._by_name.get(rec.name) is rec:
             del self._by_name[rec.name]
         for key in _swarm_id_keys(rec):
-            holders = self._by_swarm_id.get(key)
-            if holders is not None and holders.get(rec.id) is rec:
-                del holders[rec.id]
-                if not holders:
-                    del self._by_swarm_id[key]
+            held = self._by_swarm_id.get(key)
+            if held is rec:
+                del self._by_swarm_id[key]
+            elif isinstance(held, dict) and held.get(rec.id) is rec:
+                del held[rec.id]
+                if len(held) == 1:
+                    self._by_swarm_id[key] = next(iter(held.values()))
 
     def forget(self, view: NodeView, container_id: str) -> None:
         """Drops the container from the view (removed from its engine); a read of it still in
         flight will not bring it back."""
-        self._read_at.pop(container_id, None)
         self._gone[container_id] = None
         if len(self._gone) > _GONE_MAX:
             del self._gone[next(iter(self._gone))]
@@ -641,7 +635,7 @@ class ClusterView:
     def _current(self, view: NodeView, container_id: str, since: int) -> ContainerRecord | None:
         """The record, when it was read after engine time `since` (ns; 0 never qualifies)."""
         rec = view.containers.get(container_id)
-        if rec is not None and since and self._read_at.get(container_id, 0) >= since:
+        if rec is not None and since and rec.read_at >= since:
             return rec
         return None
 
@@ -700,10 +694,10 @@ class ClusterView:
         """The container carrying classic's swarm ID (full or its 12-character short form): of
         several copies (a rescheduled container and its stale copy), the one on a healthy node,
         else the newest."""
-        holders = self._by_swarm_id.get(swarm_id)
-        if not holders:
+        held = self._by_swarm_id.get(swarm_id)
+        if held is None:
             return None
-        return max(holders.values(), key=lambda r: (self._on_healthy_node(r), r.created is not None,
+        return max(held.values() if isinstance(held, dict) else (held,), key=lambda r: (self._on_healthy_node(r), r.created is not None,
                                                     r.created or datetime.min.replace(tzinfo=timezone.utc)))
 
     def _on_healthy_node(self, rec: ContainerRecord) -> bool:

@@ -1,12 +1,13 @@
 """`docker ps --filter …`: the engine's container filters, applied to the manager's records.
 
-Pure functions over a record's inspect document and its `ps` entry, plus `node=` (classic
-swarm's addition). Unknown keys and malformed values are the client's mistake: 400.
+Pure functions over a record and its `ps` entry, plus `node=` (classic swarm's addition); only
+`expose` and `isolation` read the record's whole inspect document, which records keep compressed
+(manager.container_records). Unknown keys and malformed values are the client's mistake: 400.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 
 from swarmd.manager.container_records import ContainerRecord
@@ -84,18 +85,17 @@ def is_ancestor(value: str, image: str, image_id: str) -> bool:
     return bool(image) and _normalized_image(image) == _normalized_image(value)
 
 
-def _on_network(rec: ContainerRecord, values: list[str]) -> bool:
+def _on_network(rec: ContainerRecord, summary: Mapping, values: list[str]) -> bool:
     """`network=`: a network's name, `node/name` (as `docker network ls` lists it) or ID prefix."""
-    nets = (rec.doc.get("NetworkSettings") or {}).get("Networks") or {}
+    nets = summary["NetworkSettings"]["Networks"]       # the document's NetworkSettings.Networks
     names = {name: (name, f"{rec.node_name}/{name}") for name in nets}
     return any(v in names[name] or (len(v) >= 4 and (n or {}).get("NetworkID", "").startswith(v))
                for v in values for name, n in nets.items())
 
 
-def matches(rec: ContainerRecord, summary: dict, filters: dict[str, list[str]],
+def matches(rec: ContainerRecord, summary: Mapping, filters: dict[str, list[str]],
             find: Callable[[str], ContainerRecord]) -> bool:
     """Every key must match; several values of one key are alternatives (`label`: all must)."""
-    doc = rec.doc
     for key, values in filters.items():
         if not values:
             continue
@@ -125,24 +125,23 @@ def matches(rec: ContainerRecord, summary: dict, filters: dict[str, list[str]],
             refs = [_created(find(v)) for v in values]
             ok = all(created < t for t in refs) if key == "before" else all(created > t for t in refs)
         elif key == "volume":
-            mounts = doc.get("Mounts") or []
+            mounts = summary["Mounts"]                   # the document's Mounts
             ok = any(v in (m.get("Name"), m.get("Destination"), m.get("Source")) for v in values for m in mounts)
         elif key == "network":
-            ok = _on_network(rec, values)
+            ok = _on_network(rec, summary, values)
         elif key == "publish":
-            bound = [(int(b["HostPort"]), k.partition("/")[2] or "tcp")
-                     for k, bs in ((doc.get("NetworkSettings") or {}).get("Ports") or {}).items()
-                     for b in bs or [] if str(b.get("HostPort") or "").isdigit()]
+            # the entry's Ports are the document's NetworkSettings.Ports, a binding's HostPort as PublicPort
+            bound = [(p["PublicPort"], p["Type"]) for p in summary["Ports"] if p.get("PublicPort")]
             ok = _in_ports(values, bound)
         elif key == "expose":
             exposed = [(int(p), proto or "tcp") for p, _, proto in
-                       (k.partition("/") for k in ((doc.get("Config") or {}).get("ExposedPorts") or {}))
+                       (k.partition("/") for k in ((rec.doc.get("Config") or {}).get("ExposedPorts") or {}))
                        if p.isdigit()]
             ok = _in_ports(values, exposed)
         elif key == "is-task":
             ok = "false" in values or "0" in values
         elif key == "isolation":
-            ok = any(v in ("default", (doc.get("HostConfig") or {}).get("Isolation") or "default") for v in values)
+            ok = any(v in ("default", (rec.doc.get("HostConfig") or {}).get("Isolation") or "default") for v in values)
         else:
             raise ApiError(400, f"invalid filter '{key}'")
         if not ok:

@@ -12,6 +12,19 @@ objects are not collected while they stay frozen, so every `thaw_every` seconds 
 objects are handed back (`gc.unfreeze`) and the full collection after that walks everything
 once, then freezes again. Objects without cycles (inspect documents, records, snapshots) are
 freed by reference counting whether frozen or not.
+
+A full collection then walks what reached the oldest generation since the last one. Two settings
+keep that small (bench/memory.py measures the pauses; docs/benchmarks.md, "Memory at scale"):
+- at install, what the process holds is frozen, and a second collection (which walks nothing)
+  starts the collector's count of long-lived objects from zero, so the first full collection of
+  the initial sync does not walk everything read until then (~0.4 s at 30,000 containers);
+- a full collection runs after every FULL_EVERY collections of the middle generation (CPython:
+  10), so it walks at most that many middle collections' survivors: during a sync or a
+  `docker ps -a` over 150,000 containers nearly every object survives, and ten at a time took
+  ~60 ms;
+- a bulk read (a node's containers, read when it joins) is frozen as soon as it is stored
+  (`keep_long_lived`), so the records of a 5,000-node sync are never walked by the young and
+  middle collections at all, let alone a full one.
 """
 from __future__ import annotations
 
@@ -20,25 +33,47 @@ import time
 from collections.abc import Callable
 
 THAW_EVERY = 3600.0
+FULL_EVERY = 2
+
+
+def keep_long_lived() -> None:
+    """Moves every object alive now out of the collector's generations (`gc.freeze`): called
+    right after a bulk of long-lived objects was built. Cheap (the generations' lists are
+    spliced); what is garbage among them is still freed by reference counting, and cycles after
+    the policy's next thaw."""
+    gc.freeze()
 
 
 class GcPolicy:
     """Installs itself as a `gc.callbacks` entry; `freezes`/`thaws` count what it did."""
 
-    def __init__(self, thaw_every: float = THAW_EVERY, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, thaw_every: float = THAW_EVERY, clock: Callable[[], float] = time.monotonic,
+                 full_every: int = FULL_EVERY):
         self.thaw_every = thaw_every
+        self.full_every = full_every
+        self._thresholds: tuple[int, int, int] | None = None
         self._clock = clock
         self._thaw_at = clock() + thaw_every
         self.freezes = 0
         self.thaws = 0
 
     def install(self) -> None:
-        if self._on_gc not in gc.callbacks:
-            gc.callbacks.append(self._on_gc)
+        if self._on_gc in gc.callbacks:
+            return
+        gc.collect()
+        gc.freeze()
+        gc.collect()                 # walks nothing: the count of long-lived objects starts at zero
+        self._thresholds = gc.get_threshold()
+        young, middle, _ = self._thresholds
+        gc.set_threshold(young, middle, self.full_every)
+        gc.callbacks.append(self._on_gc)
 
     def uninstall(self) -> None:
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
+        if self._thresholds is not None:
+            gc.set_threshold(*self._thresholds)
+            self._thresholds = None
 
     def _on_gc(self, phase: str, info: dict) -> None:
         # called by the collector, in whatever thread triggered it: no allocation-heavy work here

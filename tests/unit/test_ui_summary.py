@@ -94,7 +94,9 @@ def test_container_facts_are_read_again_only_when_the_node_changed():
     assert [c.name for c in first] == ["a"]
     assert container_facts(view) is first                       # unchanged: the same facts, not read again
     cid = next(iter(view.containers))
-    view.containers[cid].doc["State"] = {"Status": "exited", "Running": False}
+    old = view.containers[cid]           # records are never changed in place: a refresh stores a new one
+    view.containers[cid] = ContainerRecord(node_id=view.id, node_name=view.name, host_ip="127.0.0.1",
+                                           doc={**old.doc, "State": {"Status": "exited", "Running": False}})
     view.changed()
     assert [c.state for c in container_facts(view)] == ["exited"]
     again = view_with(["b"])                                      # the node's new view, same id and generation
