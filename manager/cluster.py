@@ -348,7 +348,7 @@ class ClusterView:
         # node here made each node's join cost the whole cluster: quadratic in a fleet's start)
         synthetic = {id(r) for r in self._standing.values()}
         live_ids = {r.swarm_id for r in records
-                    if any(id(h) not in synthetic for h in self._by_swarm_id.get(r.swarm_id, {}).values())}
+                    if any(id(h) not in synthetic for h in self.swarm_id_holders(r.swarm_id))}
         live_names = {r.name for r in records
                       if r.name and (h := self._by_name.get(r.name)) is not None and id(h) not in synthetic}
         # a node membership lists and no read of it has failed yet is about to be listed: its
@@ -694,11 +694,19 @@ class ClusterView:
         """The container carrying classic's swarm ID (full or its 12-character short form): of
         several copies (a rescheduled container and its stale copy), the one on a healthy node,
         else the newest."""
+        holders = self.swarm_id_holders(swarm_id)
+        if not holders:
+            return None
+        return max(holders, key=lambda r: (self._on_healthy_node(r), r.created is not None,
+                                           r.created or datetime.min.replace(tzinfo=timezone.utc)))
+
+    def swarm_id_holders(self, swarm_id: str) -> tuple[ContainerRecord, ...]:
+        """Every record carrying the swarm ID (full or short form): usually one (the index holds a
+        record, or a dict of them when copies share it)."""
         held = self._by_swarm_id.get(swarm_id)
         if held is None:
-            return None
-        return max(held.values() if isinstance(held, dict) else (held,), key=lambda r: (self._on_healthy_node(r), r.created is not None,
-                                                    r.created or datetime.min.replace(tzinfo=timezone.utc)))
+            return ()
+        return tuple(held.values()) if isinstance(held, dict) else (held,)
 
     def _on_healthy_node(self, rec: ContainerRecord) -> bool:
         view = self.nodes.get(rec.node_id)
