@@ -7,6 +7,9 @@ PY     := $(VENV)/bin/python
 STAMPS := .stamps
 PROTOS := $(wildcard proto/swarm/v1/*.proto)
 PYTEST_ARGS ?=
+# test files run on this many workers, each with its own lab (etcd, engines, registry in a slot
+# of its own): the integration tests mostly wait on daemons, so two workers fit two CPUs
+TEST_WORKERS ?= 2
 
 .PHONY: all bootstrap venv proto test unit demo bench clean
 
@@ -33,7 +36,7 @@ proto/swarm/v1/agent_pb2.py: $(PROTOS) swarmd/protogen.py | $(STAMPS)/venv
 	$(PY) -m swarmd.protogen
 
 test: venv
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
