@@ -160,15 +160,33 @@ class TLSConfig:
 
     # -- HTTP (the Docker API) -------------------------------------------------------------
 
-    def server_ssl_context(self) -> ssl.SSLContext:
-        self._need_pair("serving")
+    def _server_context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.cert_path, self.key_path)
         if self.verify:
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(cafile=self.cacert_path)
-        return self.live.track(ctx) if self.live is not None else ctx
+        return ctx
+
+    def server_ssl_context(self) -> ssl.SSLContext:
+        """With live credentials, each handshake uses a context built from the current files: a
+        context reloaded in place only ever adds roots, and a CA rotation must drop the old one.
+        (The server-name callback runs at every handshake, with or without SNI.)"""
+        self._need_pair("serving")
+        ctx = self._server_context()
+        if self.live is None:
+            return ctx
+        live = self.live
+        current = [live.generation, ctx]
+
+        def follow(sslobj, _server_name, _ctx):
+            if current[0] != live.generation:
+                current[:] = [live.generation, self._server_context()]
+            if current[1] is not ctx:
+                sslobj.context = current[1]
+        ctx.sni_callback = follow
+        return ctx
 
     def client_ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cacert_path)
