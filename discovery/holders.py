@@ -1,6 +1,7 @@
 """Who holds a certificate now, for the CA rotation: one etcd record per node with an open
-WatchCertificate stream, under a lease the stream keeps alive (so a node gone, or a discovery
-daemon gone, drops out on its own):
+WatchCertificate stream, under a lease the stream keeps alive. The record outlives its stream by
+the lease's TTL: a node renewing (its stream closed, the next one not open yet) is still counted,
+as behind, so the rotation waits for it; a node gone for good holds it up LEASE_SECONDS at most.
 
     /swarmd/ca-holders/<cluster ID>/<node ID>     JSON {"signer": digest, "bundle": [digest, …]}
 
@@ -9,7 +10,6 @@ only when the nodes of every daemon have caught up.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 
 from swarmd.common.ca_rotation import Holder
@@ -49,11 +49,6 @@ class Holders:
 
     async def keep(self, lease_id: int) -> None:
         await self.store.run(lambda c: c.refresh_lease(lease_id))
-
-    async def release(self, lease_id: int) -> None:
-        """Drops the record (a newer stream of the same node holds its own lease: it stays)."""
-        with contextlib.suppress(Exception):   # best effort: the lease runs out on its own anyway
-            await self.store.run(lambda c: c.revoke_lease(lease_id))
 
     async def list(self) -> list[Holder]:
         listing = await self.store.run(lambda c: c.get_prefix(ROOT.encode()))

@@ -402,21 +402,18 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
             lease = await self.holders.hold(peer.cluster, peer.common_name, signer, bundle)
         except StoreUnavailable as exc:
             await self._unavailable(context, exc)
-        try:
-            last = None
-            while True:
-                phase = authority.phase
-                status = (phase, not rotation.holder_current(phase, holder, authority.roots))
-                if status != last:
-                    if status[1]:
-                        log.info("certificate renewal asked", cluster=peer.cluster[:12], node=peer.common_name[:12],
-                                 phase=phase)
-                    yield discovery_pb2.CertificateStatus(phase=status[0], renew=status[1])
-                    last = status
-                await self.rotation.wait_change(REFRESH_EVERY)
-                try:
-                    await self.holders.keep(lease)
-                except StoreUnavailable as exc:      # the lease outlives a short outage; said once per try
-                    log.warning("cannot refresh a certificate holder's lease", error=str(exc))
-        finally:
-            await self.holders.release(lease)
+        last = None
+        while True:             # until the node closes the stream; its record then runs out (discovery.holders)
+            phase = authority.phase
+            status = (phase, not rotation.holder_current(phase, holder, authority.roots))
+            if status != last:
+                if status[1]:
+                    log.info("certificate renewal asked", cluster=peer.cluster[:12], node=peer.common_name[:12],
+                             phase=phase)
+                yield discovery_pb2.CertificateStatus(phase=status[0], renew=status[1])
+                last = status
+            await self.rotation.wait_change(REFRESH_EVERY)
+            try:
+                await self.holders.keep(lease)
+            except StoreUnavailable as exc:      # the lease outlives a short outage; said once per try
+                log.warning("cannot refresh a certificate holder's lease", error=str(exc))
