@@ -5,6 +5,7 @@ import ssl
 import subprocess
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from swarmd.common import ca_rotation as rot
 from swarmd.common import pki
@@ -121,3 +122,28 @@ def test_a_served_context_follows_the_renewed_bundle(tmp_path):
     assert hs.context is not ctx
     roots = [c["subject"] for c in hs.context.get_ca_certs()]
     assert roots == [((("commonName", "new"),), (("organizationName", "swarmd"),))]
+
+
+def test_the_discovery_authority_follows_the_phases(tmp_path):
+    """What the daemon signs with, serves with and trusts, read again from D at each phase."""
+    from swarmd.discovery.ca import Authority
+    pki.write_ca(tmp_path, pki.create_ca("old"))
+    authority = Authority.from_dir(str(tmp_path), 3600, "127.0.0.1:4000")
+    old = pki.ca_digest((tmp_path / "ca.pem").read_bytes())
+    assert not authority.refresh()
+    new = pki.ca_digest(rot.start(tmp_path).new.cert_pem)
+    expected = {TRUST: (old, old, [old, new]), SIGN: (new, old, [new, old]), DROP: (new, new, [new]),
+                NONE: (new, new, [new])}
+    for phase in (TRUST, SIGN, DROP, NONE):
+        if phase != TRUST:
+            rot.advance(tmp_path, authority.phase)
+        assert authority.refresh() and authority.phase == phase
+        leaves, serving, roots = expected[phase]
+        assert pki.ca_digest(authority.ca.cert_pem) == leaves
+        assert authority.digest == serving                     # what new join tokens name
+        assert list(authority.digests) == roots
+        _, chain = authority.serving_pair()
+        served = pki.bundle(chain)[0].public_bytes(serialization.Encoding.PEM)
+        assert authority.signer_of(served) == serving
+        trusted = [pki.der_digest(c) for c in pki.bundle(authority.client_roots())]
+        assert old in trusted if phase in (TRUST, SIGN) else old not in trusted
