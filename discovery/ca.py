@@ -13,6 +13,7 @@ import ipaddress
 import random
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from swarmd.common import pki
@@ -70,6 +71,16 @@ def peer_identity(auth_context: dict, bundle_pem: bytes) -> Identity | None:
         return None
 
 
+@dataclass(frozen=True)
+class _View:
+    state: rotation.CAState
+    ca: pki.Issued
+    bundle_pem: bytes
+    digest: str
+    digests: tuple[str, ...]
+    roots: dict
+
+
 class Authority:
     """The CA of D, as its rotation phase has it (discovery.rotation): who signs the nodes'
     certificates, who signs the daemon's own serving certificate, which roots are trusted. D is
@@ -87,13 +98,17 @@ class Authority:
         self._set(state)
 
     def _set(self, state: rotation.CAState) -> None:
-        self.state = state
-        self.phase = state.phase
-        self.ca = state.leaf_signer
-        self.bundle_pem = state.bundle_pem
-        self.digest = pki.ca_digest(state.serving_signer.cert_pem)     # what join tokens name
-        self.digests = tuple(pki.der_digest(c) for c in pki.bundle(self.bundle_pem))
-        self.roots = state.digests
+        # one assignment: gRPC's threads and the handlers read a whole view, old or new
+        self._view = _View(state, state.leaf_signer, state.bundle_pem, pki.ca_digest(state.serving_signer.cert_pem),
+                           tuple(pki.der_digest(c) for c in pki.bundle(state.bundle_pem)), state.digests)
+
+    state = property(lambda self: self._view.state)
+    phase = property(lambda self: self._view.state.phase)
+    ca = property(lambda self: self._view.ca, doc="who signs the nodes' certificates")
+    bundle_pem = property(lambda self: self._view.bundle_pem, doc="the roots nodes trust")
+    digest = property(lambda self: self._view.digest, doc="the serving CA's digest: what join tokens name")
+    digests = property(lambda self: self._view.digests, doc="the digests of the bundle's roots")
+    roots = property(lambda self: self._view.roots, doc='"old"/"new" -> digest')
 
     @classmethod
     def from_dir(cls, directory: str, lifetime: float, listen: str) -> "Authority":
@@ -122,9 +137,10 @@ class Authority:
 
     def signer_of(self, cert_pem: bytes) -> str:
         """The digest of whichever of D's CAs (old or new) signed `cert_pem`; "" for neither."""
-        for which, digest in self.roots.items():
+        view = self._view
+        for which, digest in view.roots.items():
             try:
-                if pki.issued_by(cert_pem, self.state.ca(which).cert_pem):
+                if pki.issued_by(cert_pem, view.state.ca(which).cert_pem):
                     return digest
             except (pki.PKIError, ValueError):
                 return ""
@@ -135,7 +151,8 @@ class Authority:
         or when the rotation changes its signer or the bundle."""
         import time
         with self._lock:
-            signer, bundle_pem = self.state.serving_signer, self.bundle_pem
+            view = self._view
+            signer, bundle_pem = view.state.serving_signer, view.bundle_pem
             wanted = (pki.ca_digest(signer.cert_pem), bundle_pem)
             if self._serving is None or time.time() >= self._renew_at or self._serving_for != wanted:
                 csr, key = pki.make_csr("swarm-discovery", self.hosts)
@@ -152,7 +169,8 @@ class Authority:
     def client_roots(self) -> bytes:
         """Whom the daemon accepts at the handshake: this CA's certificates, and the bootstrap CA of
         each of its roots (see swarmd.common.pki: a joining node has no certificate yet)."""
-        return self.bundle_pem + b"".join(pki.bootstrap_ca_pem(d) for d in self.digests)
+        view = self._view
+        return view.bundle_pem + b"".join(pki.bootstrap_ca_pem(d) for d in view.digests)
 
     def server_credentials(self):
         import grpc

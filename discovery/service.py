@@ -404,8 +404,9 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
             await self._unavailable(context, exc)
         last = None
         while True:             # until the node closes the stream; its record then runs out (discovery.holders)
-            phase = authority.phase
-            status = (phase, not rotation.holder_current(phase, holder, authority.roots))
+            state = authority.state          # phase and roots of one reading of D
+            phase = state.phase
+            status = (phase, not rotation.holder_current(phase, holder, state.digests))
             if status != last:
                 if status[1]:
                     log.info("certificate renewal asked", cluster=peer.cluster[:12], node=peer.common_name[:12],
