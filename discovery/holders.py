@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from swarmd.common.ca_rotation import Holder
+from swarmd.common.membership.etcd_store import cluster_key, intent_prefix, is_removed, node_intent_key
 
 ROOT = "/swarmd/ca-holders/"
 LEASE_SECONDS = 15
@@ -53,3 +54,11 @@ class Holders:
     async def list(self) -> list[Holder]:
         listing = await self.store.run(lambda c: c.get_prefix(ROOT.encode()))
         return [h for h in (decode(kv.key, kv.value) for kv in listing) if h is not None]
+
+    async def removed(self, holder: Holder) -> bool:
+        """Whether the holder's node was removed from its cluster (`docker node rm`): it can renew no
+        more, so it holds no rotation back."""
+        cluster, _, node_id = holder.name.partition("/")
+        removal = (intent_prefix(cluster_key(cluster)) + node_intent_key(node_id)).encode()
+        kv = await self.store.run(lambda c: c.get(removal))
+        return kv is not None and is_removed(kv.value)

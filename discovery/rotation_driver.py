@@ -65,6 +65,8 @@ class RotationDriver:
             return
         try:
             holders = await self.holders.list()
+            holders = [h for h in holders if rotation.holder_current(phase, h, authority.roots)
+                       or not await self.holders.removed(h)]
         except StoreUnavailable as exc:
             log.warning("CA rotation waits for etcd", error=str(exc))
             return
