@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from swarmd.common import logs
+from swarmd.common import logs, pki
 from swarmd.common.membership.etcd_store import StoreUnavailable
 from swarmd.common import ca_rotation as rotation
 from swarmd.discovery.ca import Authority
@@ -77,11 +77,14 @@ class RotationDriver:
                 log.info("CA rotation waiting", phase=phase, behind=behind[1], holders=len(holders))
                 self._behind = behind
             return
-        now = await asyncio.to_thread(rotation.advance, authority.directory, phase)
+        try:
+            now = await asyncio.to_thread(rotation.advance, authority.directory, phase)
+        except (OSError, pki.PKIError, rotation.RotationError) as exc:    # D not writable here: said, tried again
+            log.error("CA rotation cannot move on", phase=phase, dir=authority.directory, error=str(exc))
+            return
         log.info("CA rotation moved on", previous=phase, phase=now, holders=len(holders))
         await self._refresh()
 
 
 def pki_prefix(cert_pem: bytes) -> str:
-    from swarmd.common.pki import ca_digest
-    return ca_digest(cert_pem)[:12]
+    return pki.ca_digest(cert_pem)[:12]
