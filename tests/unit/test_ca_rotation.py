@@ -147,3 +147,42 @@ def test_the_discovery_authority_follows_the_phases(tmp_path):
         assert authority.signer_of(served) == serving
         trusted = [pki.der_digest(c) for c in pki.bundle(authority.client_roots())]
         assert old in trusted if phase in (TRUST, SIGN) else old not in trusted
+
+
+def test_a_client_context_follows_the_renewed_bundle(tmp_path):
+    """A replica manager's context for the primary: a connection made after a swap to the new root
+    alone no longer accepts a server of the old CA."""
+    import asyncio
+    from swarmd.common.tls import LiveCredentials, TLSConfig
+    old, new = pki.create_ca("old"), pki.create_ca("new")
+    server, client = pki.issue(old, "srv"), pki.issue(old, "cli", kind="client")
+    (tmp_path / "srv.pem").write_bytes(server.cert_pem)
+    (tmp_path / "srv.key").write_bytes(server.key_pem)
+    d = tmp_path / "state"
+    d.mkdir()
+    for name, data in (("ca.pem", old.cert_pem + new.cert_pem), ("cert.pem", client.cert_pem),
+                       ("key.pem", client.key_pem)):
+        (d / name).write_bytes(data)
+    live = LiveCredentials(d, old.cert_pem + new.cert_pem, client.cert_pem, client.key_pem)
+    ctx = TLSConfig.from_live(live).client_ssl_context()
+
+    async def connect(server_ctx) -> bool:
+        srv = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=server_ctx)
+        port = srv.sockets[0].getsockname()[1]
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost")
+            writer.close()
+            return True
+        except ssl.SSLError:
+            return False
+        finally:
+            srv.close()
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(tmp_path / "srv.pem", tmp_path / "srv.key")
+    assert asyncio.run(connect(server_ctx))
+    renewed = pki.issue(new, "cli", kind="client")
+    for name, data in (("ca.pem", new.cert_pem), ("cert.pem", renewed.cert_pem), ("key.pem", renewed.key_pem)):
+        (d / name).write_bytes(data)
+    live.swap(new.cert_pem, renewed.cert_pem, renewed.key_pem)
+    assert not asyncio.run(connect(server_ctx))
