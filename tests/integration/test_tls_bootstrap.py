@@ -4,7 +4,7 @@ the CA signed (`swarm ca issue --kind client`).
 
 One cluster for the module, with certificates that live 40 s, so every daemon renews while the
 tests run: the renewal test watches it happen under a running container and an open
-`docker logs -f`.
+`docker logs -f`. The CA rotation test comes last: the cluster ends on a new CA.
 """
 from __future__ import annotations
 
