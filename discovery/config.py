@@ -59,8 +59,9 @@ def check_ca(args, tls) -> tuple[str | None, float]:
         return None, expiry
     if tls is not None:
         raise ConfigError("--ca-dir serves TLS with a certificate of its own: leave out --tls/--tlsverify and their files")
+    from swarmd.common import ca_rotation
     try:
-        pki.read_ca(ca_dir)
-    except pki.PKIError as exc:
+        ca_rotation.read(ca_dir)            # the CA, and the rotation under way if any
+    except (pki.PKIError, ca_rotation.RotationError) as exc:
         raise ConfigError(f"--ca-dir: {exc}") from None
     return ca_dir, expiry

@@ -64,8 +64,8 @@ async def serve(cfg: DiscoveryConfig) -> int:
     store = metrics.MeteredEtcdStore(list(cfg.endpoints), tls=cfg.etcd_tls)
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[metrics.interceptor()])
     authority = Authority.from_dir(cfg.ca_dir, cfg.cert_expiry, cfg.listen) if cfg.ca_dir else None
-    discovery_pb2_grpc.add_DiscoveryServicer_to_server(
-        DiscoveryService(store, default_ttl=cfg.ttl, authority=authority), server)
+    service = DiscoveryService(store, default_ttl=cfg.ttl, authority=authority)
+    discovery_pb2_grpc.add_DiscoveryServicer_to_server(service, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     try:
@@ -92,6 +92,7 @@ async def serve(cfg: DiscoveryConfig) -> int:
              ttl=f"{cfg.ttl}s",
              tls=("certificate authority" if authority else "mutual" if tls and tls.verify else ("on" if tls else "off")),
              ca=f"sha256:{authority.digest[:12]}…" if authority else "none",
+             ca_phase=authority.phase if authority else "none",
              etcd_tls=cfg.etcd_tls.describe() if cfg.etcd_tls else "off")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -102,10 +103,13 @@ async def serve(cfg: DiscoveryConfig) -> int:
         async with asyncio.TaskGroup() as tg:
             monitor = tg.create_task(watch_etcd(store, health), name="etcd-health")
             sampler = tg.create_task(metrics.sample_nodes(store, ETCD_CHECK_INTERVAL), name="metrics-sampler")
+            rotating = tg.create_task(service.rotation.run(), name="ca-rotation") if service.rotation else None
             await stop.wait()
             log.info("discovery shutting down")
             monitor.cancel()
             sampler.cancel()
+            if rotating is not None:
+                rotating.cancel()
     finally:
         reload.uninstall(loop)
         await metrics_endpoint.close()

@@ -12,8 +12,11 @@ import contextlib
 
 import grpc
 
+from swarmd.common import ca_rotation as rotation
 from swarmd.discovery import tokens
 from swarmd.discovery.ca import Authority, refusal, valid_common_name
+from swarmd.discovery.holders import REFRESH_EVERY, Holders
+from swarmd.discovery.rotation_driver import RotationDriver
 from swarmd.discovery.liveness import Heartbeats, while_alive
 from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
 from swarmd.common import join_tokens, logs
@@ -55,6 +58,8 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         self.default_ttl = default_ttl
         self.authority = authority
         self.join_tokens = tokens.JoinTokens(store)
+        self.holders = Holders(store)
+        self.rotation = RotationDriver(authority, self.holders) if authority is not None else None
 
     async def _removed(self, cluster: str, node_id: str) -> bool:
         key = (intent_prefix(cluster_key(cluster)) + node_intent_key(node_id)).encode()
@@ -385,3 +390,31 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         log.info("join token rotated" if request.rotate else "join token created", cluster=cluster[:12], role=role,
                  token=token.masked, retired=retired)
         return discovery_pb2.CreateTokenResponse(token=str(token), cluster_id=cluster)
+
+    async def WatchCertificate(self, request, context):
+        authority = await self._authority(context)
+        peer = authority.peer(context)
+        await self._guard(context, peer.cluster if peer is not None else "", NODES)
+        signer = authority.signer_of((context.auth_context().get("x509_pem_cert") or [b""])[0])
+        bundle = [d.lower() for d in request.bundle_digests[:8]]
+        holder = rotation.Holder(f"{peer.cluster}/{peer.common_name}", signer, frozenset(bundle))
+        try:
+            lease = await self.holders.hold(peer.cluster, peer.common_name, signer, bundle)
+        except StoreUnavailable as exc:
+            await self._unavailable(context, exc)
+        last = None
+        while True:             # until the node closes the stream; its record then runs out (discovery.holders)
+            state = authority.state          # phase and roots of one reading of D
+            phase = state.phase
+            status = (phase, not rotation.holder_current(phase, holder, state.digests))
+            if status != last:
+                if status[1]:
+                    log.info("certificate renewal asked", cluster=peer.cluster[:12], node=peer.common_name[:12],
+                             phase=phase)
+                yield discovery_pb2.CertificateStatus(phase=status[0], renew=status[1])
+                last = status
+            await self.rotation.wait_change(REFRESH_EVERY)
+            try:
+                await self.holders.keep(lease)
+            except StoreUnavailable as exc:      # the lease outlives a short outage; said once per try
+                log.warning("cannot refresh a certificate holder's lease", error=str(exc))

@@ -4,6 +4,7 @@
     swarm ca issue --dir ./pki --kind node --name node1 --host 10.0.0.5 --out ./pki/node1
     swarm ca issue --dir ./pki --kind client --name alice --out ~/.docker
     swarm ca digest --dir ./pki                                  # what a TLS join token names
+    swarm ca rotate --dir ./pki [--status]                       # replace the CA of `swarm discovery --ca-dir`
 
 `issue` writes ca.pem, cert.pem and key.pem: the layout of DOCKER_CERT_PATH, and what the
 daemons' --tlscacert/--tlscert/--tlskey point at.
@@ -40,11 +41,13 @@ def init_ca(req: CaRequest) -> int:
 
 
 def issue_cert(req: CaRequest) -> int:
-    from swarmd.common import pki
-    ca = pki.read_ca(req.dir)
-    issued = pki.issue(ca, req.name, kind=req.kind, hosts=list(req.hosts) if req.hosts else None)
+    """During a CA rotation the incoming CA signs (the certificate outlives the rotation) and ca.pem
+    holds every root of the phase (the manager serves from either CA until the old one is dropped)."""
+    from swarmd.common import ca_rotation, pki
+    state = ca_rotation.read(req.dir)
+    issued = pki.issue(state.ca("new"), req.name, kind=req.kind, hosts=list(req.hosts) if req.hosts else None)
     out = req.out or req.dir / req.name
-    pki.write_issued(out, ca.cert_pem, issued)
+    pki.write_issued(out, state.bundle_pem, issued)
     print(f"{req.kind} certificate for {req.name} written to {out} (ca.pem, cert.pem, key.pem)")
     return 0
 
@@ -56,6 +59,26 @@ def print_digest(req: CaRequest) -> int:
     except OSError as exc:
         raise pki.PKIError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
     print(pki.ca_digest(data))
+    return 0
+
+
+def rotate_ca(req: CaRequest) -> int:
+    from swarmd.common import ca_rotation, pki
+    state = ca_rotation.start(req.dir, req.name or "swarmd CA")
+    print(f"CA rotation started in {req.dir}: the new CA is {req.dir}/{ca_rotation.NEXT_DIR}/ca.pem "
+          f"(sha256:{pki.ca_digest(state.new.cert_pem)})")
+    print("the discovery daemons move every node through the phases trust, sign, drop; "
+          f"`swarm ca rotate --dir {req.dir} --status` shows where it is")
+    return 0
+
+
+def rotation_status(req: CaRequest) -> int:
+    from swarmd.common import ca_rotation
+    state = ca_rotation.read(req.dir)
+    print(f"phase {state.phase}")
+    for which, digest in state.digests.items():
+        print(f"{which} CA sha256:{digest}")
+    print(f"join tokens name sha256:{state.digests['new' if ca_rotation.plan(state.phase).serving == 'new' else 'old']}")
     return 0
 
 
@@ -83,26 +106,34 @@ def add_parser(sub) -> None:
     add_flag(digest, "--dir", default=".", help="the CA's directory")
     digest.set_defaults(ca_func=print_digest, verb_prog=digest.prog)    # refusals name the action, as argparse's do
 
+    rotate = verbs.add_parser("rotate", help="replace the CA of discovery daemons run with --ca-dir, without downtime")
+    add_flag(rotate, "--dir", default=".", help="the CA's directory (the discovery daemons' --ca-dir)")
+    add_flag(rotate, "--name", default="swarmd CA", help="the new CA's common name")
+    add_flag(rotate, "--status", action="store_true", default=False, help="show the rotation's phase and stop")
+    rotate.set_defaults(ca_func=rotate_ca, verb_prog=rotate.prog)    # refusals name the action, as argparse's do
+
     p.set_defaults(configure=configure, func=run)
 
 
 def configure(args) -> CaRequest:
     name = getattr(args, "name", "")
-    if args.ca_func is not print_digest and not str(name).strip():
+    action = rotation_status if args.ca_func is rotate_ca and getattr(args, "status", False) else args.ca_func
+    if action not in (print_digest, rotation_status) and not str(name).strip():
         raise ConfigError("--name: a certificate needs a common name")
     hosts = getattr(args, "host", None)
     if hosts is not None and not all(h.strip() for h in hosts):
         raise ConfigError("--host: an empty name or address")
     out = getattr(args, "out", None)
-    return CaRequest(action=args.ca_func, dir=Path(args.dir), name=name, kind=getattr(args, "kind", "node"),
+    return CaRequest(action=action, dir=Path(args.dir), name=name, kind=getattr(args, "kind", "node"),
                      hosts=tuple(hosts) if hosts is not None else None, out=Path(out) if out else None,
                      force=bool(getattr(args, "force", False)))
 
 
 def run(req: CaRequest) -> int:
+    from swarmd.common.ca_rotation import RotationError
     from swarmd.common.pki import PKIError
     try:
         return req.action(req)
-    except PKIError as exc:
+    except (PKIError, RotationError) as exc:
         print(f"swarm ca: {exc}", file=sys.stderr)
         return 1

@@ -31,6 +31,7 @@ log = logs.get("certs")
 CALL_TIMEOUT = 10.0
 RENEW_RETRY = (1.0, 30.0)      # first and longest wait between failed renewals
 RENEW_SPAN = (0.5, 0.8)
+PROMPT_JITTER = 1.0            # seconds: prompted renewals spread over this much
 
 
 class BootstrapError(Exception):
@@ -216,26 +217,74 @@ def _hosts_of(cert_pem: bytes) -> list[str]:
 
 
 async def keep_renewed(addr: str, live: LiveCredentials, rand: random.Random | None = None) -> None:
-    """Runs until cancelled: renews at a random 50–80 % of each certificate's life; a failed
-    renewal is retried with backoff (and logged) while the certificate lasts."""
+    """Runs until cancelled: renews at a random 50–80 % of each certificate's life, or at once when
+    the discovery daemon asks (a CA rotation, see `watch_prompts`); a failed renewal is retried with
+    backoff (and logged) while the certificate lasts."""
+    from swarmd.common.tls import open_channel
     rand = rand or random.Random()
-    while True:
-        ident = pki.identity(live.pems()[1])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        delay = renewal_delay(ident.not_before, ident.not_after, now, rand.uniform(*RENEW_SPAN))
-        log.info("certificate renewal scheduled", in_seconds=round(delay, 1), expires=ident.not_after.isoformat())
-        await asyncio.sleep(delay)
-        wait = RENEW_RETRY[0]
+    async with open_channel(addr, TLSConfig.from_live(live)) as channel:
         while True:
-            try:
-                await renew_once(addr, live)
-                new = pki.identity(live.pems()[1])
-                log.info("certificate renewed", serial=f"{new.serial:x}"[:16], expires=new.not_after.isoformat())
-                break
-            except (BootstrapError, OSError, pki.PKIError) as exc:
-                log.warning("certificate renewal failed; retrying", error=str(exc), retry_in=wait)
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, RENEW_RETRY[1])
+            ident = pki.identity(live.pems()[1])
+            now = datetime.datetime.now(datetime.timezone.utc)
+            delay = renewal_delay(ident.not_before, ident.not_after, now, rand.uniform(*RENEW_SPAN))
+            log.info("certificate renewal scheduled", in_seconds=round(delay, 1), expires=ident.not_after.isoformat())
+            prompt = asyncio.Event()
+            async with asyncio.TaskGroup() as tg:
+                # a stream per certificate: the daemon sees the current one on it
+                watcher = tg.create_task(watch_prompts(channel, live, prompt), name="renewal-prompts")
+                try:
+                    await asyncio.wait_for(prompt.wait(), delay)
+                    log.info("certificate renewal asked by the discovery daemon (CA rotation)")
+                    await asyncio.sleep(rand.uniform(0, PROMPT_JITTER))     # not every node in the same instant
+                except TimeoutError:
+                    pass
+                watcher.cancel()
+            await renew_until_done(addr, live)
+
+
+async def renew_until_done(addr: str, live: LiveCredentials) -> None:
+    wait = RENEW_RETRY[0]
+    while True:
+        try:
+            await renew_once(addr, live)
+            new = pki.identity(live.pems()[1])
+            log.info("certificate renewed", serial=f"{new.serial:x}"[:16], expires=new.not_after.isoformat())
+            return
+        except (BootstrapError, OSError, pki.PKIError) as exc:
+            log.warning("certificate renewal failed; retrying", error=str(exc), retry_in=wait)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RENEW_RETRY[1])
+
+
+def bundle_digests(bundle_pem: bytes) -> list[str]:
+    return [pki.der_digest(c) for c in pki.bundle(bundle_pem)]
+
+
+async def watch_prompts(channel, live: LiveCredentials, prompt: asyncio.Event) -> None:
+    """Sets `prompt` when the discovery daemon says this certificate or bundle is behind its CA
+    rotation. The stream is kept open (it is how the daemon knows this node holds a certificate),
+    opened again after failures; a daemon without the call (older) leaves renewal to the schedule."""
+    import grpc
+    from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
+    stub = discovery_pb2_grpc.DiscoveryStub(channel)
+    wait = RENEW_RETRY[0]
+    while True:
+        call = stub.WatchCertificate(discovery_pb2.WatchCertificateRequest(
+            bundle_digests=bundle_digests(live.pems()[0])))
+        try:
+            async for status in call:
+                wait = RENEW_RETRY[0]
+                if status.renew:
+                    prompt.set()
+        except grpc.RpcError as err:
+            if err.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.FAILED_PRECONDITION):
+                return
+            log.info("renewal prompts interrupted; watching again", error=err.details() or err.code().name.lower(),
+                     retry_in=wait)
+        finally:
+            call.cancel()
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, RENEW_RETRY[1])
 
 
 ADMIN_LIFETIME = 300.0
@@ -243,9 +292,15 @@ ADMIN_LIFETIME = 300.0
 
 def admin_tls(ca_dir: str | Path) -> TLSConfig:
     """TLS for an administrator's call (`swarm create --ca-dir`, `swarm token rotate`): a client
-    certificate with OU swarm-admin, signed here with the CA's key and good for five minutes. Holding
-    the CA directory is the credential; nothing is written."""
-    ca = pki.read_ca(Path(ca_dir))
+    certificate with OU swarm-admin, signed here with the key of the CA that signs in D's rotation
+    phase and good for five minutes; the daemon is verified against every root of that phase.
+    Holding the CA directory is the credential; nothing is written."""
+    from swarmd.common import ca_rotation
+    try:
+        state = ca_rotation.read(Path(ca_dir))
+    except ca_rotation.RotationError as exc:
+        raise pki.PKIError(str(exc)) from None
     csr, key = pki.make_csr("swarm-admin")
-    cert = pki.sign_csr(ca, csr, cluster="", role=pki.ROLE_ADMIN, common_name="swarm-admin", lifetime=ADMIN_LIFETIME)
-    return TLSConfig(ca_pem=ca.cert_pem, cert_pem=cert, key_pem=key, verify=True)
+    cert = pki.sign_csr(state.leaf_signer, csr, cluster="", role=pki.ROLE_ADMIN, common_name="swarm-admin",
+                        lifetime=ADMIN_LIFETIME)
+    return TLSConfig(ca_pem=state.bundle_pem, cert_pem=cert, key_pem=key, verify=True)

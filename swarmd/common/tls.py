@@ -8,8 +8,8 @@ clientAuth), and outbound channels always verify the server against `--tlscacert
 
 Bootstrap mode (a join token, no certificate flags) builds the same TLSConfig over `LiveCredentials`:
 the certificate issued to the node, which it renews. What is built from it after a renewal uses the
-new certificate: a gRPC server fetches it at each handshake, an SSL context is reloaded in place,
-and a channel (`RenewingChannel`) opens a new connection for the calls made after it, while the
+new certificate and bundle: a gRPC server fetches them at each handshake, an SSL context hands each
+new connection to a context built from the current files, and a channel (`RenewingChannel`) opens a new connection for the calls made after it, while the
 calls and streams already open go on over the old one.
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import inspect
 import ssl
 import threading
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +61,23 @@ def check_pem_files(cacert: str | None, cert: str | None, key: str | None,
             raise TLSConfigError(f"{flags[0]} {cacert}: {exc}") from None
 
 
+class FollowingClientContext(ssl.SSLContext):
+    """A client SSLContext that hands each new connection to the context `build()` returns (the
+    current credentials'); asyncio and the ssl module call wrap_bio/wrap_socket once per connection."""
+
+    def __new__(cls, build):
+        return super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
+
+    def __init__(self, build):
+        self._build = build
+
+    def wrap_bio(self, *args, **kwargs):
+        return self._build().wrap_bio(*args, **kwargs)
+
+    def wrap_socket(self, *args, **kwargs):
+        return self._build().wrap_socket(*args, **kwargs)
+
+
 class LiveCredentials:
     """A node's issued key pair and CA bundle, kept in files (cert.pem, key.pem, ca.pem in one
     directory) and swapped whole on renewal; `generation` counts the swaps. Contexts built from it
@@ -72,7 +88,6 @@ class LiveCredentials:
         self._lock = threading.Lock()         # gRPC's certificate fetcher reads from its own threads
         self._pems = (ca_pem, cert_pem, key_pem)
         self.generation = 0
-        self._contexts: "weakref.WeakSet[ssl.SSLContext]" = weakref.WeakSet()
 
     @property
     def ca_path(self) -> str:
@@ -96,13 +111,6 @@ class LiveCredentials:
         with self._lock:
             self._pems = (ca_pem, cert_pem, key_pem)
             self.generation += 1
-        for ctx in list(self._contexts):
-            ctx.load_cert_chain(self.cert_path, self.key_path)
-            ctx.load_verify_locations(cafile=self.ca_path)
-
-    def track(self, ctx: ssl.SSLContext) -> ssl.SSLContext:
-        self._contexts.add(ctx)
-        return ctx
 
 
 @dataclass(frozen=True)
@@ -160,22 +168,53 @@ class TLSConfig:
 
     # -- HTTP (the Docker API) -------------------------------------------------------------
 
-    def server_ssl_context(self) -> ssl.SSLContext:
-        self._need_pair("serving")
+    def _server_context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.cert_path, self.key_path)
         if self.verify:
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(cafile=self.cacert_path)
-        return self.live.track(ctx) if self.live is not None else ctx
+        return ctx
 
-    def client_ssl_context(self) -> ssl.SSLContext:
+    def server_ssl_context(self) -> ssl.SSLContext:
+        """With live credentials, each handshake uses a context built from the current files: a
+        context reloaded in place only ever adds roots, and a CA rotation must drop the old one.
+        (The server-name callback runs at every handshake, with or without SNI.)"""
+        self._need_pair("serving")
+        ctx = self._server_context()
+        if self.live is None:
+            return ctx
+        live = self.live
+        current = [live.generation, ctx]
+
+        def follow(sslobj, _server_name, _ctx):
+            if current[0] != live.generation:
+                current[:] = [live.generation, self._server_context()]
+            if current[1] is not ctx:
+                sslobj.context = current[1]
+        ctx.sni_callback = follow
+        return ctx
+
+    def _client_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cacert_path)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.cert_path:
             ctx.load_cert_chain(self.cert_path, self.key_path)
-        return self.live.track(ctx) if self.live is not None else ctx
+        return ctx
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """With live credentials, each new connection is made with a context of the current files
+        (as for the server: a context reloaded in place would keep a dropped root)."""
+        if self.live is None:
+            return self._client_context()
+        live, current = self.live, [-1, None]
+
+        def build() -> ssl.SSLContext:
+            if current[0] != live.generation:
+                current[:] = [live.generation, self._client_context()]
+            return current[1]
+        return FollowingClientContext(build)
 
     # -- gRPC ------------------------------------------------------------------------------
 

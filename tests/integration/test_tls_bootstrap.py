@@ -4,7 +4,7 @@ the CA signed (`swarm ca issue --kind client`).
 
 One cluster for the module, with certificates that live 40 s, so every daemon renews while the
 tests run: the renewal test watches it happen under a running container and an open
-`docker logs -f`.
+`docker logs -f`. The CA rotation test comes last: the cluster ends on a new CA.
 """
 from __future__ import annotations
 
@@ -424,3 +424,116 @@ def test_creating_tokens_needs_the_ca(boot, tmp_path):
     rotate = swarm("token", "rotate", "--discovery-addr", boot.discovery_addr, "--ca-dir", str(rogue),
                    "--cluster", boot.cluster_id)
     assert rotate.returncode == 1 and "SWMTKN" not in rotate.stdout, rotate.stdout
+
+
+# -- CA rotation (last: the cluster ends on a new CA) ---------------------------------------------
+
+def _phase(boot) -> str:
+    from swarmd.common import ca_rotation
+    return ca_rotation.read(boot.ca_dir).phase
+
+
+class _Poller:
+    """`docker ps` and `docker info` through the manager, back to back in a thread, alternating the
+    28.x and the 20.10 CLI; every failure is kept. The client certificate is `before` (an old-CA one)
+    until the manager trusts the new root, then `after` (a new-CA one, made when the rotation began):
+    the switch an operator makes once `swarm ca rotate --status` says `sign`, taken here at the exact
+    moment so that no call can race the phases."""
+
+    def __init__(self, boot, before: Path, after: Path):
+        import threading
+        self.boot, self.before, self.after = boot, before, after
+        self.new_root = b""
+        self.calls, self.failures = 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            cli = ("28", "20.10")[self.calls % 2]
+            args = ("ps", "-q") if self.calls % 3 else ("info", "--format", "{{.Containers}}")
+            trusted = (self.boot.state("manager") / "ca.pem").read_bytes()
+            client = self.after if self.new_root and self.new_root in trusted else self.before
+            out = self.boot.docker(*args, cert=client, cli=cli, timeout=30)
+            if out.returncode != 0:
+                self.failures.append(f"{cli} {args[0]} with {client.name} in phase {_phase(self.boot)}: {out.stderr}")
+            self.calls += 1
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def test_ca_rotation_moves_every_node_to_the_new_ca_with_the_cluster_serving(boot, tmp_path):
+    """`swarm ca rotate` while a container runs and the docker CLI calls the manager back to back:
+    no call fails; at the end every node's certificate is from the new CA (and not the old), each
+    node trusts the new root alone, an old-CA certificate is refused and new tokens name the new CA."""
+    old_ca = (boot.ca_dir / "ca.pem").read_bytes()
+    name = f"rotate-{uuid.uuid4().hex[:8]}"
+    out = boot.docker("run", "-d", "--name", name, "busybox", "sleep", "600")
+    assert out.returncode == 0, out.stderr
+    # clients during the rotation: their certificate, with both roots (README "Rotating the CA")
+    alice = boot.ca_dir / "alice"
+    during = tmp_path / "alice-during"
+    during.mkdir()
+    for f in ("cert.pem", "key.pem"):
+        (during / f).write_bytes((alice / f).read_bytes())
+    (during / "ca.pem").write_bytes(old_ca)
+    bob = tmp_path / "bob"
+    try:
+        with _Poller(boot, during, bob) as poller:
+            out = swarm("ca", "rotate", "--dir", str(boot.ca_dir))
+            assert out.returncode == 0, out.stderr
+            new_ca = (boot.ca_dir / "next" / "ca.pem").read_bytes()
+            (during / "ca.pem").write_bytes(old_ca + new_ca)
+            # during a rotation `swarm ca issue` signs with the new CA: the certificate outlives it
+            issued = swarm("ca", "issue", "--dir", str(boot.ca_dir), "--name", "bob", "--kind", "client",
+                           "--out", str(bob))
+            assert issued.returncode == 0, issued.stderr
+            assert openssl_verify(boot.ca_dir / "next" / "ca.pem", bob / "cert.pem").returncode == 0
+            poller.new_root = new_ca
+            wait_until(lambda: _phase(boot) == "none", 60, "the rotation to finish", interval=0.2)
+            calls = poller.calls
+            wait_until(lambda: poller.calls >= calls + 2, 60, "the CLI to call after the rotation")
+        assert poller.failures == [], "\n".join(poller.failures) + boot.logs()
+        assert poller.calls >= 6
+        assert (boot.ca_dir / "ca.pem").read_bytes() == new_ca
+        status = swarm("ca", "rotate", "--dir", str(boot.ca_dir), "--status")
+        assert status.stdout.splitlines()[0] == "phase none", status.stdout
+        new_digest = pki.ca_digest(new_ca)
+        for state in [boot.state(n) for n in boot.agents] + [boot.state("manager")]:
+            assert openssl_verify(boot.ca_dir / "ca.pem", state / "cert.pem").returncode == 0
+            assert openssl_verify(boot.ca_dir / "previous" / "ca.pem", state / "cert.pem").returncode != 0
+            assert [pki.der_digest(c) for c in pki.bundle((state / "ca.pem").read_bytes())] == [new_digest]
+        # `swarm ca issue` signs with the new CA now: alice again, for the docker CLI from here on
+        assert swarm("ca", "issue", "--dir", str(boot.ca_dir), "--name", "alice", "--kind", "client").returncode == 0
+        assert sorted(boot.wait_healthy(len(boot.lab.engines))) == sorted(e.name for e in boot.lab.engines)
+        inspected = boot.docker("inspect", "--format", "{{.State.Running}}", name)
+        assert inspected.stdout.strip() == "true", inspected.stderr
+        # an old-CA certificate opens nothing: alice at the manager, an old node certificate at discovery
+        refused = boot.docker("ps", cert=during)
+        assert refused.returncode != 0, refused.stdout
+        old = pki.read_ca(boot.ca_dir / "previous")
+        csr, key = pki.make_csr("n0123456789abcdef")
+        stale = tmp_path / "stale"
+        node_certs.store(stale, old.cert_pem + new_ca, pki.sign_csr(old, csr, cluster=boot.cluster_id,
+                                                                     role=pki.ROLE_WORKER,
+                                                                     common_name="n0123456789abcdef",
+                                                                     lifetime=600), key)
+        from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
+        with grpc.secure_channel(boot.discovery_addr, _grpc_credentials(stale)) as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                discovery_pb2_grpc.DiscoveryStub(channel).ListNodes(
+                    discovery_pb2.ListNodesRequest(token=boot.cluster_id), timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE       # refused at the handshake
+        # tokens now name the new CA; the rotation went through its phases in the discovery log
+        _, token = boot.create("--cluster", boot.cluster_id)
+        assert join_tokens.parse(token).ca_digest == new_digest
+        moved = _log_lines(boot.root / "discovery.log", "CA rotation moved on")
+        assert moved == 3, (boot.root / "discovery.log").read_text()
+    finally:
+        boot.docker("rm", "-f", name)
