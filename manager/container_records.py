@@ -306,6 +306,12 @@ class ContainerRecord:
         f, state = self._f, self.state
         return ContainerSummary(self, state.get("Status") or "", status_at(state, f[7], f[8], now))
 
+    def summary_json_at(self, now: datetime | None = None) -> bytes:
+        """`summary_json(summary(now))` without the summary object: what most entries of a long
+        list are (no filter to read it, nothing to override)."""
+        f, state = self._f, self.state
+        return f[14] + _summary_tail(state.get("Status") or "", status_at(state, f[7], f[8], now))
+
     def summary_json(self, summary: Mapping) -> bytes:
         """`summary` (from `summary()`, State and Status possibly overridden) as JSON bytes; the
         static part was encoded once, with the record."""

@@ -39,6 +39,19 @@ class Issued:
     key_pem: bytes
 
 
+
+def with_leaf_extensions(builder: x509.CertificateBuilder, usages: list, ca_key) -> x509.CertificateBuilder:
+    """A leaf certificate's extensions: no CA, signing and key agreement, `usages`, its issuer's key."""
+    return (builder
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False,
+                                         content_commitment=False, data_encipherment=False,
+                                         key_agreement=True, key_cert_sign=False, crl_sign=False,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False))
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -112,15 +125,8 @@ def issue(ca: Issued, common_name: str, kind: str = "node", hosts: list[str] | N
                .public_key(key.public_key())
                .serial_number(x509.random_serial_number())
                .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc))
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False,
-                                            content_commitment=False, data_encipherment=False,
-                                            key_agreement=True, key_cert_sign=False, crl_sign=False,
-                                            encipher_only=False, decipher_only=False), critical=True)
-               .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                              critical=False))
+               .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc)))
+    builder = with_leaf_extensions(builder, usages, ca_key)
     if kind != "client":
         names = _san(list(hosts) if hosts else list(DEFAULT_HOSTS))
         if not names:
@@ -304,15 +310,8 @@ def sign_csr(ca: Issued, csr_pem: bytes, *, cluster: str, role: str, common_name
                # a little earlier than now, for clocks a little behind; in proportion, so that a short
                # lifetime (tests) still leaves the renewal window (50-80 %) ahead
                .not_valid_before(now - datetime.timedelta(seconds=min(60.0, lifetime / 10)))
-               .not_valid_after(min(now + datetime.timedelta(seconds=lifetime), ca_cert.not_valid_after_utc))
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False,
-                                            content_commitment=False, data_encipherment=False,
-                                            key_agreement=True, key_cert_sign=False, crl_sign=False,
-                                            encipher_only=False, decipher_only=False), critical=True)
-               .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                              critical=False))
+               .not_valid_after(min(now + datetime.timedelta(seconds=lifetime), ca_cert.not_valid_after_utc)))
+    builder = with_leaf_extensions(builder, usages, ca_key)
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(list(dict.fromkeys(names))), critical=False)
     return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
