@@ -291,11 +291,11 @@ async def test_watch_converges_after_discovery_restart(lab, tmp_path):
 
 
 def start_agent(lab, index: int, url: str, root: Path, discovery_addr: str | None = None,
-                addr: str | None = None) -> tuple[Daemon, str]:
+                addr: str | None = None, ttl: str = "3s") -> tuple[Daemon, str]:
     engine = lab.engines[index]
     addr = addr or f"127.0.0.1:{free_port()}"
     argv = ["join", "--advertise", addr, "--engine", engine.url, "--name", engine.name,
-            "--heartbeat", "1s", "--ttl", "3s", "--engine-check", "1s",
+            "--heartbeat", "1s", "--ttl", ttl, "--engine-check", "1s",
             "--state-dir", str(root / f"agent-{engine.name}"), "--host-ip", engine.host_ip]
     if discovery_addr:
         argv += ["--discovery-addr", discovery_addr]
@@ -316,7 +316,8 @@ async def test_killed_agent_leaves_and_rejoins_with_its_id(lab, discovery, token
         agent.kill9()                               # no deregistration: only the lease can tell
         await watcher.wait_for(has("left", name), 30, what="the killed agent's lease to expire")
 
-        agent, _ = start_agent(lab, 0, url, tmp_path, discovery, addr=addr)
+        # a lease long enough that the stop and the listing below cannot outlast it on a busy machine
+        agent, _ = start_agent(lab, 0, url, tmp_path, discovery, addr=addr, ttl="10s")
         await watcher.wait_for(lambda ev: watcher.kinds(name) == ["joined", "left", "joined"], 60,
                                what="the restarted agent to join again")
         again = [e.node for e in watcher.events if e.kind == "joined"][-1]
