@@ -100,14 +100,7 @@ class HollowContainer:
         entry = cfg.get("Entrypoint") or []
         argv = list(entry) + list(cmd)
         running = self.status in ("running", "paused")
-        ports: dict[str, list | None] = {}
-        for key in cfg.get("ExposedPorts") or {}:
-            ports[key] = None
-        for key, bindings in (self.host_config.get("PortBindings") or {}).items():
-            ports[key] = [{"HostIp": b.get("HostIp") or "0.0.0.0", "HostPort": str(b.get("HostPort") or "")}
-                          for b in bindings or []] if running else None
         network_mode = self.host_config.get("NetworkMode") or "default"
-        ip = f"172.17.{(self.pid >> 8) & 255}.{self.pid & 255}" if running else ""
         return {
             "Id": self.id,
             "Created": self.created,
@@ -132,54 +125,72 @@ class HollowContainer:
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": None,
-            "HostConfig": {
-                "Binds": self.host_config.get("Binds"), "ContainerIDFile": "",
-                "LogConfig": {"Type": "json-file", "Config": {}},
-                "NetworkMode": network_mode,
-                "PortBindings": self.host_config.get("PortBindings") or {},
-                "RestartPolicy": self.host_config.get("RestartPolicy") or {"Name": "no", "MaximumRetryCount": 0},
-                "AutoRemove": bool(self.host_config.get("AutoRemove")), "VolumeDriver": "", "VolumesFrom": None,
-                "CapAdd": None, "CapDrop": None, "CgroupnsMode": "private", "Dns": [], "DnsOptions": [],
-                "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
-                "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False,
-                "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864,
-                "Runtime": "runc", "Isolation": "", "CpuShares": int(self.host_config.get("CpuShares") or 0),
-                "Memory": int(self.host_config.get("Memory") or 0),
-                "NanoCpus": int(self.host_config.get("NanoCpus") or 0), "CgroupParent": "",
-                "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
-                "CpusetCpus": self.host_config.get("CpusetCpus") or "", "CpusetMems": "", "Devices": [],
-                "MemoryReservation": 0, "MemorySwap": 0, "OomKillDisable": False, "PidsLimit": None,
-                "Ulimits": None, "CpuCount": 0, "CpuPercent": 0, "MaskedPaths": ["/proc/asound", "/proc/acpi"],
-                "ReadonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-            },
+            "HostConfig": self._host_config_doc(network_mode),
             "GraphDriver": {"Name": "overlay2", "Data": {
                 "LowerDir": f"/var/lib/docker/overlay2/{self.id}-init/diff",
                 "MergedDir": f"/var/lib/docker/overlay2/{self.id}/merged",
                 "UpperDir": f"/var/lib/docker/overlay2/{self.id}/diff",
                 "WorkDir": f"/var/lib/docker/overlay2/{self.id}/work"}},
             "Mounts": [],
-            "Config": {
-                "Hostname": self.id[:12], "Domainname": "", "User": cfg.get("User") or "",
-                "AttachStdin": bool(cfg.get("AttachStdin")), "AttachStdout": bool(cfg.get("AttachStdout")),
-                "AttachStderr": bool(cfg.get("AttachStderr")), "ExposedPorts": cfg.get("ExposedPorts"),
-                "Tty": bool(cfg.get("Tty")), "OpenStdin": bool(cfg.get("OpenStdin")),
-                "StdinOnce": bool(cfg.get("StdinOnce")),
-                "Env": cfg.get("Env") or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                "Cmd": cmd, "Image": self.image_ref, "Volumes": cfg.get("Volumes"),
-                "WorkingDir": cfg.get("WorkingDir") or "", "Entrypoint": cfg.get("Entrypoint"),
-                "OnBuild": None, "Labels": cfg.get("Labels") or {},
-            },
-            "NetworkSettings": {
-                "Bridge": "", "SandboxID": self.id[::-1] if running else "", "HairpinMode": False,
-                "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": ports,
-                "SandboxKey": f"/var/run/docker/netns/{self.id[:12]}" if running else "",
-                "Gateway": "172.17.0.1" if running else "", "IPAddress": ip, "IPPrefixLen": 16 if running else 0,
-                "MacAddress": "", "Networks": {"bridge" if network_mode == "default" else network_mode: {
-                    "IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "0" * 64,
-                    "EndpointID": self.id if running else "", "Gateway": "172.17.0.1" if running else "",
-                    "IPAddress": ip, "IPPrefixLen": 16 if running else 0, "MacAddress": "",
-                    "DriverOpts": None}},
-            },
+            "Config": self._config_doc(cmd),
+            "NetworkSettings": self._network_settings_doc(running, network_mode),
+        }
+
+    def _host_config_doc(self, network_mode: str) -> dict:
+        return {
+            "Binds": self.host_config.get("Binds"), "ContainerIDFile": "",
+            "LogConfig": {"Type": "json-file", "Config": {}},
+            "NetworkMode": network_mode,
+            "PortBindings": self.host_config.get("PortBindings") or {},
+            "RestartPolicy": self.host_config.get("RestartPolicy") or {"Name": "no", "MaximumRetryCount": 0},
+            "AutoRemove": bool(self.host_config.get("AutoRemove")), "VolumeDriver": "", "VolumesFrom": None,
+            "CapAdd": None, "CapDrop": None, "CgroupnsMode": "private", "Dns": [], "DnsOptions": [],
+            "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
+            "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False,
+            "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864,
+            "Runtime": "runc", "Isolation": "", "CpuShares": int(self.host_config.get("CpuShares") or 0),
+            "Memory": int(self.host_config.get("Memory") or 0),
+            "NanoCpus": int(self.host_config.get("NanoCpus") or 0), "CgroupParent": "",
+            "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
+            "CpusetCpus": self.host_config.get("CpusetCpus") or "", "CpusetMems": "", "Devices": [],
+            "MemoryReservation": 0, "MemorySwap": 0, "OomKillDisable": False, "PidsLimit": None,
+            "Ulimits": None, "CpuCount": 0, "CpuPercent": 0, "MaskedPaths": ["/proc/asound", "/proc/acpi"],
+            "ReadonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        }
+
+    def _config_doc(self, cmd: list) -> dict:
+        cfg = self.config
+        return {
+            "Hostname": self.id[:12], "Domainname": "", "User": cfg.get("User") or "",
+            "AttachStdin": bool(cfg.get("AttachStdin")), "AttachStdout": bool(cfg.get("AttachStdout")),
+            "AttachStderr": bool(cfg.get("AttachStderr")), "ExposedPorts": cfg.get("ExposedPorts"),
+            "Tty": bool(cfg.get("Tty")), "OpenStdin": bool(cfg.get("OpenStdin")),
+            "StdinOnce": bool(cfg.get("StdinOnce")),
+            "Env": cfg.get("Env") or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": cmd, "Image": self.image_ref, "Volumes": cfg.get("Volumes"),
+            "WorkingDir": cfg.get("WorkingDir") or "", "Entrypoint": cfg.get("Entrypoint"),
+            "OnBuild": None, "Labels": cfg.get("Labels") or {},
+        }
+
+    def _network_settings_doc(self, running: bool, network_mode: str) -> dict:
+        cfg = self.config
+        ports: dict[str, list | None] = {}
+        for key in cfg.get("ExposedPorts") or {}:
+            ports[key] = None
+        for key, bindings in (self.host_config.get("PortBindings") or {}).items():
+            ports[key] = [{"HostIp": b.get("HostIp") or "0.0.0.0", "HostPort": str(b.get("HostPort") or "")}
+                          for b in bindings or []] if running else None
+        ip = f"172.17.{(self.pid >> 8) & 255}.{self.pid & 255}" if running else ""
+        return {
+            "Bridge": "", "SandboxID": self.id[::-1] if running else "", "HairpinMode": False,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": ports,
+            "SandboxKey": f"/var/run/docker/netns/{self.id[:12]}" if running else "",
+            "Gateway": "172.17.0.1" if running else "", "IPAddress": ip, "IPPrefixLen": 16 if running else 0,
+            "MacAddress": "", "Networks": {"bridge" if network_mode == "default" else network_mode: {
+                "IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "0" * 64,
+                "EndpointID": self.id if running else "", "Gateway": "172.17.0.1" if running else "",
+                "IPAddress": ip, "IPPrefixLen": 16 if running else 0, "MacAddress": "",
+                "DriverOpts": None}},
         }
 
     def summary(self, node_name: str) -> dict:
