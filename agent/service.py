@@ -142,6 +142,59 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         clock.done(log)
         return answer
 
+    async def CreateContainerStreamed(self, request, context):
+        clock = stages("agent-create")
+        try:
+            created = await self._create(request.name, request.config_json)
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        clock.mark("engine_create")
+        answer = agent_pb2.CreateContainerResponse(id=created.get("Id", ""), warnings=created.get("Warnings") or [],
+                                                   done_at_ns=self._done_at())
+        if not (request.read_back and answer.id):
+            yield answer
+            return
+        async for message in self._answer_then_read_back(answer, answer.id, clock,
+                                                         agent_pb2.CreateContainerResponse):
+            yield message
+
+    async def ContainerActionStreamed(self, request, context):
+        action = _ACTIONS.get(request.action)
+        if action is None:
+            await engine_errors.abort(context, 400, f"unknown container action {request.action}")
+        clock = stages(f"agent-{action}")
+        try:
+            status = await self.engine.container_action(request.id, action, dict(request.params))
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        clock.mark("engine_action")
+        answer = agent_pb2.ContainerActionResponse(status=status, done_at_ns=self._done_at())
+        if not request.read_back or action == "remove":
+            yield answer
+            return
+        async for message in self._answer_then_read_back(answer, request.id, clock,
+                                                         agent_pb2.ContainerActionResponse):
+            yield message
+
+    async def _answer_then_read_back(self, answer, container_id: str, clock, message_type):
+        """The two messages of a streamed change: `answer`, then the read-back as a `message_type`.
+        The read is asked before the answer goes, so that a read for this change's event (which
+        may reach the manager first) waits for it rather than asking the engine again."""
+        reading = asyncio.ensure_future(self._read_back(container_id))
+        try:
+            yield answer
+            doc, read_at = await reading
+        finally:
+            if not reading.done():
+                reading.cancel()
+        clock.mark("answer_then_read_back")
+        clock.done(log)
+        yield message_type(json=doc, read_at_ns=read_at)
+
+    def _done_at(self) -> int:
+        """Now on the engine's clock (this host's), or 0 when the engine runs on another clock."""
+        return time.time_ns() if self.engine.same_clock else 0
+
     async def _read_back(self, container_id: str) -> tuple[bytes, int]:
         """The container's inspect document right after a change, and when the engine was asked
         (engine clock, 0 when unknown); empty when it cannot be read (the manager reads it then)."""

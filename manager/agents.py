@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 import grpc
@@ -12,7 +12,7 @@ from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.metrics import AGENT_RPC_ERRORS
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
 from swarmd.common import engine_clock
-from swarmd.common.engine_errors import engine_error_from_rpc
+from swarmd.common.engine_errors import engine_error_from_rpc, engine_status_sent
 from swarmd.common.tls import open_channel
 
 UNARY_TIMEOUT = 60.0      # seconds; every outbound unary call has a deadline
@@ -42,12 +42,29 @@ class ReadBack:
     read_at: int
 
 
+async def _ready(read: ReadBack) -> ReadBack:
+    return read
+
+
+async def _read_back_of(call) -> ReadBack:
+    """The second message of a streamed change: the read-back (doc None when the agent could not
+    read the container, or the call failed after the change was made)."""
+    try:
+        message = await call.read()
+    except grpc.aio.AioRpcError:
+        return ReadBack(None, 0)
+    if message is grpc.aio.EOF or not message.json:
+        return ReadBack(None, 0)
+    return ReadBack(engine_document(message.json), message.read_at_ns)
+
+
 class AgentClient:
     """One channel to one agent. Methods raise ApiError carrying the engine's status and text."""
 
     def __init__(self, addr: str, node_name: str = "", tls=None):
         self.addr = addr
         self.node_name = node_name or addr
+        self.streamed_changes = True           # False once the agent answered that it lacks them
         self.channel = open_channel(           # mutual TLS when `tls` (swarmd.common.tls.TLSConfig) is given
             addr, tls,
             options=[
@@ -116,6 +133,48 @@ class AgentClient:
             UNARY_TIMEOUT, engine_clock.DONE_AT)
         return resp.status or 204, done_at, ReadBack(engine_document(resp.json) if resp.json else None,
                                                       resp.read_at_ns)
+
+    async def create_then_read(self, name: str, config: dict) -> tuple[dict, int, Awaitable[ReadBack]]:
+        """create_and_read in two steps: the engine's answer and when it was done, as soon as the
+        agent has them, and an awaitable of the read-back that follows on the same call (which
+        must be awaited). An agent without the streamed call answers both at once."""
+        request = agent_pb2.CreateContainerRequest(name=name or "", config_json=json.dumps(config).encode(),
+                                                   read_back=True)
+        if self.streamed_changes:
+            call = self.stub.CreateContainerStreamed(request, timeout=UNARY_TIMEOUT)
+            first = await self._first_of_streamed(call)
+            if first is not None:
+                return {"Id": first.id, "Warnings": list(first.warnings)}, first.done_at_ns, _read_back_of(call)
+        result, done_at, read = await self.create_and_read(name, config)
+        return result, done_at, _ready(read)
+
+    async def action_then_read(self, container_id: str, action: str,
+                               params: dict[str, str] | None = None) -> tuple[int, int, Awaitable[ReadBack]]:
+        """action_and_read in two steps, as create_then_read."""
+        if self.streamed_changes:
+            call = self.stub.ContainerActionStreamed(
+                agent_pb2.ContainerActionRequest(id=container_id, action=ACTIONS[action].wire, params=params or {},
+                                                 read_back=True),
+                timeout=UNARY_TIMEOUT)
+            first = await self._first_of_streamed(call)
+            if first is not None:
+                return first.status or 204, first.done_at_ns, _read_back_of(call)
+        status, done_at, read = await self.action_and_read(container_id, action, params)
+        return status, done_at, _ready(read)
+
+    async def _first_of_streamed(self, call):
+        """The first message of a streamed change; None when the agent predates the streamed calls
+        (they are not asked of it again)."""
+        try:
+            first = await call.read()
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED and not engine_status_sent(err):
+                self.streamed_changes = False
+                return None
+            raise self._error(err) from None
+        if first is grpc.aio.EOF:
+            raise ApiError(502, f"node {self.node_name} ({self.addr}) ended a change without an answer")
+        return first
 
     async def list_containers(self, all: bool = True, filters: dict | None = None) -> list[dict]:
         try:

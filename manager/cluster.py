@@ -14,11 +14,11 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from swarmd.manager.agents import AgentClient
+from swarmd.manager.agents import AgentClient, ReadBack
 from swarmd.manager.container_records import SWARM_SHORT_ID_LENGTH, ContainerRecord
 from swarmd.manager.gc_policy import keep_long_lived
 from swarmd.manager.httpd.errors import ApiError
@@ -203,6 +203,7 @@ class ClusterView:
         self._tasks: set[asyncio.Task] = set()
         self._closing = False
         self._reading: dict[str, asyncio.Future] = {}   # container ID -> the inspect in flight
+        self._settling: dict[str, asyncio.Task] = {}     # container ID -> read-back of a change answered
         self._gone: dict[str, None] = {}                # recently removed IDs, oldest first
         # node ID -> intent as last seen in the intent store (a node not listed has the default)
         self.intents: dict[str, NodeIntent] = {}
@@ -644,6 +645,12 @@ class ClusterView:
         record when it was read after `since`, else after a read already in flight if that one
         was, else a new read; without `since`, always a new read. Forgets the container if the
         engine no longer has it."""
+        settling = self._settling.get(container_id)
+        if since and settling is not None:
+            await asyncio.wait((settling,))    # an event of a change answered already: its read-back
+        return await self._read_container(view, container_id, since)
+
+    async def _read_container(self, view: NodeView, container_id: str, since: int) -> ContainerRecord | None:
         if since:
             rec = self._current(view, container_id, since)
             if rec is not None:
@@ -671,6 +678,50 @@ class ClusterView:
             if self._reading.get(container_id) is done:
                 del self._reading[container_id]
             done.set_result(None)
+
+    async def store_read_back(self, view: NodeView, container_id: str, done_at: int,
+                              read_back: Awaitable[ReadBack]) -> ContainerRecord | None:
+        """Stores the agent's read-back of a change (`done_at`: when the engine had made it); when
+        the agent could not read the container, reads it once more."""
+        read = await read_back
+        if read.doc is not None:
+            return self.took_read(view, read.doc, read.read_at)
+        return await self._read_container(view, container_id, done_at)
+
+    def store_read_back_later(self, view: NodeView, container_id: str, done_at: int,
+                              read_back: Awaitable[ReadBack], finished: Callable[[], None] | None = None) -> None:
+        """store_read_back for a change whose answer has gone to its client already: reads of the
+        view wait for it meanwhile (`settled`), so read-your-writes holds. `finished` runs once the
+        record is stored or the read failed."""
+        earlier = self._settling.get(container_id)
+        task = asyncio.ensure_future(self._store_after(earlier, view, container_id, done_at, read_back))
+        self._settling[container_id] = task
+
+        def done(task: asyncio.Task) -> None:
+            if self._settling.get(container_id) is task:
+                del self._settling[container_id]
+            if finished is not None:
+                finished()
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("container not read after a change", node=view.name, id=container_id[:12],
+                            error=str(task.exception()))
+        task.add_done_callback(done)
+
+    async def _store_after(self, earlier: asyncio.Task | None, view: NodeView, container_id: str, done_at: int,
+                           read_back: Awaitable[ReadBack]) -> ContainerRecord | None:
+        if earlier is not None:                # the container's previous change first: one waits for one
+            await asyncio.wait((earlier,))
+        return await self.store_read_back(view, container_id, done_at, read_back)
+
+    @property
+    def settling(self) -> bool:
+        """Whether a change answered already is not in the view yet."""
+        return bool(self._settling)
+
+    async def settled(self) -> None:
+        """Returns once every change answered before this call is in the view (or failed to be read)."""
+        if self._settling:
+            await asyncio.wait(set(self._settling.values()))
 
     def took_read(self, view: NodeView, doc: dict, read_at: int) -> ContainerRecord | None:
         """Stores a container document an agent read right after a change (`read_at`: engine clock,

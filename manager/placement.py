@@ -24,7 +24,8 @@ from swarmd.manager.cluster import ClusterView, NodeView
 from swarmd.manager.container_records import SWARM_ID_LABEL, SWARM_ID_LENGTH, ContainerRecord, requested_bindings
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.scheduler import ContainerSpec, NoSuitableNode, Scheduler, SchedulerError
-from swarmd.manager.scheduler.container_spec import reserved_cpus
+from swarmd.manager.intent import ON_NODE_FAILURE
+from swarmd.manager.scheduler.container_spec import reschedule_policies, reserved_cpus
 from swarmd.manager.scheduler.filters.expressions import parse_expression
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot
 from swarmd.common import logs
@@ -161,12 +162,15 @@ class Placement:
         metrics.SCHEDULING_LATENCY.observe(time.perf_counter() - started)
         return self.cluster.nodes[node.id], engine_body
 
-    async def create(self, name: str, body: dict, replacing: ContainerRecord | None = None) -> Placed:
+    async def create(self, name: str, body: dict, replacing: ContainerRecord | None = None,
+                     answer_first: bool = False) -> Placed:
         """Creates the container (`name` may be empty: the engine picks one) on the node the scheduler
         picks, and returns once the cluster view shows it. `replacing` is the record a rescheduled
         container takes over from: its name is not a conflict. Agent errors pass through as ApiError;
         one from a node that could not get the image is retried on a node holding it (classic's image
-        affinity: `docker build` or `docker import` leave an image on some nodes only)."""
+        affinity: `docker build` or `docker import` leave an image on some nodes only). With
+        `answer_first` it returns as soon as the engine has created the container, before the view
+        shows it (ClusterView.settled waits for that), unless the container reschedules."""
         if name:
             name = check_name(name)
         clock = stages("place")
@@ -184,7 +188,7 @@ class Placement:
                 raise last_error from None    # no other node to try: the engine's own words
             clock.mark("decide")
             try:
-                return await self._create_on(view, name, engine_body, clock)
+                return await self._create_on(view, name, engine_body, clock, answer_first)
             except ApiError as exc:
                 error = exc
             # as classic swarm's Cluster.CreateContainer: the chosen node could not get the image
@@ -219,26 +223,38 @@ class Placement:
         except PlacementError:
             return None
 
-    async def _create_on(self, view: NodeView, name: str, engine_body: dict, clock=OFF) -> Placed:
+    async def _create_on(self, view: NodeView, name: str, engine_body: dict, clock=OFF,
+                         answer_first: bool = False) -> Placed:
         # no await since the name check: the reservation and the decision are one step for other creates
         placeholder = pending_placeholder(name, engine_body)
         view.pending.append(placeholder)
         if name:
             self._names_in_flight.add(name)
-        try:
-            # read-your-writes: the agent answers with the container as created, in the same call
-            result, done_at, read = await view.client.create_and_read(name, engine_body)
-            clock.mark("rpc_create_and_read")
-            if read.doc is not None:
-                rec = self.cluster.took_read(view, read.doc, read.read_at)
-            else:                          # the agent could not read it: ask once more
-                rec = await self.cluster.refresh_container(view, result["Id"], done_at)
-            clock.mark("store")
-        finally:
+
+        def settled() -> None:             # the record stands for the container from now on
             if placeholder in view.pending:
                 view.pending.remove(placeholder)
             view.changed()
             self._names_in_flight.discard(name)
+
+        # read-your-writes: the agent answers with the container as created, on the same call
+        try:
+            result, done_at, read_back = await view.client.create_then_read(name, engine_body)
+        except BaseException:
+            settled()
+            raise
+        clock.mark("rpc_create")
+        if answer_first and ON_NODE_FAILURE not in reschedule_policies(engine_body):
+            # answered before the read-back: reads of the view wait for it (ClusterView.settled),
+            # and the placeholder and the name hold the container's place until it is stored
+            self.cluster.store_read_back_later(view, result["Id"], done_at, read_back, finished=settled)
+            clock.done(log)
+            return Placed(result, view)
+        try:
+            rec = await self.cluster.store_read_back(view, result["Id"], done_at, read_back)
+            clock.mark("store")
+        finally:
+            settled()
         await self.cluster.keep_container_intent(rec)     # durable before the client hears of it
         clock.mark("intent")
         clock.done(log)

@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 
 from swarmd.manager.api import relay
 from swarmd.manager.api.context import ManagerContext
-from swarmd.manager.api.lookups import container_and_node, on_container_node, refuse_hex_image
+from swarmd.manager.api.lookups import (container_and_node, on_container_node, refuse_hex_image,
+                                        settled_container_and_node)
 from swarmd.manager.container_records import ContainerRecord
 from swarmd.manager import container_filters
 from swarmd.manager.container_actions import ACTIONS
@@ -52,7 +53,7 @@ async def create_container(ctx: ManagerContext, req: Request) -> Response:
     refuse_hex_image(ctx.cluster, body.get("Image"))
     clock.mark("body")
     try:
-        placed = await ctx.placement.create(name, body)
+        placed = await ctx.placement.create(name, body, answer_first=True)   # reads wait for its record
     except PlacementError as exc:
         raise _http_error(exc) from None
     clock.mark("placement")
@@ -115,20 +116,22 @@ async def inspect_container(ctx: ManagerContext, req: Request) -> Response:
 
 @on_container_node
 async def container_action(ctx: ManagerContext, req: Request, action: str) -> Response:
-    """start, stop, kill, restart, pause, unpause: the engine's answer once the record shows it."""
+    """start, stop, kill, restart, pause, unpause: the engine's answer; the record shows it to every
+    read after (reads wait for the agent's read-back, which follows on the same call)."""
     clock = stages(action)
-    rec, view = container_and_node(ctx.cluster, req.params["id"])
+    rec, view = await settled_container_and_node(ctx.cluster, req.params["id"])
     params = {k: req.arg(k) for k in ACTIONS[action].params if req.arg(k) is not None}
     clock.mark("lookup")
-    # read-your-writes: the agent answers with the container as the action left it, in the same call
-    status, done_at, read = await view.client.action_and_read(rec.id, action, params)
-    clock.mark("rpc_action_and_read")
-    if read.doc is not None:
-        rec = ctx.cluster.took_read(view, read.doc, read.read_at)
-    else:                                  # the agent could not read it: ask once more
-        rec = await ctx.cluster.refresh_container(view, rec.id, done_at)
+    status, done_at, read_back = await view.client.action_then_read(rec.id, action, params)
+    clock.mark("rpc_action")
+    if not rec.reschedules:
+        ctx.cluster.store_read_back_later(view, rec.id, done_at, read_back)
+        clock.done(log)
+        return empty(status)
+    rec = await ctx.cluster.store_read_back(view, rec.id, done_at, read_back)
     clock.mark("store")
-    # a started or stopped container is recreated running or not: its intent record says which
+    # a started or stopped container is recreated running or not: its intent record says which,
+    # durable before the client hears of it
     await ctx.cluster.keep_container_intent(rec)
     clock.mark("intent")
     clock.done(log)

@@ -30,6 +30,19 @@ def container_and_node(cluster: ClusterView, ref: str) -> tuple[ContainerRecord,
     return rec, view
 
 
+async def settled_container_and_node(cluster: ClusterView, ref: str) -> tuple[ContainerRecord, NodeView]:
+    """container_and_node for a handler that does not wait for answered changes to be stored
+    first: when `ref` is not found while one is being stored, it waits for that and looks again
+    (a `docker start` right after the create it follows)."""
+    try:
+        return container_and_node(cluster, ref)
+    except ApiError as err:
+        if err.status != 404 or not cluster.settling:
+            raise
+    await cluster.settled()
+    return container_and_node(cluster, ref)
+
+
 def _unreachable_as_unhealthy(error_for):
     """A decorator for handlers of one resource: a node found unreachable during the call answers
     as an unhealthy one does (`error_for(ctx, ref)`), without the agent's own words."""

@@ -101,3 +101,9 @@ ROUTES: list[tuple[str, str, Handler]] = [
       for method in unsupported.METHODS
       for pattern in (prefix, prefix + "/{rest:path}")),
 ]
+
+# Handlers answered as soon as the engine has made the change, before the agent's read-back of the
+# container is stored: every other handler runs once the changes answered before it are in the view
+# (read-your-writes); these two look the container up themselves (placement holds a created
+# container's name and place meanwhile; an action waits only when it cannot find its container).
+ANSWERED_BEFORE_READ_BACK: frozenset[Handler] = frozenset({containers.create_container, containers.container_action})

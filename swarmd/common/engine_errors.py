@@ -61,6 +61,14 @@ async def abort(context: grpc.aio.ServicerContext, http_status: int, message: st
     await context.abort(grpc_code_for(http_status), message)
 
 
+def engine_status_sent(err: grpc.RpcError) -> bool:
+    """Whether the agent ended the call with an engine status (rather than gRPC itself)."""
+    try:
+        return any(key == STATUS_KEY for key, _ in err.trailing_metadata() or ())
+    except (TypeError, ValueError):
+        return False
+
+
 def engine_error_from_rpc(err: grpc.RpcError) -> tuple[int, str]:
     """(HTTP status, message) for a failed call: the engine's own when the agent sent one."""
     status = 0

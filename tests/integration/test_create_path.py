@@ -14,6 +14,7 @@ from swarmd.agent.node_info import NodeInfoSource, NodeSettings
 from swarmd.agent.service import AgentService
 from swarmd.manager.agents import AgentClient
 from swarmd.manager.cluster import ClusterView, NodeView
+from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.placement import Placement
 from swarmd.manager.scheduler import Scheduler
 from swarmd.proto.swarm.v1 import agent_pb2_grpc, types_pb2
@@ -223,4 +224,69 @@ async def test_a_read_back_that_fails_is_read_once_more(tmp_path):
         assert cluster.find_container("cp-again").id == placed.id   # read once more by the manager
     finally:
         await cluster.close()
+        await server.stop(0)
+
+
+# -- the change answered first, its read-back following on the same call ------------------------
+
+
+async def test_a_streamed_change_answers_before_its_read_back_and_reads_the_engine_once(node):
+    cluster, view, engine = node
+    await _events_applied(cluster, view, engine)
+    before = engine.inspects
+    placement = Placement(cluster, Scheduler())
+    placed = await placement.create("cp-first", {"Image": "busybox", "Cmd": ["true"]}, answer_first=True)
+    await cluster.settled()
+    rec = cluster.find_container("cp-first")
+    assert rec.id == placed.id and rec.state.get("Status") == "created"
+    assert not placement.names_in_flight and not view.pending
+    status, done_at, read_back = await view.client.action_then_read(placed.id, "start")
+    assert status == 204 and done_at > 0
+    read = await read_back
+    assert read.doc["State"]["Running"] and read.read_at >= done_at
+    cluster.took_read(view, read.doc, read.read_at)
+    await _events_applied(cluster, view, engine)
+    assert engine.inspects - before == 2            # one engine read per change, events read nothing
+    status, _, read_back = await view.client.action_then_read(placed.id, "remove", {"force": "1"})
+    assert status == 204 and (await read_back).doc is None
+
+
+async def test_a_streamed_change_the_engine_refuses_carries_the_engine_words(node):
+    cluster, view, engine = node
+    with pytest.raises(ApiError) as err:
+        await view.client.action_then_read("cp-no-such", "start")
+    assert err.value.status == 404 and "No such container" in err.value.message
+
+
+class AgentBeforeStreamedChanges(AgentService):
+    """An agent from before the streamed calls: gRPC answers them UNIMPLEMENTED."""
+
+    async def CreateContainerStreamed(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        yield
+
+    async def ContainerActionStreamed(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        yield
+
+
+async def test_an_agent_without_the_streamed_calls_is_asked_the_unary_ones():
+    engine = CountingEngine("cp-old")
+    addr = f"127.0.0.1:{free_port()}"
+    server = grpc.aio.server()
+    settings = NodeSettings(node_id="cpnode0003", addr=addr, host_ip="127.0.0.1", name="cp-old")
+    agent_pb2_grpc.add_AgentServicer_to_server(AgentBeforeStreamedChanges(engine, NodeInfoSource(engine, settings)),
+                                               server)
+    server.add_insecure_port(addr)
+    await server.start()
+    client = AgentClient(addr, "cp-old")
+    try:
+        result, done_at, read_back = await client.create_then_read("cp-unary", {"Image": "busybox"})
+        assert not client.streamed_changes
+        read = await read_back
+        assert read.doc["Id"] == result["Id"] and done_at > 0
+        status, _, read_back = await client.action_then_read(result["Id"], "start")
+        assert status == 204 and (await read_back).doc["State"]["Running"]
+    finally:
+        await client.close()
         await server.stop(0)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Awaitable
 
 import pytest
 
@@ -32,6 +33,8 @@ class InMemoryAgent:
         self.gate = asyncio.Event()
         self.gate.set()
         self.creating = asyncio.Event()
+        self.read_gate = asyncio.Event()       # read-backs of creates wait while it is clear
+        self.read_gate.set()
         self.fail: ApiError | None = None
 
     async def create_container_at(self, name: str, body: dict) -> tuple[dict, int]:
@@ -49,6 +52,14 @@ class InMemoryAgent:
     async def create_and_read(self, name: str, body: dict) -> tuple[dict, int, ReadBack]:
         result, done_at = await self.create_container_at(name, body)
         return result, done_at, ReadBack(*(await self.inspect_container_at(result["Id"])))
+
+    async def create_then_read(self, name: str, body: dict) -> tuple[dict, int, Awaitable[ReadBack]]:
+        result, done_at = await self.create_container_at(name, body)
+        return result, done_at, self._read_back(result["Id"])
+
+    async def _read_back(self, container_id: str) -> ReadBack:
+        await self.read_gate.wait()
+        return ReadBack(*(await self.inspect_container_at(container_id)))
 
     async def inspect_container_at(self, container_id: str, since: int = 0) -> tuple[dict, int]:
         if container_id not in self.docs:
@@ -92,6 +103,36 @@ async def test_a_create_holds_its_name_and_a_placeholder_until_the_view_shows_it
     assert placed.node is chosen and not placement.names_in_flight and not chosen.pending
     assert cluster.name_in_use("web").id == placed.id
     assert chosen.snapshot().reserved_memory == 64 * MiB     # now held by the record itself
+
+
+async def test_a_create_answered_first_holds_its_name_and_place_until_its_read_back_is_stored():
+    cluster = ClusterView(client_factory=lambda n: None)
+    view = add_node(cluster, "n1")
+    placement = Placement(cluster, Scheduler())
+    view.client.read_gate.clear()
+    placed = await placement.create("web", {"Image": "busybox", "HostConfig": {"Memory": 64 * MiB}},
+                                    answer_first=True)
+    # answered: the view does not show it yet, but the name and the memory stay held, and reads wait
+    assert cluster.settling and placement.is_reserved("web") and in_flight(view, "web")
+    assert cluster.name_in_use("web") is None and view.snapshot().reserved_memory == 64 * MiB
+    with pytest.raises(NameInUse):
+        await placement.create("web", {"Image": "busybox"}, answer_first=True)
+    waiting = asyncio.create_task(cluster.settled())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    view.client.read_gate.set()
+    await asyncio.wait_for(waiting, 5)
+    assert not cluster.settling and not placement.names_in_flight and not view.pending
+    assert cluster.name_in_use("web").id == placed.id
+    assert view.snapshot().reserved_memory == 64 * MiB
+
+
+async def test_a_create_that_reschedules_is_stored_before_it_is_answered():
+    cluster = ClusterView(client_factory=lambda n: None)
+    view = add_node(cluster, "n1")
+    placement = Placement(cluster, Scheduler())
+    placed = await placement.create("db", {"Image": "busybox", "Labels": POLICY}, answer_first=True)
+    assert not cluster.settling and cluster.name_in_use("db").id == placed.id
 
 
 async def test_a_rescheduled_container_holds_the_same_reservation_and_placeholder():
@@ -209,3 +250,20 @@ async def test_createretry_never_retries_what_every_node_would_refuse():
         with pytest.raises(ApiError, match="refused by the engine"):
             await Placement(cluster, Scheduler(create_retry=2)).create(f"/r{status}", {"Image": "busybox"})
         assert len(attempts) == 1
+
+
+async def test_read_backs_of_one_container_are_stored_in_the_order_of_its_changes():
+    cluster = ClusterView(client_factory=lambda n: None)
+    view = add_node(cluster, "n1")
+    placed = await Placement(cluster, Scheduler()).create("web", {"Image": "busybox"})
+    doc = view.client.docs[placed.id]
+    stopped = asyncio.get_running_loop().create_future()
+    started = asyncio.get_running_loop().create_future()
+    cluster.store_read_back_later(view, placed.id, 1, stopped)      # no read times: order is all there is
+    cluster.store_read_back_later(view, placed.id, 2, started)
+    started.set_result(ReadBack({**doc, "State": {"Status": "running", "Running": True}}, 0))
+    await asyncio.sleep(0.01)
+    assert cluster.settling                                          # the second waits for the first
+    stopped.set_result(ReadBack({**doc, "State": {"Status": "exited", "Running": False}}, 0))
+    await asyncio.wait_for(cluster.settled(), 5)
+    assert not cluster.settling and cluster.find_container("web").state.get("Running")
