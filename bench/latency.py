@@ -14,7 +14,9 @@ The rows say, per client and per transport: the manager's ADDED milliseconds per
 start (the median of the paired differences: a ratio on a 200 ms start hides the cost), and the
 median ratios of `run -d`, `inspect` and `ps`. With SWARMD_STAGE_TIMES=1 in the environment the
 manager and the agents log per-stage times of every create and start (swarmd.common.stage_times);
-the suite reads them back from their logs into informational rows.
+the suite reads them back from their logs into informational rows. The `latency floor` rows
+(bench/latency_floor.py) give what one bare gRPC and one bare TCP round trip cost on the machine,
+measured first: the manager's added time cannot go below one of each.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench import latency_floor
 from bench.report import Row, judged
 from swarmd.localcluster.lab import Lab
 from swarmd.localcluster.swarm import SwarmCluster
@@ -265,7 +268,7 @@ def _clean(lab: Lab) -> None:
 
 def run(quick: bool = False) -> list[Row]:
     rounds = 8 if quick else 30
-    rows: list[Row] = []
+    rows: list[Row] = latency_floor.run(300 if quick else 1000)    # what one bare hop costs here
     os.environ.setdefault("SWARMD_STAGE_TIMES", "1")    # the daemons inherit it: stage rows below
     with Lab(engines=3, registry=False) as lab, tempfile.TemporaryDirectory() as config:
         engine_url = lab.engines[0].url
