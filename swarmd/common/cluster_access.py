@@ -11,6 +11,8 @@ the cluster ID the certificate names, with mutual TLS over the issued certificat
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field, replace
 
 from swarmd.common import etcd_tls as etcd_tls_module
@@ -154,10 +156,13 @@ def callers_check(cluster: str, roles: tuple[str, ...]):
     """check(cert_pem) for swarmd.common.tls.PeerCheck: why a client certificate may not call, or None."""
     from swarmd.common import pki
 
-    def check(cert_pem: bytes | None) -> str | None:
+    @functools.lru_cache(maxsize=64)          # a caller presents the same certificate on every call
+    def identity(cert_pem: bytes) -> pki.Identity | None:
         try:
-            peer = pki.identity(cert_pem) if cert_pem else None
+            return pki.identity(cert_pem)
         except pki.PKIError:
-            peer = None
-        return pki.peer_refusal(peer, cluster, roles)
+            return None
+
+    def check(cert_pem: bytes | None) -> str | None:
+        return pki.peer_refusal(identity(cert_pem) if cert_pem else None, cluster, roles)
     return check
