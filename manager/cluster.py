@@ -11,10 +11,11 @@ not list is kept as a down node) until the node is listed or a copy of the conta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -31,6 +32,7 @@ from swarmd.common import logs
 log = logs.get("manager.cluster")
 
 # container events after which the record is re-read; the rest change nothing we keep
+ANSWER_WAIT = 2.0      # s an event's read waits for the answers to changes in flight on its node
 _NO_REFRESH = {"attach", "detach", "resize", "top", "exec_create", "exec_start", "exec_die",
                "exec_detach", "archive-path", "extract-to-dir", "copy", "export", "commit"}
 _SYNC_CONCURRENCY = 16
@@ -81,6 +83,8 @@ class NodeView:
     task: asyncio.Task | None = None
     listed: bool = False        # its containers were read from its engine since this manager started
     generation: int = 0         # counts changes(): what is derived from the node is current while it holds
+    changes_answering: int = 0  # changes asked of its agent through this manager, not answered yet
+    _answered: asyncio.Event | None = field(default=None, repr=False, compare=False)
     _snapshot: NodeSnapshot | None = None
     # (base snapshot, pending, base + pending): one snapshot object while neither changes, so the
     # scheduler's per-snapshot index and remembered verdicts stay valid across decisions
@@ -127,6 +131,27 @@ class NodeView:
             labels.setdefault("ostype", self.info.get("OSType", ""))
             labels.setdefault("architecture", self.info.get("Architecture", ""))
         return labels
+
+    @contextlib.contextmanager
+    def change_asked(self) -> Iterator[None]:
+        """Around a change asked of the agent, until its answer is handled (its read-back stored
+        or on its way: ClusterView.store_read_back_later)."""
+        self.changes_answering += 1
+        try:
+            yield
+        finally:
+            self.changes_answering -= 1
+            if not self.changes_answering and self._answered is not None:
+                self._answered.set()
+
+    async def changes_answered(self, timeout: float) -> None:
+        """Returns once no change asked of the agent awaits its answer, or after `timeout` s."""
+        if not self.changes_answering:
+            return
+        if self._answered is None or self._answered.is_set():
+            self._answered = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._answered.wait(), timeout)
 
     def changed(self) -> None:
         self._snapshot = None
@@ -470,10 +495,7 @@ class ClusterView:
     def _stop_follow(self, view: NodeView) -> None:
         if view.task and not view.task.done():
             view.task.cancel()
-        client = view.client
-        t = asyncio.get_running_loop().create_task(client.close())
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
+        self._in_background(view.client.close())
 
     async def close(self) -> None:
         self._closing = True
@@ -544,6 +566,18 @@ class ClusterView:
         await self.refresh_images(view)
         view.changed()
 
+    async def _refresh_after_answers(self, view: NodeView, container_id: str, since: int) -> None:
+        await view.changes_answered(ANSWER_WAIT)
+        try:
+            await self.refresh_container(view, container_id, since)
+        except ApiError as err:             # the node's next sync reads it
+            log.debug("container not read after its event", node=view.name, id=container_id[:12], error=err.message)
+
+    def _in_background(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def refresh_images(self, view: NodeView) -> None:
         resp = await view.client.engine_call("GET", "/images/json")
         if resp.status == 200:
@@ -561,7 +595,14 @@ class ClusterView:
             elif action not in _NO_REFRESH:
                 # the engine emits an event after the change: a record read later already shows it
                 since = event.get("timeNano")
-                await self.refresh_container(view, actor, since if isinstance(since, int) else 0)
+                since = since if isinstance(since, int) else 0
+                if since and view.changes_answering:
+                    # the event of a change this manager asked for often comes before its answer,
+                    # whose read-back will show it: read once that is in, without holding up the
+                    # node's next events meanwhile
+                    self._in_background(self._refresh_after_answers(view, actor, since))
+                else:
+                    await self.refresh_container(view, actor, since)
         elif kind == "image":
             await self.refresh_images(view)
 

@@ -238,16 +238,19 @@ class Placement:
             self._names_in_flight.discard(name)
 
         # read-your-writes: the agent answers with the container as created, on the same call
-        try:
-            result, done_at, read_back = await view.client.create_then_read(name, engine_body)
-        except BaseException:
-            settled()
-            raise
-        clock.mark("rpc_create")
-        if answer_first and ON_NODE_FAILURE not in reschedule_policies(engine_body):
-            # answered before the read-back: reads of the view wait for it (ClusterView.settled),
-            # and the placeholder and the name hold the container's place until it is stored
-            self.cluster.store_read_back_later(view, result["Id"], done_at, read_back, finished=settled)
+        answer_first = answer_first and ON_NODE_FAILURE not in reschedule_policies(engine_body)
+        with view.change_asked():
+            try:
+                result, done_at, read_back = await view.client.create_then_read(name, engine_body)
+            except BaseException:
+                settled()
+                raise
+            clock.mark("rpc_create")
+            if answer_first:
+                # answered before the read-back: reads of the view wait for it (ClusterView.settled),
+                # and the placeholder and the name hold the container's place until it is stored
+                self.cluster.store_read_back_later(view, result["Id"], done_at, read_back, finished=settled)
+        if answer_first:
             clock.done(log)
             return Placed(result, view)
         try:

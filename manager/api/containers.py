@@ -122,10 +122,12 @@ async def container_action(ctx: ManagerContext, req: Request, action: str) -> Re
     rec, view = await settled_container_and_node(ctx.cluster, req.params["id"])
     params = {k: req.arg(k) for k in ACTIONS[action].params if req.arg(k) is not None}
     clock.mark("lookup")
-    status, done_at, read_back = await view.client.action_then_read(rec.id, action, params)
-    clock.mark("rpc_action")
+    with view.change_asked():
+        status, done_at, read_back = await view.client.action_then_read(rec.id, action, params)
+        clock.mark("rpc_action")
+        if not rec.reschedules:
+            ctx.cluster.store_read_back_later(view, rec.id, done_at, read_back)
     if not rec.reschedules:
-        ctx.cluster.store_read_back_later(view, rec.id, done_at, read_back)
         clock.done(log)
         return empty(status)
     rec = await ctx.cluster.store_read_back(view, rec.id, done_at, read_back)

@@ -290,3 +290,23 @@ async def test_an_agent_without_the_streamed_calls_is_asked_the_unary_ones():
     finally:
         await client.close()
         await server.stop(0)
+
+
+async def test_the_events_of_changes_made_through_the_manager_ask_the_agent_nothing(node):
+    cluster, view, engine = node
+    await _events_applied(cluster, view, engine)
+    asked: list[str] = []
+    read = view.client.inspect_container_at
+
+    async def counted(container_id: str, since: int = 0):
+        asked.append(container_id)
+        return await read(container_id, since)
+    view.client.inspect_container_at = counted
+    placement = Placement(cluster, Scheduler())
+    placed = [await placement.create(f"cp-ev{i}", {"Image": "busybox"}, answer_first=True) for i in range(5)]
+    await cluster.settled()
+    marker = engine.add_container("", {"Image": "busybox"})      # made on the engine: its event is read
+    await _until(lambda: marker.id in view.containers)
+    # the create events came before or after their answers; the read-backs showed them either way
+    assert asked == [marker.id]
+    assert all(cluster.find_container(p.id).name == f"cp-ev{i}" for i, p in enumerate(placed))
