@@ -182,8 +182,11 @@ async def run(cfg: ManagerConfig) -> int:
         log.error("invalid discovery", error=str(exc))
         return 2
     metrics.watch_cluster(m.cluster)
+    # full collections walk only what came after the last one (see gc_policy); its own first one
+    # walks every object of the modules loaded (~70 ms) before anything is served, so the pause
+    # metrics start after it
+    GcPolicy().install()
     metrics.watch_gc()
-    GcPolicy().install()    # full collections walk only what came after the last one (see gc_policy)
     metrics.LEADER.set(0 if m.election else 1)
     stop = asyncio.Event()
     install_stop_signals(stop, cfg.env_file)
