@@ -128,12 +128,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         return agent_pb2.JsonDocument(json=body)
 
     async def CreateContainer(self, request, context):
-        clock = stages("agent-create")
-        try:
-            created = await self._create(request.name, request.config_json)
-        except EngineError as exc:
-            await engine_errors.abort(context, exc.status, exc.message)
-        clock.mark("engine_create")
+        created, clock = await self._created(request, context)
         self._stamp(context, engine_clock.DONE_AT, time.time_ns())
         answer = agent_pb2.CreateContainerResponse(id=created.get("Id", ""), warnings=created.get("Warnings") or [])
         if request.read_back and answer.id:
@@ -143,12 +138,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         return answer
 
     async def CreateContainerStreamed(self, request, context):
-        clock = stages("agent-create")
-        try:
-            created = await self._create(request.name, request.config_json)
-        except EngineError as exc:
-            await engine_errors.abort(context, exc.status, exc.message)
-        clock.mark("engine_create")
+        created, clock = await self._created(request, context)
         answer = agent_pb2.CreateContainerResponse(id=created.get("Id", ""), warnings=created.get("Warnings") or [],
                                                    done_at_ns=self._done_at())
         if not (request.read_back and answer.id):
@@ -159,15 +149,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             yield message
 
     async def ContainerActionStreamed(self, request, context):
-        action = _ACTIONS.get(request.action)
-        if action is None:
-            await engine_errors.abort(context, 400, f"unknown container action {request.action}")
-        clock = stages(f"agent-{action}")
-        try:
-            status = await self.engine.container_action(request.id, action, dict(request.params))
-        except EngineError as exc:
-            await engine_errors.abort(context, exc.status, exc.message)
-        clock.mark("engine_action")
+        action, status, clock = await self._acted(request, context)
         answer = agent_pb2.ContainerActionResponse(status=status, done_at_ns=self._done_at())
         if not request.read_back or action == "remove":
             yield answer
@@ -190,6 +172,31 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         clock.mark("answer_then_read_back")
         clock.done(log)
         yield message_type(json=doc, read_at_ns=read_at)
+
+    async def _created(self, request, context) -> tuple[dict, object]:
+        """The engine's answer to a CreateContainer request and the call's stage clock; the call
+        ends with the engine's error when it refuses."""
+        clock = stages("agent-create")
+        try:
+            created = await self._create(request.name, request.config_json)
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        clock.mark("engine_create")
+        return created, clock
+
+    async def _acted(self, request, context) -> tuple[str, int, object]:
+        """A ContainerAction request's action, the engine's status for it and the call's stage
+        clock; the call ends with the engine's error when it refuses."""
+        action = _ACTIONS.get(request.action)
+        if action is None:
+            await engine_errors.abort(context, 400, f"unknown container action {request.action}")
+        clock = stages(f"agent-{action}")
+        try:
+            status = await self.engine.container_action(request.id, action, dict(request.params))
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        clock.mark("engine_action")
+        return action, status, clock
 
     def _done_at(self) -> int:
         """Now on the engine's clock (this host's), or 0 when the engine runs on another clock."""
@@ -222,15 +229,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         return await self.engine.create_container(name, config_json)
 
     async def ContainerAction(self, request, context):
-        action = _ACTIONS.get(request.action)
-        if action is None:
-            await engine_errors.abort(context, 400, f"unknown container action {request.action}")
-        clock = stages(f"agent-{action}")
-        try:
-            status = await self.engine.container_action(request.id, action, dict(request.params))
-        except EngineError as exc:
-            await engine_errors.abort(context, exc.status, exc.message)
-        clock.mark("engine_action")
+        action, status, clock = await self._acted(request, context)
         self._stamp(context, engine_clock.DONE_AT, time.time_ns())
         answer = agent_pb2.ContainerActionResponse(status=status)
         if request.read_back and action != "remove":

@@ -58,6 +58,17 @@ async def node():
         await server.stop(0)
 
 
+async def _agent_server(service_type, engine: HollowEngine, node_id: str) -> tuple[grpc.aio.Server, str]:
+    """A started gRPC server with an agent service of `service_type` over `engine`, and its address."""
+    addr = f"127.0.0.1:{free_port()}"
+    server = grpc.aio.server()
+    settings = NodeSettings(node_id=node_id, addr=addr, host_ip="127.0.0.1", name=engine.name)
+    agent_pb2_grpc.add_AgentServicer_to_server(service_type(engine, NodeInfoSource(engine, settings)), server)
+    server.add_insecure_port(addr)
+    await server.start()
+    return server, addr
+
+
 async def _until(predicate, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -206,12 +217,7 @@ async def test_create_and_start_answer_with_the_container_in_one_call_each(node)
 
 async def test_a_read_back_that_fails_is_read_once_more(tmp_path):
     engine = FirstReadBackFails("cp-fail")
-    addr = f"127.0.0.1:{free_port()}"
-    server = grpc.aio.server()
-    settings = NodeSettings(node_id="cpnode0002", addr=addr, host_ip="127.0.0.1", name="cp-fail")
-    agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, NodeInfoSource(engine, settings)), server)
-    server.add_insecure_port(addr)
-    await server.start()
+    server, addr = await _agent_server(AgentService, engine, "cpnode0002")
     cluster = ClusterView(lambda n: AgentClient(n.info.addr, n.info.name))
     cluster.node_joined(types_pb2.Node(info=types_pb2.NodeInfo(id="cpnode0002", name="cp-fail", addr=addr),
                                        state=types_pb2.NODE_STATE_HEALTHY))
@@ -272,13 +278,7 @@ class AgentBeforeStreamedChanges(AgentService):
 
 async def test_an_agent_without_the_streamed_calls_is_asked_the_unary_ones():
     engine = CountingEngine("cp-old")
-    addr = f"127.0.0.1:{free_port()}"
-    server = grpc.aio.server()
-    settings = NodeSettings(node_id="cpnode0003", addr=addr, host_ip="127.0.0.1", name="cp-old")
-    agent_pb2_grpc.add_AgentServicer_to_server(AgentBeforeStreamedChanges(engine, NodeInfoSource(engine, settings)),
-                                               server)
-    server.add_insecure_port(addr)
-    await server.start()
+    server, addr = await _agent_server(AgentBeforeStreamedChanges, engine, "cpnode0003")
     client = AgentClient(addr, "cp-old")
     try:
         result, done_at, read_back = await client.create_then_read("cp-unary", {"Image": "busybox"})
