@@ -21,7 +21,7 @@ from swarmd.manager.cluster import ClusterView, NodeView
 from swarmd.manager.container_records import ContainerRecord
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.placement import Placement, PlacementError
-from swarmd.manager.rescheduler import create_body, reschedules_on_node_failure
+from swarmd.manager.rescheduler import create_body
 from swarmd.common import logs
 
 log = logs.get("manager.drain")
@@ -50,7 +50,7 @@ def to_drain(nodes: Iterable[DrainNode]) -> list[ContainerRecord]:
         if n.availability != "drain" or not n.healthy:
             continue
         for rec in n.containers:
-            if not rec.name or not reschedules_on_node_failure(rec.doc):
+            if not rec.name or not rec.reschedules:
                 continue
             if any(rec.name in names for node_id, names in names_by_node.items() if node_id != n.id):
                 continue

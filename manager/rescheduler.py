@@ -77,8 +77,10 @@ def to_reschedule(nodes: Iterable[NodeState]) -> list[ContainerRecord]:
     for n in nodes:
         if not n.lost:
             continue
-        for rec in sorted(n.containers, key=_created, reverse=True):
-            if rec.name and rec.name not in elsewhere and rec.name not in seen and reschedules_on_node_failure(rec.doc):
+        # the record says whether it reschedules: its document is not decoded for each pass
+        candidates = [rec for rec in n.containers if rec.reschedules and rec.name and rec.name not in elsewhere]
+        for rec in sorted(candidates, key=_created, reverse=True):
+            if rec.name not in seen:
                 seen.add(rec.name)
                 out.append(rec)
     return out
@@ -97,7 +99,7 @@ def stale_copies(nodes: Iterable[NodeState]) -> list[tuple[ContainerRecord, Cont
     for copies in by_name.values():
         if len(copies) < 2:                    # the common case: read no document
             continue
-        copies = [c for c in copies if reschedules_on_node_failure(c.doc)]
+        copies = [c for c in copies if c.reschedules]
         if len({c.node_id for c in copies}) < 2:
             continue
         copies.sort(key=lambda r: (_created(r), r.id), reverse=True)
