@@ -69,20 +69,18 @@ def _created(rec: ContainerRecord) -> datetime:
 def to_reschedule(nodes: Iterable[NodeState]) -> list[ContainerRecord]:
     """Containers with the policy on lost nodes whose name is not on any other node yet."""
     nodes = list(nodes)
-    elsewhere: set[str] = set()
-    for n in nodes:
-        if not n.lost:
-            elsewhere.update(rec.name for rec in n.containers)
+    # the record says whether it reschedules (its document is not decoded on each pass), and
+    # the other nodes' names are looked through only for the few that do
+    candidates = [rec for n in nodes if n.lost for rec in n.containers if rec.reschedules and rec.name]
+    if not candidates:
+        return []
+    wanted = {rec.name for rec in candidates}
+    elsewhere = {rec.name for n in nodes if not n.lost for rec in n.containers if rec.name in wanted}
     out, seen = [], set()
-    for n in nodes:
-        if not n.lost:
-            continue
-        # the record says whether it reschedules: its document is not decoded for each pass
-        candidates = [rec for rec in n.containers if rec.reschedules and rec.name and rec.name not in elsewhere]
-        for rec in sorted(candidates, key=_created, reverse=True):
-            if rec.name not in seen:
-                seen.add(rec.name)
-                out.append(rec)
+    for rec in sorted(candidates, key=_created, reverse=True):
+        if rec.name not in elsewhere and rec.name not in seen:
+            seen.add(rec.name)
+            out.append(rec)
     return out
 
 
