@@ -83,6 +83,8 @@ class NodeView:
     task: asyncio.Task | None = None
     listed: bool = False        # its containers were read from its engine since this manager started
     generation: int = 0         # counts changes(): what is derived from the node is current while it holds
+    # called on every change of what its snapshot shows (set by the ClusterView holding it)
+    on_change: Callable[[NodeView], None] | None = field(default=None, repr=False, compare=False)
     changes_answering: int = 0  # changes asked of its agent through this manager, not answered yet
     _answered: asyncio.Event | None = field(default=None, repr=False, compare=False)
     _snapshot: NodeSnapshot | None = None
@@ -157,6 +159,20 @@ class NodeView:
         self._snapshot = None
         self.generation += 1
         self.updated_at = datetime.now(timezone.utc)
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def hold(self, placeholder: ContainerSnapshot) -> None:
+        """Counts a container being created here (its place and resources) until it is seen."""
+        self.pending.append(placeholder)
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def release(self, placeholder: ContainerSnapshot) -> None:
+        """Stops counting `placeholder` (its container is seen, or its create failed)."""
+        if placeholder in self.pending:
+            self.pending.remove(placeholder)
+        self.changed()
 
     def node_document(self) -> dict:
         """The `Node` object added to container inspect documents (classic swarm's shape)."""
@@ -196,6 +212,33 @@ class NodeView:
         return self._snapshot
 
 
+class NodeViews(dict):
+    """The ClusterView's node ID -> NodeView: tells `changed(view)` of each change to a view it
+    holds, and `changed(None)` when a view joins or leaves it."""
+
+    def __init__(self, changed: Callable[[NodeView | None], None]):
+        super().__init__()
+        self._changed = changed
+
+    def __setitem__(self, node_id: str, view: NodeView) -> None:
+        view.on_change = self._changed
+        super().__setitem__(node_id, view)
+        self._changed(None)
+
+    def __delitem__(self, node_id: str) -> None:
+        super().__delitem__(node_id)
+        self._changed(None)
+
+    def pop(self, node_id: str, *default):
+        out = super().pop(node_id, *default)
+        self._changed(None)
+        return out
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed(None)
+
+
 def node_container_intents(view: NodeView) -> dict[str, tuple[datetime, ContainerIntent]]:
     """Swarm ID -> (created, intent record) of the node's containers that have a reschedule
     policy; of two copies of one container on the node, the newer."""
@@ -214,7 +257,10 @@ class ClusterView:
     """Nodes and containers of the whole cluster. All mutation happens on the event loop."""
 
     def __init__(self, client_factory: Callable[[types_pb2.Node], AgentClient] | None = None):
-        self.nodes: dict[str, NodeView] = {}
+        self.nodes: dict[str, NodeView] = NodeViews(self._snapshot_changed)
+        self._snapshots: list[NodeSnapshot] | None = None   # snapshots(), in self.nodes' order
+        self._snapshot_at: dict[str, int] = {}               # node ID -> its place in _snapshots
+        self._snapshots_stale: set[str] = set()              # node IDs whose snapshot changed since
         self._by_id: dict[str, ContainerRecord] = {}
         self._by_name: dict[str, ContainerRecord] = {}
         # classic's swarm ID (full, and its 12-character short form) -> its record, or container ID ->
@@ -844,7 +890,24 @@ class ClusterView:
         return sorted((v for v in self.nodes.values() if v.healthy), key=lambda v: v.name)
 
     def snapshots(self) -> list[NodeSnapshot]:
-        return [v.snapshot() for v in self.nodes.values()]
+        """Every node's snapshot (a new list; the snapshots are shared). Kept between decisions:
+        only the nodes that changed since the last call are asked again, so a decision over 5,000
+        nodes does not call 5,000 methods first."""
+        if self._snapshots is None or self._snapshots_stale.difference(self._snapshot_at):
+            self._snapshots = [v.snapshot() for v in self.nodes.values()]
+            self._snapshot_at = {node_id: i for i, node_id in enumerate(self.nodes)}
+        else:
+            for node_id in self._snapshots_stale:
+                self._snapshots[self._snapshot_at[node_id]] = self.nodes[node_id].snapshot()
+        self._snapshots_stale.clear()
+        return list(self._snapshots)
+
+    def _snapshot_changed(self, view: NodeView | None) -> None:
+        """A node's snapshot changed (None: a node joined or left the view)."""
+        if view is None:
+            self._snapshots = None
+        elif self._snapshots is not None:
+            self._snapshots_stale.add(view.id)
 
     # -- events fan-out -----------------------------------------------------------------------
 

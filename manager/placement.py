@@ -227,14 +227,12 @@ class Placement:
                          answer_first: bool = False) -> Placed:
         # no await since the name check: the reservation and the decision are one step for other creates
         placeholder = pending_placeholder(name, engine_body)
-        view.pending.append(placeholder)
+        view.hold(placeholder)
         if name:
             self._names_in_flight.add(name)
 
         def settled() -> None:             # the record stands for the container from now on
-            if placeholder in view.pending:
-                view.pending.remove(placeholder)
-            view.changed()
+            view.release(placeholder)
             self._names_in_flight.discard(name)
 
         # read-your-writes: the agent answers with the container as created, on the same call

@@ -47,7 +47,32 @@ def test_placements_in_flight_steer_the_next_decision():
     spec = ContainerSpec.from_create({"Image": "busybox"}, None)
     first = scheduler.select(spec, cluster.snapshots())
     assert first.name == "n1"
-    cluster.nodes[first.id].pending.append(placeholder("x"))
+    cluster.nodes[first.id].hold(placeholder("x"))
     assert scheduler.select(spec, cluster.snapshots()).name == "n2"
-    cluster.nodes["ID-n2"].pending.extend([placeholder("y"), placeholder("z")])
+    cluster.nodes["ID-n2"].hold(placeholder("y"))
+    cluster.nodes["ID-n2"].hold(placeholder("z"))
     assert scheduler.select(spec, cluster.snapshots()).name == "n1"
+
+
+def test_the_cluster_keeps_its_snapshot_list_and_asks_again_only_the_nodes_that_changed():
+    cluster = ClusterView(client_factory=lambda n: None)
+    views = [view(f"n{i}") for i in range(4)]
+    for v in views:
+        cluster.nodes[v.id] = v
+    first = cluster.snapshots()
+    assert [s.name for s in first] == ["n0", "n1", "n2", "n3"]
+    again = cluster.snapshots()
+    assert again == first and again is not first and all(a is b for a, b in zip(again, first))
+    views[2].hold(placeholder("x"))
+    held = cluster.snapshots()
+    assert [c.name for c in held[2].containers] == ["x"]
+    assert all(held[i] is first[i] for i in (0, 1, 3))           # the others were not asked again
+    views[1].changed()
+    assert cluster.snapshots()[1] is not first[1]
+    views[2].release(views[2].pending[0])
+    assert cluster.snapshots()[2].containers == ()
+    late = view("n4")
+    cluster.nodes[late.id] = late                                   # a node joins
+    assert [s.name for s in cluster.snapshots()] == ["n0", "n1", "n2", "n3", "n4"]
+    cluster.nodes.pop(views[0].id)                                  # and one leaves
+    assert [s.name for s in cluster.snapshots()] == ["n1", "n2", "n3", "n4"]
