@@ -32,6 +32,7 @@ from swarmd.common import logs
 log = logs.get("manager.cluster")
 
 # container events after which the record is re-read; the rest change nothing we keep
+SETTLE_WAIT = 5.0      # s a read of the view waits at most for the read-backs of changes answered
 ANSWER_WAIT = 2.0      # s an event's read waits for the answers to changes in flight on its node
 _NO_REFRESH = {"attach", "detach", "resize", "top", "exec_create", "exec_start", "exec_die",
                "exec_detach", "archive-path", "extract-to-dir", "copy", "export", "commit"}
@@ -805,10 +806,15 @@ class ClusterView:
         """Whether a change answered already is not in the view yet."""
         return bool(self._settling)
 
-    async def settled(self) -> None:
-        """Returns once every change answered before this call is in the view (or failed to be read)."""
+    async def settled(self, timeout: float = SETTLE_WAIT) -> None:
+        """Returns once every change answered before this call is in the view (or failed to be
+        read), or after `timeout` s: one node whose engine hangs on a read does not hold up every
+        read of the cluster."""
         if self._settling:
-            await asyncio.wait(set(self._settling.values()))
+            _, late = await asyncio.wait(set(self._settling.values()), timeout=timeout)
+            if late:
+                log.warning("reading the view before changes already answered are in it", changes=len(late),
+                            waited=f"{timeout:.1f}s")
 
     def took_read(self, view: NodeView, doc: dict, read_at: int) -> ContainerRecord | None:
         """Stores a container document an agent read right after a change (`read_at`: engine clock,

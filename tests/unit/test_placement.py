@@ -267,3 +267,15 @@ async def test_read_backs_of_one_container_are_stored_in_the_order_of_its_change
     stopped.set_result(ReadBack({**doc, "State": {"Status": "exited", "Running": False}}, 0))
     await asyncio.wait_for(cluster.settled(), 5)
     assert not cluster.settling and cluster.find_container("web").state.get("Running")
+
+
+async def test_a_read_back_that_does_not_come_holds_reads_up_only_for_a_while():
+    cluster = ClusterView(client_factory=lambda n: None)
+    view = add_node(cluster, "n1")
+    view.client.read_gate.clear()                  # its engine hangs on the read
+    await Placement(cluster, Scheduler()).create("web", {"Image": "busybox"}, answer_first=True)
+    await asyncio.wait_for(cluster.settled(timeout=0.05), 5)
+    assert cluster.settling                        # still on its way, but reads went on
+    view.client.read_gate.set()
+    await asyncio.wait_for(cluster.settled(), 5)
+    assert cluster.name_in_use("web") is not None
