@@ -70,11 +70,20 @@ class Placement:
         if len(nodes) != self._size:
             self._rebuild(nodes)
         else:
-            blocks = blocks_of(nodes)
-            differs = list(map(operator.ne, blocks, self._blocks))
-            old, self._blocks = self._blocks, blocks
-            if True in differs:
-                self._update(blocks, old, differs)
+            blocks = self._blocks
+            for b, start in enumerate(range(0, len(nodes), BLOCK)):
+                block = nodes[start:start + BLOCK]
+                was = blocks[b]
+                # the block judged is let go right away: its nodes, mostly the very objects just
+                # sliced, are still in the CPU's cache (let go later, they cost another miss each)
+                blocks[b] = block
+                if block != was:
+                    self._judge_changed(block, was, start)
+            if len(self._heap) > 2 * self._size + 64:     # mostly stale entries: keep the live ones
+                live = self._live
+                entries = [e for e in self._heap if live[e[1]] == e[2]]
+                heapq.heapify(entries)
+                self._heap = entries
         heap, live = self._heap, self._live
         while heap:
             _, pos, push = heap[0]
@@ -106,27 +115,17 @@ class Placement:
         self._blocks, self._size = blocks_of(nodes), len(nodes)
         del previous
 
-    def _update(self, blocks: list[list[NodeSnapshot]], old: list[list[NodeSnapshot]], differs: list[bool]) -> None:
+    def _judge_changed(self, block: list[NodeSnapshot], was: list[NodeSnapshot], base: int) -> None:
+        """Judges the snapshots of `block` (positions from `base`) that are not the ones judged."""
         judge, heap, keys, live, pushes = self._judge, self._heap, self._keys, self._live, self._pushes
-        b = -1
-        while True:
-            try:
-                b = differs.index(True, b + 1)
-            except ValueError:
-                break
-            block, base = blocks[b], b * BLOCK
-            for j in itertools.compress(itertools.count(), map(operator.is_not, block, old[b])):
-                pos = base + j
-                key = keys[pos] = judge(block[j])
-                if key is None:
-                    live[pos] = _NO_ENTRY
-                else:
-                    push = live[pos] = next(pushes)
-                    heapq.heappush(heap, (key, pos, push))
-        if len(heap) > 2 * self._size + 64:     # mostly stale entries: keep the live ones
-            live_entries = [e for e in heap if live[e[1]] == e[2]]
-            heapq.heapify(live_entries)
-            self._heap = live_entries
+        for j in itertools.compress(itertools.count(), map(operator.is_not, block, was)):
+            pos = base + j
+            key = keys[pos] = judge(block[j])
+            if key is None:
+                live[pos] = _NO_ENTRY
+            else:
+                push = live[pos] = next(pushes)
+                heapq.heappush(heap, (key, pos, push))
 
 
 class Placements:
