@@ -26,8 +26,16 @@ PORTS = [PortBinding(ip, port, proto) for ip in ("0.0.0.0", "127.0.0.1", "", "::
          for port in (80, 8080) for proto in ("tcp", "udp")]
 
 
-def spec(env=(), hc=None):
-    return ContainerSpec.from_create({"Image": "busybox", "Env": list(env), "HostConfig": hc or {}}, None)
+COMPOSE = {"com.docker.compose.project": "p", "com.docker.compose.service": "web"}
+
+
+def spec(env=(), hc=None, labels=None):
+    return ContainerSpec.from_create({"Image": "busybox", "Env": list(env), "HostConfig": hc or {},
+                                      "Labels": labels or {}}, None)
+
+
+def compose(number: int) -> dict:
+    return {**COMPOSE, "com.docker.compose.container-number": str(number)}
 
 
 def ports(*bindings):
@@ -50,13 +58,17 @@ SPECS = [
     spec(hc=ports(("127.0.0.1", 8080, "tcp"), ("0.0.0.0", 80, "udp"))),
     spec(hc={"Memory": 3 * GiB, "NanoCpus": 1_500_000_000}),
     spec(["constraint:zone==z2"], {**ports(("0.0.0.0", 80, "tcp")), "Memory": GiB, "NanoCpus": 250_000_000}),
+    # compose's recreate: the stopped container of the same service and number gives up its ports
+    spec(hc=ports(("", 80, "tcp")), labels=compose(1)),
+    spec(hc=ports(("", 80, "tcp")), labels=compose(2)),
+    spec(["affinity:container==db"], ports(("", 8080, "tcp"))),
 ]
 
 
 def random_container(rng: random.Random, k: int):
     name = rng.choice(["db", "web", f"x{k}", f"db{k}"])
     return ctr(name, id=f"{k:x}".rjust(64, "0"), state=rng.choice(["running", "running", "exited", "created", "removing"]),
-               labels=rng.choice([{}, {"app": "web"}, {"app": "db"}]),
+               labels=rng.choice([{}, {"app": "web"}, {"app": "db"}, compose(1), compose(2)]),
                ports=rng.sample(PORTS, rng.choice([0, 0, 0, 1, 2])),
                cpus=rng.choice([0.0, 0.0, 0.5, 1.0]), memory=rng.choice([0, 0, GiB // 2, GiB]))
 
@@ -73,8 +85,20 @@ def random_node(rng: random.Random, i: int, k: int):
 
 # -- the plain reference ----------------------------------------------------------------------
 
-def _port_free(n, wanted: PortBinding) -> bool:
-    return not any(wanted.conflicts_with(p) for c in n.containers if c.state != "removing" for p in c.ports)
+def _replaced(s: ContainerSpec, c) -> bool:
+    """`c` is the stopped container `s` replaces: same compose service and number, or named by a
+    hard `affinity:container==`."""
+    if c.state not in ("created", "exited", "dead"):
+        return False
+    if s.compose_identity and all(c.labels.get(k) == v for k, v in s.compose_identity):
+        return True
+    return any(e.key == "container" and e.operator == "==" and not e.soft and e.is_plain
+               and (e.value == c.name or c.id.startswith(e.value)) for e in s.affinities)
+
+
+def _port_free(s: ContainerSpec, n, wanted: PortBinding) -> bool:
+    return not any(wanted.conflicts_with(p) for c in n.containers
+                   if c.state != "removing" and not _replaced(s, c) for p in c.ports)
 
 
 def _affinity_hit(n, e) -> bool:
@@ -106,7 +130,7 @@ def plain_key(s: ContainerSpec, n, strategy: str, overcommit: float):
     slots = n.labels.get("containerslots")
     if slots is not None and slots.isdigit() and count >= int(slots):
         return None
-    if not all(_port_free(n, w) for w in s.ports):
+    if not all(_port_free(s, n, w) for w in s.ports):
         return None
     for e in s.affinities:
         if _affinity_hit(n, e) != (e.operator == "=="):
@@ -245,3 +269,20 @@ def test_only_new_snapshot_objects_are_judged_across_blocks():
     nodes.insert(2, newcomer)
     assert nodes[p.best(nodes)] is newcomer
     assert judged == [newcomer]
+
+
+def test_the_compose_identity_is_part_of_what_a_verdict_remembers():
+    """Two specs alike but for compose's labels judge a node differently: the stopped container of
+    the same service and number gives its port to its replacement only."""
+    ident = {"com.docker.compose.project": "p", "com.docker.compose.service": "web",
+             "com.docker.compose.container-number": "1"}
+    port = PortBinding("0.0.0.0", 80, "tcp")
+    nodes = [node("a", containers=[ctr("old", state="exited", labels=ident, ports=[port])]),
+             node("b", containers=[ctr("x"), ctr("y")])]
+    hc = {"PortBindings": {"80/tcp": [{"HostPort": "80"}]}}
+    plain = ContainerSpec.from_create({"Image": "busybox", "HostConfig": hc}, None)
+    replacement = ContainerSpec.from_create({"Image": "busybox", "Labels": ident, "HostConfig": hc}, None)
+    scheduler = Scheduler()
+    assert scheduler.select(plain, nodes).name == "b"           # "a" holds port 80 for "old"
+    assert scheduler.select(replacement, nodes).name == "a"     # fewer containers, and the port is its own
+    assert scheduler.select(plain, nodes).name == "b"
