@@ -1,12 +1,18 @@
-"""Pure placement: decisions per second and latency on 1,000 synthetic nodes with 30,000 containers.
+"""Pure placement: decisions per second and latency on 1,000 and 5,000 synthetic nodes with 30
+containers each.
 
 One scheduler makes a run of decisions and each decision changes the cluster the way a create
 does in the manager (see `decide`), so the scheduler's remembered verdicts are re-judged for the
-changed nodes every time; the first decision over snapshots never seen is reported apart.
+changed nodes every time. The first decision over snapshots never seen (every node judged) is
+reported apart, as the "cold" row, and left out of the run's latencies.
+
+On a shared machine one run moves by a third with the other processes' load, so every row is
+measured ROUNDS times, the rows interleaved round by round, and the median is reported.
 """
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import gc
 import random
@@ -79,6 +85,14 @@ def decide(scheduler: Scheduler, spec: ContainerSpec, nodes: list[NodeSnapshot],
     return lat
 
 
+SIZES = (1000, 5000)
+QUICK_SIZES = (1000,)   # fewer nodes leave the port spec no free node within WINDOW placements
+ROUNDS = 3
+DECISIONS = 3000
+# throughput is judged at 1,000 nodes; at 5,000 the latency target alone (issue 16)
+THROUGHPUT_TARGET_UP_TO = 1000
+
+
 def run(quick: bool = False) -> list[Row]:
     # the garbage-collection policy of the manager process, whose scheduler this measures
     policy = GcPolicy()
@@ -90,29 +104,56 @@ def run(quick: bool = False) -> list[Row]:
         gc.unfreeze()
 
 
+def _name(size: int, strategy: str, label: str, what: str) -> str:
+    # the 1,000-node rows keep their names of before, so that runs compare
+    where = "" if size == 1000 else f"{size} nodes "
+    return f"placement {where}{strategy} {label} {what}"
+
+
+def _steady(strategy: str, spec: ContainerSpec, cluster: list[NodeSnapshot], n: int) -> list[float]:
+    """The latencies of `n` decisions by one scheduler, after a first (untimed) decision over
+    the cluster: the scheduler's verdicts and the snapshots' indexes exist, as in a running manager."""
+    nodes = list(cluster)     # decide replaces snapshots in this list, never in `cluster`
+    scheduler = Scheduler(strategy)
+    scheduler.select(spec, nodes)
+    return decide(scheduler, spec, nodes, n)
+
+
+def _cold(strategy: str, spec: ContainerSpec, cluster: list[NodeSnapshot]) -> float:
+    """One decision of a new scheduler over snapshots never read (copies carry no index)."""
+    nodes = [copy.copy(n) for n in cluster]
+    s = time.perf_counter()
+    Scheduler(strategy).select(spec, nodes)
+    return time.perf_counter() - s
+
+
 def _run(quick: bool) -> list[Row]:
-    size = 200 if quick else 1000
+    rounds, n = (1, 300) if quick else (ROUNDS, DECISIONS)
     rows = []
-    for strategy in ("spread", "binpack"):
-        for label, body in SPECS.items():
-            spec = ContainerSpec.from_create(body, None)
-            # the first decision of a signature over snapshots never read before: every node judged
-            cold = []
-            for _ in range(3):
-                nodes = synthetic_cluster(size)
-                s = time.perf_counter()
-                Scheduler(strategy).select(spec, nodes)
-                cold.append(time.perf_counter() - s)
-            rows.append(judged(f"placement {strategy} {label} first decision (cold)", statistics.median(cold) * 1e3,
-                               "ms"))
-            nodes = synthetic_cluster(size)
-            keep_long_lived()     # as the manager keeps a node's records once its sync stored them
-            scheduler = Scheduler(strategy)
-            lat = decide(scheduler, spec, nodes, 300 if quick else 3000)
-            total = sum(lat)
-            lat.sort()
-            rows.append(judged(f"placement {strategy} {label} p50", statistics.median(lat) * 1e3, "ms"))
-            rows.append(judged(f"placement {strategy} {label} p99", lat[int(len(lat) * 0.99) - 1] * 1e3, "ms",
-                               "<= 2"))
-            rows.append(judged(f"placement {strategy} {label} throughput", len(lat) / total, "dec/s", ">= 5000"))
+    for size in QUICK_SIZES if quick else SIZES:
+        cluster = synthetic_cluster(size)
+        keep_long_lived()     # as the manager keeps a node's records once its sync stored them
+        cases = [(strategy, label, ContainerSpec.from_create(body, None))
+                 for strategy in ("spread", "binpack") for label, body in SPECS.items()]
+        cold: dict[int, list[float]] = collections.defaultdict(list)
+        p50: dict[int, list[float]] = collections.defaultdict(list)
+        p99: dict[int, list[float]] = collections.defaultdict(list)
+        rate: dict[int, list[float]] = collections.defaultdict(list)
+        for _ in range(rounds):          # round by round: a slow spell of the machine hits every row
+            for i, (strategy, _, spec) in enumerate(cases):
+                cold[i].append(_cold(strategy, spec, cluster))
+                lat = _steady(strategy, spec, cluster, n)
+                rate[i].append(len(lat) / sum(lat))
+                lat.sort()
+                p50[i].append(statistics.median(lat))
+                p99[i].append(lat[int(len(lat) * 0.99) - 1])
+        for i, (strategy, label, _) in enumerate(cases):
+            rows.append(judged(_name(size, strategy, label, "first decision (cold)"),
+                               statistics.median(cold[i]) * 1e3, "ms"))
+            rows.append(judged(_name(size, strategy, label, "p50"), statistics.median(p50[i]) * 1e3, "ms"))
+            rows.append(judged(_name(size, strategy, label, "p99"), statistics.median(p99[i]) * 1e3, "ms", "<= 2"))
+            rows.append(judged(_name(size, strategy, label, "throughput"), statistics.median(rate[i]), "dec/s",
+                               ">= 5000" if size <= THROUGHPUT_TARGET_UP_TO else ""))
+        del cluster
+        gc.collect()
     return rows

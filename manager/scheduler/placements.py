@@ -2,10 +2,18 @@
 
 Successive decisions see almost the same cluster: between two creates only the nodes whose
 containers changed have new snapshots. For one placement signature (the spec's hard rules, ports
-and requested resources) a `Placement` keeps, per node position, the snapshot it judged and a heap
-of the accepted nodes by strategy key. A decision re-judges only the positions holding another
-snapshot object, then reads the heap top: O(changed nodes · log n) instead of every filter
-over every node.
+and requested resources) a `Placement` keeps, per node position, its verdict on the snapshot it
+judged there and a heap of the accepted positions by strategy key. A decision re-judges only the
+positions holding another snapshot, then reads the heap top: O(changed nodes · log n) instead of
+every filter over every node.
+
+Finding the changed positions must not cost a Python step per node: at 5,000 nodes even a
+`map(operator.is_not, …)` over the list (a C call and two reference counts per node, each node
+object a likely cache miss) was most of a decision. The node list is compared in blocks of
+BLOCK positions with list equality, which compares the blocks' pointers in C and reads a node
+object only where the pointers differ; only the blocks that differ are looked at node by node.
+A replaced snapshot equal to the one judged (dataclass equality: every field) needs no new
+verdict, since a verdict reads nothing but the snapshot's fields.
 
 A decision is answered here only when the filters and the fit check are node-local and the
 strategy orders nodes by a key (spread, binpack), with no soft rules; otherwise, and whenever no
@@ -26,71 +34,98 @@ if TYPE_CHECKING:
 # (accepted by every filter and fits) -> strategy key, else None
 Judge = Callable[["NodeSnapshot"], "tuple | None"]
 
+# positions compared at once: a block that holds no new snapshot costs one C comparison of its
+# pointers; one that does is read node by node (at most BLOCK identity checks)
+BLOCK = 64
+
+_NO_ENTRY = -1          # `_live` of a position whose node was rejected (no heap entry)
+_UNJUDGED = object()    # a verdict not known yet (None is a verdict: rejected)
+
+
+def blocks_of(nodes: list[NodeSnapshot]) -> list[list[NodeSnapshot]]:
+    """`nodes` cut into lists of BLOCK positions (the last one shorter)."""
+    return [nodes[i:i + BLOCK] for i in range(0, len(nodes), BLOCK)]
+
 
 class Placement:
     """One placement signature's verdicts over the last node list it saw."""
 
-    __slots__ = ("_judge", "_nodes", "_heap", "_pushes")
+    __slots__ = ("_judge", "_blocks", "_size", "_keys", "_live", "_heap", "_pushes")
 
     def __init__(self, judge: Judge):
         self._judge = judge
-        self._nodes: list[NodeSnapshot] = []   # the snapshots judged, by position
-        # (key, position, push number, snapshot); stale when the position holds another snapshot.
-        # The push number orders a position's stale and live entries of equal key (snapshots
-        # themselves are not ordered)
+        self._blocks: list[list[NodeSnapshot]] = []   # the snapshots judged, by position, in blocks
+        self._size = -1
+        self._keys: list = []           # by position: the verdict on the snapshot judged there
+        # by position: the push number of its live heap entry, or _NO_ENTRY. Heap entries are
+        # (key, position, push number); one whose push number is not its position's is stale and
+        # dropped when it reaches the top. The entries hold no snapshot: stale snapshots are freed
+        # as soon as the caller lets them go
+        self._live: list[int] = []
         self._heap: list[tuple] = []
         self._pushes = itertools.count()
 
     def best(self, nodes: list[NodeSnapshot]) -> int | None:
         """The position in `nodes` of the node to choose (the first one among equal keys), or None."""
-        old = self._nodes
-        if len(nodes) != len(old):
+        if len(nodes) != self._size:
             self._rebuild(nodes)
         else:
-            # snapshots are immutable, so a position whose object is the one judged is judged: a
-            # comparison of references, which reads none of the 1,000s of node objects
-            changed = list(map(operator.is_not, nodes, old))
-            if True in changed:
-                self._update(nodes, changed)
-        heap = self._heap
+            blocks = self._blocks
+            for b, start in enumerate(range(0, len(nodes), BLOCK)):
+                block = nodes[start:start + BLOCK]
+                was = blocks[b]
+                # the block judged is let go right away: its nodes, mostly the very objects just
+                # sliced, are still in the CPU's cache (let go later, they cost another miss each)
+                blocks[b] = block
+                if block != was:
+                    self._judge_changed(block, was, start)
+            if len(self._heap) > 2 * self._size + 64:     # mostly stale entries: keep the live ones
+                live = self._live
+                entries = [e for e in self._heap if live[e[1]] == e[2]]
+                heapq.heapify(entries)
+                self._heap = entries
+        heap, live = self._heap, self._live
         while heap:
-            _, pos, _, judged = heap[0]
-            if nodes[pos] is judged:
+            _, pos, push = heap[0]
+            if live[pos] == push:
                 return pos
             heapq.heappop(heap)
         return None
 
     def _rebuild(self, nodes: list[NodeSnapshot]) -> None:
+        """Judges a node list of another length (nodes joined or left): a snapshot judged before,
+        at whatever position, keeps its verdict."""
+        previous = self._blocks      # kept alive until the end: no id() below is reused meanwhile
+        known = dict(zip(map(id, itertools.chain.from_iterable(previous)), self._keys))
         judge, pushes = self._judge, self._pushes
+        keys: list = []
+        live = [_NO_ENTRY] * len(nodes)
         heap = []
         for pos, node in enumerate(nodes):
-            key = judge(node)
+            key = known.get(id(node), _UNJUDGED)
+            if key is _UNJUDGED:
+                key = judge(node)
+            keys.append(key)
             if key is not None:
-                heap.append((key, pos, next(pushes), node))
+                push = next(pushes)
+                heap.append((key, pos, push))
+                live[pos] = push
         heapq.heapify(heap)
-        self._heap = heap
-        self._nodes = list(nodes)
+        self._heap, self._keys, self._live = heap, keys, live
+        self._blocks, self._size = blocks_of(nodes), len(nodes)
+        del previous
 
-    def _update(self, nodes: list[NodeSnapshot], changed: list[bool]) -> None:
-        if changed.count(True) * 4 > len(nodes):
-            self._rebuild(nodes)
-            return
-        judge, heap = self._judge, self._heap
-        pos = -1
-        while True:
-            try:
-                pos = changed.index(True, pos + 1)
-            except ValueError:
-                break
-            node = nodes[pos]
-            key = judge(node)
-            if key is not None:
-                heapq.heappush(heap, (key, pos, next(self._pushes), node))
-        self._nodes = list(nodes)
-        if len(heap) > 2 * len(nodes) + 64:     # mostly stale entries: keep the live ones
-            live = [e for e in heap if nodes[e[1]] is e[3]]
-            heapq.heapify(live)
-            self._heap = live
+    def _judge_changed(self, block: list[NodeSnapshot], was: list[NodeSnapshot], base: int) -> None:
+        """Judges the snapshots of `block` (positions from `base`) that are not the ones judged."""
+        judge, heap, keys, live, pushes = self._judge, self._heap, self._keys, self._live, self._pushes
+        for j in itertools.compress(itertools.count(), map(operator.is_not, block, was)):
+            pos = base + j
+            key = keys[pos] = judge(block[j])
+            if key is None:
+                live[pos] = _NO_ENTRY
+            else:
+                push = live[pos] = next(pushes)
+                heapq.heappush(heap, (key, pos, push))
 
 
 class Placements:

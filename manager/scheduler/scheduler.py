@@ -122,7 +122,10 @@ class Scheduler:
             return None
         if spec.dependencies and any(f.name == "dependency" for f in self._filters):
             return None
-        return spec.constraints, spec.affinities, spec.ports, spec.memory, spec.cpus
+        # the port filter also reads compose's labels (the container a recreate replaces gives its
+        # ports to its replacement): with ports asked, specs of other services judge nodes apart
+        identity = spec.compose_identity if spec.ports else ()
+        return spec.constraints, spec.affinities, spec.ports, spec.memory, spec.cpus, identity
 
     def _judge(self, spec: ContainerSpec) -> Judge:
         """A node's strategy key when every filter accepts it and the container fits, else None."""

@@ -20,6 +20,10 @@ PORT_FREE_STATES = frozenset({"removing"})
 NOT_RUNNING_STATES = frozenset({"created", "exited", "dead"})
 
 
+# host addresses that mean every address of the host
+ALL_INTERFACES = frozenset({"", "0.0.0.0", "::"})
+
+
 @dataclass(frozen=True)
 class PortBinding:
     """A host port a container binds (or asks to bind): `host_ip` "0.0.0.0"/"" means every address."""
@@ -30,7 +34,7 @@ class PortBinding:
 
     @property
     def all_interfaces(self) -> bool:
-        return self.host_ip in ("", "0.0.0.0", "::")
+        return self.host_ip in ALL_INTERFACES
 
     def conflicts_with(self, other: PortBinding) -> bool:
         """Both cannot be bound on one host at once (same port and protocol, overlapping addresses)."""
@@ -85,6 +89,9 @@ def repository_of(ref: str) -> str:
 
 
 _SERIALS = itertools.count(1)
+_CPUS = operator.attrgetter("cpus")
+_MEMORY = operator.attrgetter("memory")
+_PORTS = operator.attrgetter("ports")
 
 
 class NodeIndex:
@@ -106,12 +113,13 @@ class NodeIndex:
         self._images = node.images
         self._labels = node.labels
         self.count = len(containers)
-        self.reserved_cpus = float(sum(c.cpus for c in containers))
-        self.reserved_memory = int(sum(c.memory for c in containers))
+        # map over attrgetter: the sums in C, in the same order as a loop would add them
+        self.reserved_cpus = float(sum(map(_CPUS, containers)))
+        self.reserved_memory = int(sum(map(_MEMORY, containers)))
         # share of the node already reserved: CPU share plus memory share (0 for unknown totals)
         self.load = ((self.reserved_cpus / node.total_cpus if node.total_cpus > 0 else 0.0)
                      + (self.reserved_memory / node.total_memory if node.total_memory > 0 else 0.0))
-        self._ports: dict[tuple[int, str], frozenset[str]] | None = None
+        self._ports: dict[tuple[int, str], frozenset[str]] = {}
         self._names: frozenset[str] | None = None
         self._ids: tuple[str, ...] | None = None
         self._id_set: frozenset[str] | None = None
@@ -120,29 +128,33 @@ class NodeIndex:
         self._label_values: dict[str, frozenset[str]] = {}
         self._slots: object = _UNSET
 
-    @property
-    def bound_ports(self) -> dict[tuple[int, str], frozenset[str]]:
-        """(host port, protocol) -> host addresses held by the node's containers.
+    def bound_ips(self, host_port: int, protocol: str) -> frozenset[str]:
+        """The host addresses the node's containers hold for one port and protocol ("0.0.0.0"
+        standing for every address).
 
         Every container holds its ports, a stopped one included (see PORT_FREE_STATES), and so
-        does a placement in flight (created first)."""
-        if self._ports is None:
-            found: dict[tuple[int, str], set[str]] = {}
-            for c in self._containers:
+        does a placement in flight (created first). Computed per port asked, not for every port
+        of the node: a decision asks about one or two, and a node's snapshot is replaced (and
+        this index built again) on every change of its containers."""
+        key = (host_port, protocol)
+        ips = self._ports.get(key)
+        if ips is None:
+            found = set()
+            for c in filter(_PORTS, self._containers):     # most containers bind no host port
                 if c.state in PORT_FREE_STATES:
                     continue
                 for p in c.ports:
-                    found.setdefault((p.host_port, p.protocol), set()).add(
-                        "0.0.0.0" if p.all_interfaces else p.host_ip)
-            self._ports = {k: frozenset(v) for k, v in found.items()}
-        return self._ports
+                    if p.host_port == host_port and p.protocol == protocol:
+                        found.add("0.0.0.0" if p.host_ip in ALL_INTERFACES else p.host_ip)
+            ips = self._ports[key] = frozenset(found)
+        return ips
 
     def port_in_use(self, wanted: PortBinding) -> bool:
         """A container on the node already binds a port that conflicts with `wanted`."""
-        ips = self.bound_ports.get((wanted.host_port, wanted.protocol))
+        ips = self.bound_ips(wanted.host_port, wanted.protocol)
         if not ips:
             return False
-        return wanted.all_interfaces or "0.0.0.0" in ips or wanted.host_ip in ips
+        return wanted.host_ip in ALL_INTERFACES or "0.0.0.0" in ips or wanted.host_ip in ips
 
     def port_in_use_except(self, wanted: PortBinding, replaced: tuple[str, ...],
                            identity: tuple[tuple[str, str], ...] = ()) -> bool:

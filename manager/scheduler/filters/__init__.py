@@ -43,12 +43,22 @@ class Filter(Protocol):
 
 
 def all_of(tests: list[NodeTest]) -> NodeTest | None:
-    """One test passing when every test passes (None for no test)."""
+    """One test passing when every test passes, tried in order (None for no test).
+
+    A plain loop, not `all()` over a generator: this runs once per node and signature, over
+    every node when a signature is new, and the generator's frame cost as much as two tests."""
     if not tests:
         return None
     if len(tests) == 1:
         return tests[0]
-    return lambda node: all(t(node) for t in tests)
+    tests = tuple(tests)
+
+    def every(node: NodeSnapshot) -> bool:
+        for test in tests:
+            if not test(node):
+                return False
+        return True
+    return every
 
 
 class ExpressionFilter:
