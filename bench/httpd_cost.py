@@ -1,0 +1,255 @@
+"""The manager's own cost per HTTP request, in-process and deterministic: the HTTP server alone.
+
+The real `HttpServer` (manager/httpd/server.py) with the real router (`manager.api.build_router`)
+over a `ManagerContext` whose `ClusterView` is filled in-process from hollow engines (the `memory`
+suite's `fill`: no gRPC, no dockerd), answering on loopback TCP. A client in a child process (a raw
+blocking socket, one keep-alive connection, the bytes the docker CLI sends) times each round trip
+of `GET /v1.41/containers/{id}/json`, `GET /v1.41/containers/json?all=1` and `GET /_ping`; the same
+client then times a bare asyncio echo server (an `asyncio.Protocol` answering each request with the
+bytes the manager answered it with): the floor that no Python server on this loop can go under.
+A last pass runs the inspect requests with cProfile on in the server (its thread only: the client is
+another process) and prints the top functions.
+
+    python -m bench --only httpd
+    python -m bench.httpd_cost --print [--requests N] [--profile-out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.memory import fill, hollow_engines
+from bench.report import Row, judged
+from swarmd.manager import metrics
+from swarmd.manager.api import build_router
+from swarmd.manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
+from swarmd.manager.httpd.server import HttpServer
+from swarmd.manager.scheduler import Scheduler
+
+NODES = 3
+PER_NODE = 10                 # 30 containers: `ps -a` answers a realistic small listing
+REQUESTS = 3000               # timed round trips per endpoint and server
+PROFILED = 3000               # inspect requests under cProfile
+WARMUP = 200
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def request_bytes(target: str) -> bytes:
+    """What docker CLI 28.x sends for a GET (its Go client's header set and order)."""
+    return (f"GET {target} HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: Docker-Client/28.0.1 (linux)\r\n"
+            "Accept-Encoding: gzip\r\n\r\n").encode()
+
+
+# -- the client (child process) -------------------------------------------------------------------
+
+def _read_response(sock, buf: bytearray) -> bytearray:
+    """Reads one Content-Length response; returns what is left over in `buf` (nothing, one at a time)."""
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head = bytes(buf[:end]).lower()
+            at = head.find(b"content-length:")
+            line_end = head.find(b"\r\n", at)
+            length = int(head[at + 15:line_end if line_end >= 0 else len(head)]) if at >= 0 else 0
+            if len(buf) >= end + 4 + length:
+                return buf[end + 4 + length:]
+        chunk = sock.recv(262144)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        buf += chunk
+
+
+def client(host: str, port: int, targets: list[str], n: int, warmup: int) -> dict:
+    """Round trips of each target over one keep-alive connection: {target: [ns, …]}."""
+    import socket
+    out = {}
+    with socket.create_connection((host, port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = bytearray()
+        for target in targets:
+            raw = request_bytes(target)
+            times = []
+            for i in range(warmup + n):
+                s = time.perf_counter_ns()
+                sock.sendall(raw)
+                buf = _read_response(sock, buf)
+                if i >= warmup:
+                    times.append(time.perf_counter_ns() - s)
+            out[target] = times
+    return out
+
+
+def _client_process(addr: str, targets: list[str], n: int, warmup: int) -> asyncio.subprocess.Process:
+    host, port = addr.rsplit(":", 1)
+    args = [sys.executable, "-m", "bench.httpd_cost", "--client", host, port, "--requests", str(n),
+            "--warmup", str(warmup), *targets]
+    return asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, cwd=ROOT)
+
+
+async def drive(addr: str, targets: list[str], n: int, warmup: int = WARMUP) -> tuple[dict, float]:
+    """Runs the client against `addr`; returns its times and this process's CPU seconds meanwhile."""
+    cpu = time.process_time()
+    proc = await _client_process(addr, targets, n, warmup)
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the bench client failed ({proc.returncode})")
+    return json.loads(out), time.process_time() - cpu
+
+
+# -- the servers -----------------------------------------------------------------------------------
+
+class CannedServer(asyncio.Protocol):
+    """The floor: answers each request head (up to the blank line) with the canned bytes for its target."""
+
+    def __init__(self, answers: dict[bytes, bytes]):
+        self.answers = answers
+        self.buf = b""
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self.buf = self.buf[:end], self.buf[end + 4:]
+            target = head.split(b" ", 2)[1]
+            self.transport.write(self.answers[target])
+
+
+async def fetch_raw(addr: str, target: str) -> bytes:
+    """One whole response of the real server, as the floor server will send it back."""
+    host, port = addr.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request_bytes(target))
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")][0].split(b":")[1])
+    body = await reader.readexactly(length)
+    writer.close()
+    return head + body
+
+
+def _median(xs: list[int]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] / 1e3
+
+
+def _p90(xs: list[int]) -> float:
+    xs = sorted(xs)
+    return xs[int(len(xs) * 0.9)] / 1e3
+
+
+def profile_text(profiler: cProfile.Profile, top: int = 30) -> str:
+    s = io.StringIO()
+    stats = pstats.Stats(profiler, stream=s)
+    stats.strip_dirs().sort_stats("tottime").print_stats(top)
+    return s.getvalue()
+
+
+async def time_each(addr: str, targets: list[str], n: int) -> dict:
+    """Per target, one client run: round trip median and p90, and this process's CPU per request."""
+    out = {}
+    for target in targets:
+        times, cpu = await drive(addr, [target], n)
+        out[target] = {"median_us": _median(times[target]), "p90_us": _p90(times[target]),
+                       "cpu_us": cpu / (n + WARMUP) * 1e6}
+    return out
+
+
+async def measure(n: int = REQUESTS, profiled: int = PROFILED) -> dict:
+    engines = hollow_engines(NODES, PER_NODE)
+    cluster = await fill(engines, PER_NODE)
+    ctx = ManagerContext(cluster, Scheduler("spread"))
+    server = HttpServer(build_router(ctx), api_version=API_VERSION, min_api_version=MIN_API_VERSION,
+                        server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}",
+                        observer=metrics.observe_request)
+    await server.start(["tcp://127.0.0.1:0"])
+    some_id = next(iter(next(iter(cluster.nodes.values())).containers))
+    targets = [f"/v1.41/containers/{some_id}/json", "/v1.41/containers/json?all=1", "/_ping"]
+    floor = None
+    try:
+        answers = {t.encode(): await fetch_raw(server.addresses[0], t) for t in targets}
+        timed = await time_each(server.addresses[0], targets, n)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        await drive(server.addresses[0], targets[:1], profiled, warmup=0)
+        profiler.disable()
+        floor = await asyncio.get_running_loop().create_server(lambda: CannedServer(answers), "127.0.0.1", 0)
+        host, port = floor.sockets[0].getsockname()[:2]
+        floor_timed = await time_each(f"{host}:{port}", targets, n)
+    finally:
+        if floor is not None:
+            floor.close()
+        await server.close()
+        await cluster.close()
+    names = ["inspect", "ps -a", "_ping"]
+    return {"requests": n, "load": os.getloadavg()[0],
+            "bytes": {name: len(answers[t.encode()]) for name, t in zip(names, targets)},
+            "server": {name: timed[t] for name, t in zip(names, targets)},
+            "floor": {name: floor_timed[t] for name, t in zip(names, targets)},
+            "profile": profile_text(profiler)}
+
+
+def rows_of(m: dict) -> list[Row]:
+    rows = []
+    for name in ("inspect", "ps -a", "_ping"):
+        s, f = m["server"][name], m["floor"][name]
+        rows += [
+            judged(f"httpd: {name} round trip median, keep-alive (in-process view)", s["median_us"], "us"),
+            judged(f"httpd: {name} round trip p90", s["p90_us"], "us"),
+            judged(f"httpd: {name} server CPU per request", s["cpu_us"], "us"),
+            judged(f"httpd: {name} round trip median, asyncio echo floor (same bytes)", f["median_us"], "us"),
+            judged(f"httpd: {name} echo floor CPU per request", f["cpu_us"], "us"),
+            judged(f"httpd: {name} added over the floor (median round trip)", s["median_us"] - f["median_us"], "us"),
+        ]
+    rows.append(judged("httpd: load average during the run (2 CPUs; a quiet machine: < 1)", m["load"], ""))
+    return rows
+
+
+def run(quick: bool = False) -> list[Row]:
+    n = 500 if quick else REQUESTS
+    out = subprocess.run([sys.executable, "-m", "bench.httpd_cost", "--requests", str(n)],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    m = json.loads(out.stdout)
+    print(m["profile"], file=sys.stderr)
+    return rows_of(m)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.httpd_cost")
+    p.add_argument("--requests", type=int, default=REQUESTS)
+    p.add_argument("--print", action="store_true", help="print the rows and the profile instead of JSON")
+    p.add_argument("--profile-out", help="also write the profile's text to this file")
+    p.add_argument("--client", nargs=2, metavar=("HOST", "PORT"), help=argparse.SUPPRESS)
+    p.add_argument("--warmup", type=int, default=WARMUP, help=argparse.SUPPRESS)
+    p.add_argument("targets", nargs="*", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.client:
+        print(json.dumps(client(args.client[0], int(args.client[1]), args.targets, args.requests, args.warmup)))
+        return 0
+    m = asyncio.run(measure(args.requests))
+    if args.profile_out:
+        Path(args.profile_out).write_text(m["profile"])
+    if args.print:
+        from bench.report import print_table
+        print(m["profile"])
+        print_table(rows_of(m))
+    else:
+        print(json.dumps(m))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
