@@ -32,6 +32,7 @@ from bench.report import Row, judged
 from swarmd.manager import metrics
 from swarmd.manager.api import build_router
 from swarmd.manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
+from swarmd.manager.gc_policy import GcPolicy
 from swarmd.manager.httpd.server import HttpServer
 from swarmd.manager.scheduler import Scheduler
 
@@ -169,6 +170,8 @@ async def time_each(addr: str, targets: list[str], n: int) -> dict:
 
 
 async def measure(n: int = REQUESTS, profiled: int = PROFILED) -> dict:
+    policy = GcPolicy()          # as `swarm manage` runs (manager.daemon installs it)
+    policy.install()
     engines = hollow_engines(NODES, PER_NODE)
     cluster = await fill(engines, PER_NODE)
     ctx = ManagerContext(cluster, Scheduler("spread"))
@@ -194,6 +197,7 @@ async def measure(n: int = REQUESTS, profiled: int = PROFILED) -> dict:
             floor.close()
         await server.close()
         await cluster.close()
+        policy.uninstall()
     names = ["inspect", "ps -a", "_ping"]
     return {"requests": n, "load": os.getloadavg()[0],
             "bytes": {name: len(answers[t.encode()]) for name, t in zip(names, targets)},
