@@ -276,6 +276,7 @@ class HttpServer:
             log.error("connection failed", exc_info=exc, peer=peer)
         finally:
             self._connections.discard(task)
+            self._expired.discard(task)
             if not hijacked:
                 writer.close()
                 try:
@@ -395,3 +396,5 @@ class HttpServer:
             exchange.task = None
             if exchange.watcher is not None:
                 exchange.watcher.cancel()
+                # the reader serves the next request only once the watcher has stopped reading it
+                await asyncio.wait((exchange.watcher,))

@@ -125,6 +125,7 @@ async def server():
     async def stream(req: Request):
         w = await req.start_stream(200, "application/json")
         await w.write(b"one\n")
+        await asyncio.sleep(0.01)          # the client watcher is reading by now, as during a relay
         await w.write(b"two\n")
         await w.close()
 
