@@ -26,7 +26,7 @@ from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.httpd.framing import BadRequest, H11Framing, LeanFraming
 from swarmd.manager.httpd.rate_limit import RateLimiter, client_of
 from swarmd.manager.httpd.request import Headers, Request
-from swarmd.manager.httpd.response import JSON, ClientGone, HijackedConnection, Response, StreamWriter, error_response
+from swarmd.manager.httpd.response import ClientGone, HijackedConnection, StreamWriter, error_response
 from swarmd.manager.httpd.router import Router
 from swarmd.manager.httpd.tls_stream import TLSStream
 from swarmd.manager.httpd.wire import FALLBACK, DateHeader, header_bytes
