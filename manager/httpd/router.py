@@ -17,7 +17,8 @@ _ANY = None                  # a segment holding a parameter, or a path segment 
 _SHAPES_MAX = 4096           # candidate lists kept (bounded by the routes' literal segments anyway)
 
 
-def _compile(pattern: str) -> re.Pattern:
+def compile_pattern(pattern: str) -> re.Pattern:
+    """The anchored regular expression of a route pattern, with a named group per parameter."""
     out, pos = [], 0
     for m in _PARAM.finditer(pattern):
         out.append(re.escape(pattern[pos:m.start()]))
@@ -56,7 +57,7 @@ class Router:
         method = method.upper()
         if "{" not in pattern:
             self._static[(method, pattern)] = (pattern, handler)
-        self._routes.append((method, pattern, _compile(pattern), handler))
+        self._routes.append((method, pattern, compile_pattern(pattern), handler))
         first, last = route_ends(pattern)
         self._ends.append((first, last))
         if first is not _ANY:

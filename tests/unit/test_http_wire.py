@@ -280,3 +280,50 @@ async def test_the_observer_sees_every_request_with_its_route_and_status():
         await srv.close()
     assert seen == [("GET", "/things/{id}/json", 200, True), ("GET", "unmatched", 404, True),
                     ("GET", "unmatched", 400, True)]
+
+
+# -- routes tried by path shape ------------------------------------------------------------------------
+
+def _every_route_in_order(routes, method: str, path: str):
+    """The router's answer by its definition: the exact static route, else the first regex in order."""
+    method = method.upper()
+    if any(m == method and p == path and "{" not in p for m, p, _ in routes):
+        return path, {}
+    known = False
+    for m, p, regex in routes:
+        match = regex.match(path)
+        if match is None:
+            continue
+        if m == method:
+            return p, match.groupdict()
+        known = True
+    return 405 if known and method not in ("GET", "HEAD") else 404
+
+
+def test_routes_tried_by_shape_answer_as_every_route_tried_in_order():
+    import itertools
+
+    from swarmd.manager.api.routes import ROUTES
+    from swarmd.manager.httpd.errors import ApiError
+    from swarmd.manager.httpd.router import compile_pattern
+    router = Router()
+    routes = []
+    for method, pattern, handler in ROUTES + [("GET", "/{anything}/wild", None), ("POST", "/odd/{a}.tar", None)]:
+        router.add(method, pattern, handler)
+        routes.append((method.upper(), pattern, compile_pattern(pattern)))
+    segments = ["containers", "images", "exec", "json", "start", "attach", "ws", "abc", "a.tar", "wild", "odd",
+                "_ping", "", "json\n"]
+    checked = 0
+    for depth in range(0, 4):
+        for parts in itertools.product(segments, repeat=depth):
+            path = "/" + "/".join(parts)
+            for method in ("GET", "POST", "DELETE", "HEAD", "PUT"):
+                want = _every_route_in_order(routes, method, path)
+                try:
+                    _, params, route = router.resolve(method, path)
+                    got = (route, params)
+                except ApiError as err:
+                    got = err.status
+                assert got == want, (method, path)
+                checked += 1
+    assert checked > 10_000
