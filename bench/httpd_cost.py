@@ -22,13 +22,16 @@ import io
 import json
 import os
 import pstats
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from bench.memory import fill, hollow_engines
 from bench.report import Row, judged
+from swarmd.common import pki
 from swarmd.manager import metrics
 from swarmd.manager.api import build_router
 from swarmd.manager.api.context import API_VERSION, MIN_API_VERSION, VERSION, ManagerContext
@@ -69,12 +72,19 @@ def _read_response(sock, buf: bytearray) -> bytearray:
         buf += chunk
 
 
-def client(host: str, port: int, targets: list[str], n: int, warmup: int) -> dict:
-    """Round trips of each target over one keep-alive connection: {target: [ns, …]}."""
+def client(host: str, port: int, targets: list[str], n: int, warmup: int, tls_dir: str | None = None) -> dict:
+    """Round trips of each target over one keep-alive connection: {target: [ns, …]}; over mutual
+    TLS with the client certificate in `tls_dir`, when given."""
     import socket
+    import ssl
     out = {}
-    with socket.create_connection((host, port)) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls_dir:
+        ctx = ssl.create_default_context(cafile=f"{tls_dir}/ca.pem")
+        ctx.load_cert_chain(f"{tls_dir}/cert.pem", f"{tls_dir}/key.pem")
+        sock = ctx.wrap_socket(sock, server_hostname=host)
+    with sock:
         buf = bytearray()
         for target in targets:
             raw = request_bytes(target)
@@ -89,17 +99,19 @@ def client(host: str, port: int, targets: list[str], n: int, warmup: int) -> dic
     return out
 
 
-def _client_process(addr: str, targets: list[str], n: int, warmup: int) -> asyncio.subprocess.Process:
+def _client_process(addr: str, targets: list[str], n: int, warmup: int,
+                    tls_dir: str | None) -> asyncio.subprocess.Process:
     host, port = addr.rsplit(":", 1)
     args = [sys.executable, "-m", "bench.httpd_cost", "--client", host, port, "--requests", str(n),
-            "--warmup", str(warmup), *targets]
+            "--warmup", str(warmup), *(["--tls", tls_dir] if tls_dir else []), *targets]
     return asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, cwd=ROOT)
 
 
-async def drive(addr: str, targets: list[str], n: int, warmup: int = WARMUP) -> tuple[dict, float]:
+async def drive(addr: str, targets: list[str], n: int, warmup: int = WARMUP,
+                tls_dir: str | None = None) -> tuple[dict, float]:
     """Runs the client against `addr`; returns its times and this process's CPU seconds meanwhile."""
     cpu = time.process_time()
-    proc = await _client_process(addr, targets, n, warmup)
+    proc = await _client_process(addr, targets, n, warmup, tls_dir)
     out, _ = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"the bench client failed ({proc.returncode})")
@@ -177,14 +189,63 @@ def profile_text(profiler: cProfile.Profile, top: int = 30) -> str:
     return s.getvalue()
 
 
-async def time_each(addr: str, targets: list[str], n: int) -> dict:
+async def time_each(addr: str, targets: list[str], n: int, tls_dir: str | None = None) -> dict:
     """Per target, one client run: round trip median and p90, and this process's CPU per request."""
     out = {}
     for target in targets:
-        times, cpu = await drive(addr, [target], n)
+        times, cpu = await drive(addr, [target], n, tls_dir=tls_dir)
         out[target] = {"median_us": _median(times[target]), "p90_us": _p90(times[target]),
                        "cpu_us": cpu / (n + WARMUP) * 1e6}
     return out
+
+
+def tls_files(directory: Path) -> ssl.SSLContext:
+    """A CA, a manager certificate for loopback and a client certificate (ca.pem, cert.pem, key.pem in
+    `directory`, for the client); returns the server's context, client certificates required, as
+    `swarm manage --tlsverify` serves."""
+    ca = pki.create_ca("bench CA")
+    server, client_pair = pki.issue(ca, "manager", kind="manager"), pki.issue(ca, "bench client", kind="client")
+    for name, data in (("ca.pem", ca.cert_pem), ("cert.pem", client_pair.cert_pem), ("key.pem", client_pair.key_pem),
+                       ("server-cert.pem", server.cert_pem), ("server-key.pem", server.key_pem)):
+        (directory / name).write_bytes(data)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(directory / "ca.pem"))
+    ctx.load_cert_chain(str(directory / "server-cert.pem"), str(directory / "server-key.pem"))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+async def serve_and_time(router, targets: list[str], answers: dict[bytes, bytes], n: int,
+                         tls_dir: str | None = None, ssl_context: ssl.SSLContext | None = None) -> tuple[dict, dict]:
+    """The manager's server and the floor, in turn, on the same targets: (server times, floor times)."""
+    server = HttpServer(router, api_version=API_VERSION, min_api_version=MIN_API_VERSION,
+                        server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}",
+                        observer=metrics.observe_request, ssl_context=ssl_context)
+    await server.start(["tcp://127.0.0.1:0"])
+    try:
+        timed = await time_each(server.addresses[0], targets, n, tls_dir)
+    finally:
+        await server.close()
+    floor = await asyncio.get_running_loop().create_server(lambda: CannedServer(answers), "127.0.0.1", 0,
+                                                           ssl=ssl_context)
+    try:
+        host, port = floor.sockets[0].getsockname()[:2]
+        return timed, await time_each(f"{host}:{port}", targets, n, tls_dir)
+    finally:
+        floor.close()
+
+
+async def profiled_inspects(router, target: str, requests: int) -> cProfile.Profile:
+    server = HttpServer(router, api_version=API_VERSION, min_api_version=MIN_API_VERSION,
+                        observer=metrics.observe_request)
+    await server.start(["tcp://127.0.0.1:0"])
+    try:
+        profiler = cProfile.Profile(time.thread_time)    # CPU time: a send preempted by the client is not work
+        profiler.enable()
+        await drive(server.addresses[0], [target], requests, warmup=0)
+        profiler.disable()
+        return profiler
+    finally:
+        await server.close()
 
 
 async def measure(n: int = REQUESTS, profiled: int = PROFILED) -> dict:
@@ -192,50 +253,46 @@ async def measure(n: int = REQUESTS, profiled: int = PROFILED) -> dict:
     policy.install()
     engines = hollow_engines(NODES, PER_NODE)
     cluster = await fill(engines, PER_NODE)
-    ctx = ManagerContext(cluster, Scheduler("spread"))
-    server = HttpServer(build_router(ctx), api_version=API_VERSION, min_api_version=MIN_API_VERSION,
-                        server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}",
-                        observer=metrics.observe_request)
-    await server.start(["tcp://127.0.0.1:0"])
+    router = build_router(ManagerContext(cluster, Scheduler("spread")))
     some_id = next(iter(next(iter(cluster.nodes.values())).containers))
     targets = [f"/v1.41/containers/{some_id}/json", "/v1.41/containers/json?all=1", "/_ping"]
-    floor = None
     try:
+        server = HttpServer(router, api_version=API_VERSION, min_api_version=MIN_API_VERSION,
+                            server_header=f"Docker/{API_VERSION} (linux) swarmd/{VERSION}")
+        await server.start(["tcp://127.0.0.1:0"])
         answers = {t.encode(): await fetch_raw(server.addresses[0], t) for t in targets}
-        timed = await time_each(server.addresses[0], targets, n)
-        profiler = cProfile.Profile(time.thread_time)    # CPU time: a send preempted by the client is not work
-        profiler.enable()
-        await drive(server.addresses[0], targets[:1], profiled, warmup=0)
-        profiler.disable()
-        floor = await asyncio.get_running_loop().create_server(lambda: CannedServer(answers), "127.0.0.1", 0)
-        host, port = floor.sockets[0].getsockname()[:2]
-        floor_timed = await time_each(f"{host}:{port}", targets, n)
-    finally:
-        if floor is not None:
-            floor.close()
         await server.close()
+        timed, floor = await serve_and_time(router, targets, answers, n)
+        profiler = await profiled_inspects(router, targets[0], profiled)
+        with tempfile.TemporaryDirectory() as tls_dir:
+            tls_timed, tls_floor = await serve_and_time(router, targets, answers, n, tls_dir, tls_files(Path(tls_dir)))
+    finally:
         await cluster.close()
         policy.uninstall()
     names = ["inspect", "ps -a", "_ping"]
     return {"requests": n, "load": os.getloadavg()[0],
             "bytes": {name: len(answers[t.encode()]) for name, t in zip(names, targets)},
             "server": {name: timed[t] for name, t in zip(names, targets)},
-            "floor": {name: floor_timed[t] for name, t in zip(names, targets)},
+            "floor": {name: floor[t] for name, t in zip(names, targets)},
+            "tls_server": {name: tls_timed[t] for name, t in zip(names, targets)},
+            "tls_floor": {name: tls_floor[t] for name, t in zip(names, targets)},
             "profile": profile_text(profiler), "profile_groups": profile_groups(profiler, profiled)}
 
 
 def rows_of(m: dict) -> list[Row]:
     rows = []
-    for name in ("inspect", "ps -a", "_ping"):
-        s, f = m["server"][name], m["floor"][name]
-        rows += [
-            judged(f"httpd: {name} round trip median, keep-alive (in-process view)", s["median_us"], "us"),
-            judged(f"httpd: {name} round trip p90", s["p90_us"], "us"),
-            judged(f"httpd: {name} server CPU per request", s["cpu_us"], "us"),
-            judged(f"httpd: {name} round trip median, asyncio echo floor (same bytes)", f["median_us"], "us"),
-            judged(f"httpd: {name} echo floor CPU per request", f["cpu_us"], "us"),
-            judged(f"httpd: {name} added over the floor (median round trip)", s["median_us"] - f["median_us"], "us"),
-        ]
+    for kind, server_key, floor_key in (("httpd", "server", "floor"), ("httpd tls", "tls_server", "tls_floor")):
+        for name in ("inspect", "ps -a", "_ping"):
+            s, f = m[server_key][name], m[floor_key][name]
+            rows += [
+                judged(f"{kind}: {name} round trip median, keep-alive (in-process view)", s["median_us"], "us"),
+                judged(f"{kind}: {name} round trip p90", s["p90_us"], "us"),
+                judged(f"{kind}: {name} server CPU per request", s["cpu_us"], "us"),
+                judged(f"{kind}: {name} round trip median, asyncio echo floor (same bytes)", f["median_us"], "us"),
+                judged(f"{kind}: {name} echo floor CPU per request", f["cpu_us"], "us"),
+                judged(f"{kind}: {name} added over the floor (median round trip)", s["median_us"] - f["median_us"],
+                       "us"),
+            ]
     for group, us in m["profile_groups"].items():
         rows.append(judged(f"httpd: inspect under cProfile, own time in {group}, per request", us, "us"))
     rows.append(judged("httpd: load average during the run (2 CPUs; a quiet machine: < 1)", m["load"], ""))
@@ -257,11 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--print", action="store_true", help="print the rows and the profile instead of JSON")
     p.add_argument("--profile-out", help="also write the profile's text to this file")
     p.add_argument("--client", nargs=2, metavar=("HOST", "PORT"), help=argparse.SUPPRESS)
+    p.add_argument("--tls", help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=int, default=WARMUP, help=argparse.SUPPRESS)
     p.add_argument("targets", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.client:
-        print(json.dumps(client(args.client[0], int(args.client[1]), args.targets, args.requests, args.warmup)))
+        print(json.dumps(client(args.client[0], int(args.client[1]), args.targets, args.requests, args.warmup,
+                                args.tls)))
         return 0
     m = asyncio.run(measure(args.requests))
     if args.profile_out:
