@@ -7,7 +7,8 @@ import sys
 
 from bench.report import RESULTS, Row, print_table, save
 
-SUITES = ("placement", "proxy", "latency", "throughput", "scale", "failover", "ui", "memory")
+SUITES = ("placement", "proxy", "latency", "throughput", "scale", "failover", "ui", "memory", "httpd")
+MODULES = {"httpd": "httpd_cost"}      # suite name -> module under bench/, where they differ
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows: list[Row] = []
     for name in args.only or SUITES:
-        module = importlib.import_module(f"bench.{name}")
+        module = importlib.import_module(f"bench.{MODULES.get(name, name)}")
         print(f"# {name} …", file=sys.stderr, flush=True)
         # the ui and scale suites take fleet sizes: smaller fleets where the default takes too long
         extra = {"nodes": args.ui_nodes} if name == "ui" and args.ui_nodes else {}

@@ -1,10 +1,15 @@
 """The HTTP/1.1 server: keep-alive, chunked streams flushed per write, and 101 hijacks.
 
 Every response carries the engine's identity headers (Api-Version, Ostype, Server,
-Docker-Experimental). Routes answer with and without the `/vX.Y` prefix; versions outside
+Docker-Experimental, Date). Routes answer with and without the `/vX.Y` prefix; versions outside
 [min, max] get the engine's 400. A handler that raises ApiError answers `{"message": …}`;
 anything else is logged and answered 500 without a traceback on the wire. A client that leaves
 while its stream is open cancels the handler, so upstream calls end with it.
+
+The hot path costs what it must and no more: ordinary requests are read by `wire.parse_head` and
+answered with one write of pre-rendered bytes (`framing.LeanFraming`); everything else goes through
+h11 (`framing.H11Framing`). Handlers run in the connection's own task, and read timeouts are
+deadlines swept once a second rather than a timer per read.
 """
 from __future__ import annotations
 
@@ -16,15 +21,15 @@ import time
 import urllib.parse
 from collections.abc import Callable
 
-import h11
-
+from swarmd.common import logs
 from swarmd.manager.httpd.errors import ApiError
+from swarmd.manager.httpd.framing import BadRequest, H11Framing, LeanFraming
 from swarmd.manager.httpd.rate_limit import RateLimiter, client_of
 from swarmd.manager.httpd.request import Headers, Request
-from swarmd.manager.httpd.response import JSON, ClientGone, HijackedConnection, Response, StreamWriter, error_response
+from swarmd.manager.httpd.response import ClientGone, HijackedConnection, StreamWriter, error_response
 from swarmd.manager.httpd.router import Router
 from swarmd.manager.httpd.tls_stream import TLSStream
-from swarmd.common import logs
+from swarmd.manager.httpd.wire import FALLBACK, DateHeader, header_bytes
 
 log = logs.get("manager.httpd")
 
@@ -33,6 +38,9 @@ MAX_HEADER_BYTES = 64 << 10
 IDLE_TIMEOUT = 300.0
 HEAD_TIMEOUT = 60.0
 MAX_HIJACKS = 512
+READ_SIZE = 65536
+SWEEP_PERIOD = 1.0         # how often read deadlines are checked: timeouts are this precise
+_KNOWN_VERSIONS_MAX = 64   # accepted `/vX.Y` strings remembered (bounded: clients choose them)
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -41,6 +49,66 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 
 class _Hijacked(Exception):
     """Internal: the connection now belongs to the handler."""
+
+
+class _Exchange:
+    """One request's response state, and the `start_stream` / `hijack` its Request hands to handlers."""
+
+    __slots__ = ("server", "framing", "reader", "writer", "streaming", "hijacked", "status", "counted",
+                 "client_gone", "task", "watcher")
+
+    def __init__(self, server: HttpServer, framing, reader, writer):
+        self.server = server
+        self.framing = framing
+        self.reader = reader
+        self.writer = writer
+        self.streaming = self.hijacked = self.counted = self.client_gone = False
+        self.status = 500
+        self.task: asyncio.Task | None = None
+        self.watcher: asyncio.Task | None = None
+
+    async def start_stream(self, status: int, content_type: str, headers: dict[str, str]) -> StreamWriter:
+        if self.streaming or self.hijacked:
+            raise RuntimeError("the response has already started")
+        await self.framing.start_stream(status, content_type, headers)
+        self.streaming = True
+        self.status = status
+        framing = self.framing
+
+        async def send(data: bytes | None) -> None:
+            try:
+                if data is None:
+                    await framing.end_stream()
+                else:
+                    await framing.send_data(data)
+            except (ConnectionError, OSError) as exc:
+                raise ClientGone(str(exc)) from None
+
+        self.watcher = asyncio.create_task(self._watch_client())
+        return StreamWriter(send)
+
+    async def _watch_client(self) -> None:
+        """While a stream is open, the client only ever closes: cancel the handler when it does."""
+        try:
+            while True:
+                data = await self.reader.read(READ_SIZE)
+                if not data:
+                    break
+        except (ConnectionError, OSError):
+            pass
+        self.client_gone = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    async def hijack(self, content_type: str) -> HijackedConnection:
+        if self.streaming or self.hijacked:
+            raise RuntimeError("the response has already started")
+        self.server._check_hijack_capacity()
+        self.server._hijacks += 1
+        self.counted = True
+        leftover = await self.framing.hijack(content_type)
+        self.hijacked = True
+        return HijackedConnection(self.reader, self.writer, leftover)
 
 
 class HttpServer:
@@ -63,6 +131,14 @@ class HttpServer:
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task] = set()
         self._unix_paths: list[str] = []
+        self._identity = [("Api-Version", api_version), ("Ostype", "linux"), ("Server", server_header),
+                          ("Docker-Experimental", "false")]
+        self._identity_bytes = header_bytes(self._identity)
+        self._date = DateHeader()
+        self._known_versions: set[str] = set()
+        self._deadlines: dict[asyncio.Task, float] = {}    # connection task -> when its read times out
+        self._expired: set[asyncio.Task] = set()
+        self._sweeper: asyncio.Task | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -89,11 +165,16 @@ class HttpServer:
             else:
                 raise ValueError(f"cannot listen on {addr!r}: use tcp://HOST:PORT or unix:///path")
             self._servers.append(server)
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_deadlines())
 
     async def close(self) -> None:
         for server in self._servers:
             server.close()
         tasks = [t for t in self._connections if not t.done()]
+        if self._sweeper is not None:
+            tasks.append(self._sweeper)
+            self._sweeper = None
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -108,6 +189,33 @@ class HttpServer:
             except OSError:
                 pass
         self._servers.clear()
+
+    # -- read deadlines -----------------------------------------------------------------------
+
+    async def _read(self, reader, timeout: float) -> bytes:
+        """`reader.read` that raises asyncio.TimeoutError after `timeout` seconds, as wait_for did,
+        at the cost of a dict entry instead of a timer and a task per read."""
+        task = asyncio.current_task()
+        self._deadlines[task] = time.monotonic() + timeout
+        try:
+            return await reader.read(READ_SIZE)
+        except asyncio.CancelledError:
+            if task in self._expired:
+                self._expired.discard(task)
+                task.uncancel()
+                raise asyncio.TimeoutError() from None
+            raise
+        finally:
+            self._deadlines.pop(task, None)
+
+    async def _sweep_deadlines(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_PERIOD)
+            now = time.monotonic()
+            for task, deadline in list(self._deadlines.items()):
+                if deadline <= now and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
 
     # -- connections --------------------------------------------------------------------------
 
@@ -136,39 +244,39 @@ class HttpServer:
         self._connections.add(task)
         peer = writer.get_extra_info("peername")
         peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        framing = LeanFraming(reader, writer, self._read, self._identity_bytes, self._date, MAX_HEADER_BYTES)
         hijacked = False
         try:
             while True:
                 try:
-                    event = await self._next_event(conn, reader, IDLE_TIMEOUT)
-                except h11.RemoteProtocolError as exc:
-                    await self._send_plain_error(conn, writer, exc.error_status_hint, f"bad request: {exc}")
+                    head = await framing.next_request(IDLE_TIMEOUT, HEAD_TIMEOUT)
+                    if head is FALLBACK:       # not the common case: h11 reads it, and the rest
+                        framing = H11Framing(reader, writer, self._read, self._identity, self._date,
+                                             MAX_HEADER_BYTES, bytes(framing.buf))
+                        head = await framing.next_request(IDLE_TIMEOUT, HEAD_TIMEOUT)
+                except BadRequest as exc:
+                    await framing.send_error(exc.status, exc.message)
                     return
                 except (asyncio.TimeoutError, ConnectionError, OSError):
                     return
-                if isinstance(event, h11.ConnectionClosed) or event is None:
-                    return
-                if not isinstance(event, h11.Request):
+                if head is None:
                     return
                 try:
-                    await self._handle(conn, reader, writer, event, peer)
+                    await self._handle(framing, reader, writer, head, peer)
                 except _Hijacked:
                     hijacked = True
                     return
                 except (ClientGone, ConnectionError, OSError):
                     return
-                if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                if not framing.next_cycle():
                     return
-                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                    return
-                conn.start_next_cycle()
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # a bug in the connection handling: log, never crash the server
             log.error("connection failed", exc_info=exc, peer=peer)
         finally:
             self._connections.discard(task)
+            self._expired.discard(task)
             if not hijacked:
                 writer.close()
                 try:
@@ -176,139 +284,83 @@ class HttpServer:
                 except (asyncio.TimeoutError, ConnectionError, OSError, asyncio.CancelledError):
                     pass
 
-    async def _next_event(self, conn: h11.Connection, reader: asyncio.StreamReader, timeout: float):
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                data = await asyncio.wait_for(reader.read(65536), timeout)
-                conn.receive_data(data)
-                continue
-            if event is h11.PAUSED:
-                return None
-            return event
+    # -- one request --------------------------------------------------------------------------
 
-    async def _read_body(self, conn: h11.Connection, reader: asyncio.StreamReader) -> bytes:
-        parts, size = [], 0
-        while True:
-            event = await self._next_event(conn, reader, HEAD_TIMEOUT)
-            if isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > self.max_body:
-                    raise ApiError(413, f"request body exceeds the limit of {self.max_body} bytes")
-                parts.append(event.data)
-            elif isinstance(event, h11.EndOfMessage) or event is None:
-                return b"".join(parts)
-            else:
-                raise ApiError(400, "incomplete request body")
-
-    def _base_headers(self) -> list[tuple[str, str]]:
-        return [("Api-Version", self.api_version), ("Ostype", "linux"), ("Server", self.server_header),
-                ("Docker-Experimental", "false")]
-
-    async def _write(self, conn: h11.Connection, writer: asyncio.StreamWriter, event) -> None:
-        data = conn.send(event)
-        if data:
-            if writer.is_closing():
-                raise ClientGone("client closed the connection")
-            writer.write(data)
-            await writer.drain()
-
-    async def _send_plain_error(self, conn, writer, status: int, message: str) -> None:
+    def _request(self, exchange: _Exchange, head, body: bytes, peer: str) -> tuple[Callable, Request]:
+        """The handler and Request for a head whose body has been read (404/405/400 as ApiError)."""
+        method = head.method
+        raw_path, _, raw_query = head.target.partition("?")
+        path = urllib.parse.unquote(raw_path) if "%" in raw_path else raw_path
+        version = self.api_version
+        m = _VERSIONED.match(path)
+        if m:
+            version, path = m.group(1), m.group(2) or "/"
+            if version not in self._known_versions:
+                self._check_version(version)
+                if len(self._known_versions) < _KNOWN_VERSIONS_MAX:
+                    self._known_versions.add(version)
         try:
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                resp = error_response(status, message)
-                await self._send_response(conn, writer, resp, head_only=False)
-        except Exception:
-            pass
+            handler, params, route = self.router.resolve(method, path)
+        except ApiError:
+            if method != "HEAD":
+                raise
+            handler, params, route = self.router.resolve("GET", path)
+        query = urllib.parse.parse_qs(raw_query, keep_blank_values=True) if raw_query else {}
+        req = Request(method, path, query, Headers(head.headers), body, version, params, route, peer=peer,
+                      start_stream=exchange.start_stream, hijack=exchange.hijack)
+        return handler, req
 
-    async def _send_response(self, conn, writer, resp: Response, head_only: bool) -> None:
-        headers = self._base_headers()
-        if resp.content_type:
-            headers.append(("Content-Type", resp.content_type))
-        headers += [(k, str(v)) for k, v in resp.headers.items()]
-        no_body = resp.status in (204, 304) or resp.status < 200
-        if not no_body:
-            headers.append(("Content-Length", str(len(resp.body))))
-        # head, body and end in one write: one send per unary response
-        data = conn.send(h11.Response(status_code=resp.status, headers=headers)) or b""
-        if resp.body and not head_only and not no_body:
-            data += conn.send(h11.Data(data=resp.body)) or b""
-        data += conn.send(h11.EndOfMessage()) or b""
-        if writer.is_closing():
-            raise ClientGone("client closed the connection")
-        writer.write(data)
-        await writer.drain()
-
-    async def _handle(self, conn, reader, writer, event: h11.Request, peer: str) -> None:
+    async def _handle(self, framing, reader, writer, head, peer: str) -> None:
         started = time.monotonic()
-        method = event.method.decode("latin-1").upper()
-        target = event.target.decode("latin-1")
-        raw_path, _, raw_query = target.partition("?")
+        method = head.method
         route = "unmatched"
-        status = 500
-        state = {"streaming": False, "hijacked": False}
+        exchange = _Exchange(self, framing, reader, writer)
         try:
             try:
-                body = await self._read_body(conn, reader)
+                body = await framing.read_body(self.max_body, HEAD_TIMEOUT)
                 if self.rate_limiter is not None and not self.rate_limiter.allow(client_of(peer)):
                     raise ApiError(429, f"too many requests from {client_of(peer)}: the limit is "
                                         f"{self.rate_limiter.rate:g} a second")
-                if conn.their_state is h11.MIGHT_SWITCH_PROTOCOL:
+                if framing.switch_requested:
                     self._check_hijack_capacity()
-                path = urllib.parse.unquote(raw_path)
-                version = self.api_version
-                m = _VERSIONED.match(path)
-                if m:
-                    version, path = m.group(1), m.group(2) or "/"
-                    self._check_version(version)
-                try:
-                    handler, params, route = self.router.resolve(method, path)
-                except ApiError:
-                    if method != "HEAD":
-                        raise
-                    handler, params, route = self.router.resolve("GET", path)
-                headers = Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers])
-                req = Request(method, path, urllib.parse.parse_qs(raw_query, keep_blank_values=True), headers,
-                              body, version, params, route, peer=peer,
-                              start_stream=lambda s, ct, h: self._start_stream(conn, reader, writer, state, s, ct, h),
-                              hijack=lambda ct: self._hijack(conn, reader, writer, state, ct))
-                result = await self._run_handler(handler, req, state)
+                handler, req = self._request(exchange, head, body, peer)
+                route = req.route
+                result = await self._run_handler(handler, req, exchange)
             except ApiError as err:
-                if state["streaming"] or state["hijacked"]:
+                if exchange.streaming or exchange.hijacked:
                     raise ClientGone(f"error after the response started: {err.message}") from None
                 result = error_response(err.status, err.message)
             except (ClientGone, _Hijacked, asyncio.CancelledError):
                 raise
             except (ConnectionError, OSError) as exc:
-                if state["streaming"] or state["hijacked"]:
+                if exchange.streaming or exchange.hijacked:
                     raise ClientGone(str(exc)) from None
-                log.error("request failed", exc_info=exc, method=method, path=raw_path)
+                log.error("request failed", exc_info=exc, method=method, path=head.target.partition("?")[0])
                 result = error_response(500, f"internal error: {type(exc).__name__}: {exc}")
             except Exception as exc:
-                if state["streaming"] or state["hijacked"]:
-                    log.error("stream failed", exc_info=exc, method=method, path=raw_path)
+                if exchange.streaming or exchange.hijacked:
+                    log.error("stream failed", exc_info=exc, method=method, path=head.target.partition("?")[0])
                     raise ClientGone(str(exc)) from None
-                log.error("request failed", exc_info=exc, method=method, path=raw_path)
+                log.error("request failed", exc_info=exc, method=method, path=head.target.partition("?")[0])
                 result = error_response(500, f"internal error: {type(exc).__name__}: {exc}")
-            if state["hijacked"]:
-                status = 101
+            if exchange.hijacked:
+                exchange.status = 101
                 raise _Hijacked()
-            if state["streaming"]:
-                status = state["status"]
-                if conn.our_state is h11.SEND_BODY:
-                    await self._write(conn, writer, h11.EndOfMessage())
+            if exchange.streaming:
+                await framing.end_stream()
                 return
             if result is None:
                 result = error_response(500, "internal error: the handler sent no response")
-            status = result.status
-            await self._send_response(conn, writer, result, head_only=(method == "HEAD"))
+            exchange.status = result.status
+            await framing.send_response(result.status, result.content_type, result.headers, result.body,
+                                        head_only=(method == "HEAD"))
         finally:
-            if state.get("counted"):
+            if exchange.counted:
                 self._hijacks -= 1
             if self.observer is not None:
                 try:
-                    self.observer(method, route, status, time.monotonic() - started)
-                except Exception:
+                    self.observer(method, route, exchange.status, time.monotonic() - started)
+                except Exception:   # metrics must never fail a request
                     pass
 
     def _check_hijack_capacity(self) -> None:
@@ -328,76 +380,21 @@ class HttpServer:
             raise ApiError(400, f"client version {version} is too old. Minimum supported API version is "
                                 f"{self.min_api_version}, please upgrade your client to a newer version")
 
-    async def _run_handler(self, handler, req: Request, state: dict):
-        """Runs the handler as its own task so a client leaving a stream can cancel it."""
-        task = asyncio.create_task(handler(req))
-        state["task"] = task
+    async def _run_handler(self, handler, req: Request, exchange: _Exchange):
+        """Runs the handler in this connection's task (no task per request); a client leaving its
+        stream cancels this task, and that cancellation comes out as ClientGone."""
+        task = exchange.task = asyncio.current_task()
         try:
-            return await asyncio.shield(task)
+            return await handler(req)
         except asyncio.CancelledError:
-            if task.cancelled() and state.get("client_gone") and not asyncio.current_task().cancelling():
-                raise ClientGone("client left during the stream") from None
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            if exchange.client_gone and task.cancelling():
+                task.uncancel()                # the watcher's cancel, not the server's
+                if not task.cancelling():
+                    raise ClientGone("client left during the stream") from None
             raise
         finally:
-            watcher = state.pop("watcher", None)
-            if watcher is not None:
-                watcher.cancel()
-
-    async def _start_stream(self, conn, reader, writer, state, status: int, content_type: str,
-                            headers: dict[str, str]) -> StreamWriter:
-        if state["streaming"] or state["hijacked"]:
-            raise RuntimeError("the response has already started")
-        hdrs = self._base_headers() + [("Content-Type", content_type)]
-        hdrs += [(k, str(v)) for k, v in headers.items()]
-        await self._write(conn, writer, h11.Response(status_code=status, headers=hdrs))
-        state["streaming"] = True
-        state["status"] = status
-
-        async def send(data: bytes | None) -> None:
-            try:
-                if data is None:
-                    await self._write(conn, writer, h11.EndOfMessage())
-                else:
-                    await self._write(conn, writer, h11.Data(data=data))
-            except (ConnectionError, OSError) as exc:
-                raise ClientGone(str(exc)) from None
-
-        state["watcher"] = asyncio.create_task(self._watch_client(reader, state))
-        return StreamWriter(send)
-
-    async def _watch_client(self, reader: asyncio.StreamReader, state: dict) -> None:
-        """While a stream is open, the client only ever closes: cancel the handler when it does."""
-        try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    break
-        except (ConnectionError, OSError):
-            pass
-        state["client_gone"] = True
-        task = state.get("task")
-        if task is not None and not task.done():
-            task.cancel()
-
-    async def _hijack(self, conn, reader, writer, state, content_type: str) -> HijackedConnection:
-        if state["streaming"] or state["hijacked"]:
-            raise RuntimeError("the response has already started")
-        self._check_hijack_capacity()
-        self._hijacks += 1
-        state["counted"] = True
-        headers = self._base_headers() + [("Content-Type", content_type), ("Connection", "Upgrade"),
-                                          ("Upgrade", "tcp")]
-        if conn.their_state is h11.MIGHT_SWITCH_PROTOCOL:
-            await self._write(conn, writer, h11.InformationalResponse(status_code=101, headers=headers,
-                                                                      reason=b"UPGRADED"))
-            leftover, _ = conn.trailing_data
-        else:
-            # the client did not ask to upgrade (old clients): answer 200 and use the raw stream anyway
-            head = f"HTTP/1.1 200 OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers[:-2]) + "\r\n"
-            writer.write(head.encode("latin-1"))
-            await writer.drain()
-            leftover = b""
-        state["hijacked"] = True
-        return HijackedConnection(reader, writer, bytes(leftover))
+            exchange.task = None
+            if exchange.watcher is not None:
+                exchange.watcher.cancel()
+                # the reader serves the next request only once the watcher has stopped reading it
+                await asyncio.wait((exchange.watcher,))
