@@ -245,7 +245,7 @@ async def test_streams_are_chunked_and_the_connection_is_kept(server):
     writer.close()
 
 
-async def test_a_client_idle_past_its_deadline_is_disconnected(server, monkeypatch):
+async def test_a_client_idle_past_its_deadline_is_disconnected(monkeypatch):
     from swarmd.manager.httpd import server as server_module
     monkeypatch.setattr(server_module, "IDLE_TIMEOUT", 0.2)
     monkeypatch.setattr(server_module, "SWEEP_PERIOD", 0.05)
