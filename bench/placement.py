@@ -64,17 +64,23 @@ def placed(spec: ContainerSpec, k: int) -> ContainerSnapshot:
                              state="created", labels={}, ports=spec.ports, cpus=spec.cpus, memory=spec.memory)
 
 
-def decide(scheduler: Scheduler, spec: ContainerSpec, nodes: list[NodeSnapshot], n: int) -> list[float]:
+def decide(scheduler: Scheduler, spec: ContainerSpec, nodes: list[NodeSnapshot], n: int,
+           cpu: list[float] | None = None) -> list[float]:
     """`n` decisions, each applied to the cluster as in the manager: the chosen node gets a new
     snapshot holding the container, and the placement made WINDOW decisions earlier is removed
-    again (a second changed node). Returns the decision latencies."""
+    again (a second changed node). Returns the decision latencies; `cpu`, when given, gets each
+    decision's CPU time (the thread's: what the decision costs whatever else the machine runs)."""
     position = {node.id: i for i, node in enumerate(nodes)}
     window: collections.deque[tuple[int, str]] = collections.deque()
     lat = []
+    thread_time = time.thread_time if cpu is not None else _no_clock
     for k in range(n):
+        c0 = thread_time()
         s = time.perf_counter()
         chosen = scheduler.select(spec, nodes)
         lat.append(time.perf_counter() - s)
+        if cpu is not None:
+            cpu.append(thread_time() - c0)
         i = position[chosen.id]
         c = placed(spec, k)
         nodes[i] = dataclasses.replace(chosen, containers=chosen.containers + (c,))
@@ -83,6 +89,10 @@ def decide(scheduler: Scheduler, spec: ContainerSpec, nodes: list[NodeSnapshot],
             j, cid = window.popleft()
             nodes[j] = dataclasses.replace(nodes[j], containers=tuple(x for x in nodes[j].containers if x.id != cid))
     return lat
+
+
+def _no_clock() -> float:
+    return 0.0
 
 
 SIZES = (1000, 5000)
@@ -110,13 +120,15 @@ def _name(size: int, strategy: str, label: str, what: str) -> str:
     return f"placement {where}{strategy} {label} {what}"
 
 
-def _steady(strategy: str, spec: ContainerSpec, cluster: list[NodeSnapshot], n: int) -> list[float]:
-    """The latencies of `n` decisions by one scheduler, after a first (untimed) decision over
-    the cluster: the scheduler's verdicts and the snapshots' indexes exist, as in a running manager."""
+def _steady(strategy: str, spec: ContainerSpec, cluster: list[NodeSnapshot], n: int,
+            cpu: list[float]) -> list[float]:
+    """The latencies of `n` decisions by one scheduler (their CPU times into `cpu`), after a first
+    (untimed) decision over the cluster: the scheduler's verdicts and the snapshots' indexes
+    exist, as in a running manager."""
     nodes = list(cluster)     # decide replaces snapshots in this list, never in `cluster`
     scheduler = Scheduler(strategy)
     scheduler.select(spec, nodes)
-    return decide(scheduler, spec, nodes, n)
+    return decide(scheduler, spec, nodes, n, cpu)
 
 
 def _cold(strategy: str, spec: ContainerSpec, cluster: list[NodeSnapshot]) -> float:
@@ -139,11 +151,14 @@ def _run(quick: bool) -> list[Row]:
         p50: dict[int, list[float]] = collections.defaultdict(list)
         p99: dict[int, list[float]] = collections.defaultdict(list)
         rate: dict[int, list[float]] = collections.defaultdict(list)
+        cpu_mean: dict[int, list[float]] = collections.defaultdict(list)
         for _ in range(rounds):          # round by round: a slow spell of the machine hits every row
             for i, (strategy, _, spec) in enumerate(cases):
                 cold[i].append(_cold(strategy, spec, cluster))
-                lat = _steady(strategy, spec, cluster, n)
+                cpu: list[float] = []
+                lat = _steady(strategy, spec, cluster, n, cpu)
                 rate[i].append(len(lat) / sum(lat))
+                cpu_mean[i].append(sum(cpu) / len(cpu))
                 lat.sort()
                 p50[i].append(statistics.median(lat))
                 p99[i].append(lat[int(len(lat) * 0.99) - 1])
@@ -154,6 +169,9 @@ def _run(quick: bool) -> list[Row]:
             rows.append(judged(_name(size, strategy, label, "p99"), statistics.median(p99[i]) * 1e3, "ms", "<= 2"))
             rows.append(judged(_name(size, strategy, label, "throughput"), statistics.median(rate[i]), "dec/s",
                                ">= 5000" if size <= THROUGHPUT_TARGET_UP_TO else ""))
+            # informational: unlike the wall-clock rows, not moved by other processes' load
+            rows.append(judged(_name(size, strategy, label, "CPU per decision"), statistics.median(cpu_mean[i]) * 1e6,
+                               "us"))
         del cluster
         gc.collect()
     return rows

@@ -2,7 +2,7 @@
 
 Successive decisions see almost the same cluster: between two creates only the nodes whose
 containers changed have new snapshots. For one placement signature (the spec's hard rules, ports
-and requested resources) a `Placement` keeps, per node position, its verdict on the snapshot it
+with compose's service identity, and requested resources) a `Placement` keeps, per node position, its verdict on the snapshot it
 judged there and a heap of the accepted positions by strategy key. A decision re-judges only the
 positions holding another snapshot, then reads the heap top: O(changed nodes · log n) instead of
 every filter over every node.
