@@ -87,6 +87,41 @@ class InProcessAgent:
         self.engine = None
 
 
+class RecordedAgent(InProcessAgent):
+    """InProcessAgent with the engine's answers read beforehand (`record`): the sync that reads
+    from it costs only what the manager does with the bytes (in a fleet the engines' JSON is made
+    in the agents' processes, not the manager's)."""
+
+    def __init__(self, engine: HollowEngine):
+        super().__init__(engine)
+        self.info, self.listed, self.images, self.docs = b"", b"", b"", {}
+
+    async def record(self) -> None:
+        self.info = await self.engine.info()
+        self.listed = await self.engine.list_containers(True)
+        self.images = (await self.engine.request("GET", "/images/json")).body
+        self.docs = {c["Id"]: await self.engine.inspect_container(c["Id"]) for c in json.loads(self.listed)}
+
+    async def engine_info(self):
+        return types.SimpleNamespace(info_json=self.info)
+
+    async def list_containers(self, all: bool = True, filters: dict | None = None) -> list[dict]:
+        return json.loads(self.listed)
+
+    async def inspect_container_at(self, container_id: str) -> tuple[dict, int]:
+        raw = self.docs[container_id]
+        doc = EngineDocument(json.loads(raw))
+        doc.raw = raw
+        return doc, time.time_ns()
+
+    async def engine_call(self, method: str, path: str, query: str = "", body: bytes = b"", headers=None):
+        return types.SimpleNamespace(status=200, body=self.images)
+
+    async def events(self, since_unix_nano: int = 0):
+        await asyncio.Event().wait()        # no events during a sync
+        yield {}
+
+
 def hollow_engines(nodes: int, per_node: int) -> dict[str, HollowEngine]:
     """Node ID -> engine holding `per_node` running containers, as the `scale` suite's nodes join
     with: busybox, two labels, memory and CPU reservations on some; one in 30 was created through
@@ -112,10 +147,11 @@ def node_of(node_id: str, engine: HollowEngine, index: int) -> types_pb2.Node:
     return types_pb2.Node(info=info, state=types_pb2.NODE_STATE_HEALTHY)
 
 
-async def fill(engines: dict[str, HollowEngine], per_node: int) -> ClusterView:
+async def fill(engines: dict[str, HollowEngine], per_node: int, agents: dict | None = None) -> ClusterView:
     """Joins every node as the membership watch does (its listing, then `synced`) and waits until
-    the view has read every node's containers."""
-    cluster = ClusterView(client_factory=lambda node: InProcessAgent(engines[node.info.id]))
+    the view has read every node's containers (through `agents`, node ID -> agent, when given)."""
+    cluster = ClusterView(client_factory=lambda node: agents[node.info.id] if agents is not None
+                          else InProcessAgent(engines[node.info.id]))
     for i, (node_id, engine) in enumerate(engines.items()):
         cluster.node_joined(node_of(node_id, engine, i))
     cluster.synced.set()
@@ -195,6 +231,45 @@ async def measure_rss(nodes: int, per_node: int) -> dict:
             "gc_max_ms": max((p for _, p, _ in timer.pauses), default=0) * 1e3,
             "gc_max_cpu_ms": max((c for _, _, c in timer.pauses), default=0) * 1e3,
             "gc_full": len(full), "gc_full_max_ms": max(full, default=0) * 1e3, "thaw_ms": thaw_ms, **handlers}
+
+
+SYNC_NODES = 500                        # the manager-only sync: enough nodes for a steady per-node cost
+SYNC_TARGET_MS = 8.0                    # issue 16: half the ~16 ms a node (30 containers) measured before
+
+
+async def measure_sync(nodes: int, per_node: int) -> dict:
+    """The manager's own CPU for the initial sync of `nodes` nodes: every engine answer is made
+    first (`RecordedAgent.record`, timed apart as the engines' cost), then the view syncs from
+    the recorded bytes, with the manager's GC policy installed."""
+    engines = hollow_engines(nodes, per_node)
+    agents = {node_id: RecordedAgent(engine) for node_id, engine in engines.items()}
+    cpu = time.process_time()
+    for agent in agents.values():
+        await agent.record()
+    engine_cpu = time.process_time() - cpu
+    policy = GcPolicy()
+    gc.collect()
+    gc.freeze()                 # the recorded answers stand for other processes, as in measure_rss
+    policy.install()
+    s, cpu = time.perf_counter(), time.process_time()
+    cluster = await fill(engines, per_node, agents)
+    sync_s, sync_cpu = time.perf_counter() - s, time.process_time() - cpu
+    policy.uninstall()
+    containers = sum(len(v.containers) for v in cluster.nodes.values())
+    await cluster.close()
+    return {"nodes": nodes, "containers": containers, "sync_s": sync_s, "sync_cpu_s": sync_cpu,
+            "engine_cpu_s": engine_cpu, "load": os.getloadavg()[0]}
+
+
+def sync_rows(m: dict) -> list[Row]:
+    n, c = m["nodes"], m["containers"]
+    return [
+        judged(f"memory: sync CPU per node, manager only ({n} nodes, {c // n} containers each)",
+               m["sync_cpu_s"] / n * 1e3, "ms", f"<= {SYNC_TARGET_MS:g}"),
+        judged(f"memory: sync CPU per container, manager only ({c} containers)", m["sync_cpu_s"] / c * 1e6, "us"),
+        judged(f"memory: engines' CPU per node for the same answers (the agents' share, {n} nodes)",
+               m["engine_cpu_s"] / n * 1e3, "ms"),
+    ]
 
 
 async def full_walk(cluster: ClusterView, engines: dict) -> float:
@@ -288,6 +363,7 @@ def run(quick: bool = False) -> list[Row]:
     rows = []
     for nodes in sizes:
         rows += rows_of(child(nodes, "rss"))
+    rows += sync_rows(child(min(sizes[0], SYNC_NODES), "sync"))
     traced = child(min(sizes[0], TRACE_NODES), "trace")
     print_sites(traced)
     rows.append(judged(f"memory: traced bytes per container, {traced['containers']} containers",
@@ -299,10 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.memory")
     p.add_argument("--nodes", type=int, default=1000)
     p.add_argument("--containers", type=int, default=CONTAINERS_PER_NODE, help="containers per node")
-    p.add_argument("--mode", choices=("rss", "trace"), default="rss")
+    p.add_argument("--mode", choices=("rss", "trace", "sync"), default="rss")
     p.add_argument("--print", action="store_true", help="print the rows / the sites instead of JSON")
     args = p.parse_args(argv)
-    measure = measure_rss if args.mode == "rss" else measure_trace
+    measure = {"rss": measure_rss, "trace": measure_trace, "sync": measure_sync}[args.mode]
     result = asyncio.run(measure(args.nodes, args.containers))
     if not args.print:
         print(json.dumps(result))
@@ -310,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         print_sites(result)
     else:
         from bench.report import print_table
-        print_table(rows_of(result))
+        print_table((rows_of if args.mode == "rss" else sync_rows)(result))
     return 0
 
 

@@ -528,7 +528,8 @@ class ClusterView:
                         return None
                     raise
             # the compact record at once: a node's decoded documents are never all held together
-            return self._record(view, doc, read_at)
+            # (nor kept decoded: none of them was just asked about, and each dies young)
+            return self._record(view, doc, read_at, remember=False)
 
         records = await asyncio.gather(*(read(c["Id"]) for c in listed))
         for rec in list(view.containers.values()):
@@ -575,12 +576,12 @@ class ClusterView:
         return self._index(view, self._record(view, doc, read_at))
 
     @staticmethod
-    def _record(view: NodeView, doc: dict, read_at: int) -> ContainerRecord:
+    def _record(view: NodeView, doc: dict, read_at: int, remember: bool = True) -> ContainerRecord:
         raw = getattr(doc, "raw", b"")
         if raw:
             doc.raw = b""                      # the record keeps its own compact copy
         return ContainerRecord(node_id=view.id, node_name=view.name, doc=doc, host_ip=view.node.info.host_ip,
-                               raw=raw, read_at=read_at)
+                               raw=raw, read_at=read_at, remember=remember)
 
     def _index(self, view: NodeView, rec: ContainerRecord) -> ContainerRecord:
         """Makes `rec` the view's record of its container (its node's, and every lookup's)."""
