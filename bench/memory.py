@@ -2,7 +2,7 @@
 
 A real `ClusterView` is filled the way the manager fills it when hollow nodes join: each node
 joins through `node_joined`, and the view's own sync (`_follow` → `_resync`: engine info, the
-container list, one inspect per container, the images) reads an in-memory hollow engine
+container list, the inspect documents in batches, the images) reads an in-memory hollow engine
 (`agent.hollow.HollowEngine`, the engine of the `scale` suite's nodes) through `InProcessAgent`,
 which hands over what `manager.agents.AgentClient` would (the same JSON documents and bytes)
 without gRPC. What the rows show is the view's own cost; a real manager adds its gRPC channels.
@@ -75,6 +75,10 @@ class InProcessAgent:
         doc.raw = raw
         return doc, time.time_ns()
 
+    async def inspect_containers(self, container_ids: list[str]) -> tuple[list[bytes], int]:
+        asked_at = time.time_ns()
+        return [await self.engine.inspect_container(i) for i in container_ids], asked_at
+
     async def engine_call(self, method: str, path: str, query: str = "", body: bytes = b"", headers=None):
         resp = await self.engine.request(method, path, query, body)
         return types.SimpleNamespace(status=resp.status, body=resp.body)
@@ -113,6 +117,9 @@ class RecordedAgent(InProcessAgent):
         doc = EngineDocument(json.loads(raw))
         doc.raw = raw
         return doc, time.time_ns()
+
+    async def inspect_containers(self, container_ids: list[str]) -> tuple[list[bytes], int]:
+        return [self.docs[i] for i in container_ids], time.time_ns()
 
     async def engine_call(self, method: str, path: str, query: str = "", body: bytes = b"", headers=None):
         return types.SimpleNamespace(status=200, body=self.images)
