@@ -35,8 +35,13 @@ import tracemalloc
 import types
 from pathlib import Path
 
+import grpc
+
 from bench.report import Row, judged
+from swarmd.agent.daemon import SERVER_OPTIONS
 from swarmd.agent.hollow import HollowEngine
+from swarmd.agent.node_info import NodeInfoSource, NodeSettings
+from swarmd.agent.service import AgentService
 from swarmd.manager.agents import EngineDocument
 from swarmd.manager.api import containers as containers_api
 from swarmd.manager.api import system as system_api
@@ -46,7 +51,7 @@ from swarmd.manager.container_records import SWARM_ID_LABEL
 from swarmd.manager.gc_policy import GcPolicy
 from swarmd.manager.httpd.request import Headers, Request
 from swarmd.manager.scheduler import Scheduler
-from swarmd.proto.swarm.v1 import types_pb2
+from swarmd.proto.swarm.v1 import agent_pb2_grpc, types_pb2
 
 CONTAINERS_PER_NODE = 30
 KiB = 1024
@@ -279,6 +284,65 @@ def sync_rows(m: dict) -> list[Row]:
     ]
 
 
+async def serve_hollow(nodes: int, per_node: int) -> dict:
+    """Mode `serve` (a child of mode `grpc`): the hollow engines behind the real agent service, one
+    gRPC server each, as hollow nodes run; prints their addresses, serves until stdin closes."""
+    servers, listing = [], []
+    for node_id, engine in hollow_engines(nodes, per_node).items():
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        addr = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+        settings = NodeSettings(node_id=node_id, addr=addr, host_ip="127.0.0.1", name=engine.name)
+        agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, NodeInfoSource(engine, settings)), server)
+        await server.start()
+        servers.append(server)
+        listing.append({"id": node_id, "name": engine.name, "addr": addr, "cpus": engine.cpus, "memory": engine.memory})
+    print(json.dumps(listing), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await asyncio.gather(*(s.stop(0) for s in servers))
+    return {}
+
+
+async def measure_grpc(nodes: int, per_node: int) -> dict:
+    """The manager process's CPU (gRPC included: its threads count) for the initial sync of `nodes`
+    hollow nodes served by the real agent service in a child process (mode `serve`), through the
+    manager's own AgentClient."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.memory", "--mode", "serve", "--nodes", str(nodes),
+                             "--containers", str(per_node)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        listing = json.loads(proc.stdout.readline())
+        policy = GcPolicy()
+        policy.install()
+        s, cpu = time.perf_counter(), time.process_time()
+        cluster = ClusterView()
+        for n in listing:
+            info = types_pb2.NodeInfo(id=n["id"], name=n["name"], addr=n["addr"], host_ip="127.0.0.1",
+                                      cpus=n["cpus"], memory_bytes=n["memory"])
+            cluster.node_joined(types_pb2.Node(info=info, state=types_pb2.NODE_STATE_HEALTHY))
+        cluster.synced.set()
+        cluster.intents_synced.set()
+        while not all(v.listed and len(v.containers) == per_node for v in cluster.nodes.values()):
+            await asyncio.sleep(0.05)
+        sync_s, sync_cpu = time.perf_counter() - s, time.process_time() - cpu
+        policy.uninstall()
+        containers = sum(len(v.containers) for v in cluster.nodes.values())
+        await cluster.close()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    return {"nodes": nodes, "containers": containers, "sync_s": sync_s, "sync_cpu_s": sync_cpu,
+            "load": os.getloadavg()[0]}
+
+
+def grpc_rows(m: dict) -> list[Row]:
+    n, c = m["nodes"], m["containers"]
+    return [
+        judged(f"memory: sync CPU per node, manager process over gRPC ({n} nodes, {c // n} containers each)",
+               m["sync_cpu_s"] / n * 1e3, "ms"),
+        judged(f"memory: sync wall time over gRPC, {n} nodes (agents in one other process)", m["sync_s"], "s"),
+    ]
+
+
 async def full_walk(cluster: ClusterView, engines: dict) -> float:
     """One full collection over every object of the view, as the policy's hourly thaw leads to
     (the engines are let go first: they stand for other processes)."""
@@ -382,18 +446,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.memory")
     p.add_argument("--nodes", type=int, default=1000)
     p.add_argument("--containers", type=int, default=CONTAINERS_PER_NODE, help="containers per node")
-    p.add_argument("--mode", choices=("rss", "trace", "sync"), default="rss")
+    p.add_argument("--mode", choices=("rss", "trace", "sync", "grpc", "serve"), default="rss")
     p.add_argument("--print", action="store_true", help="print the rows / the sites instead of JSON")
     args = p.parse_args(argv)
-    measure = {"rss": measure_rss, "trace": measure_trace, "sync": measure_sync}[args.mode]
+    measure = {"rss": measure_rss, "trace": measure_trace, "sync": measure_sync, "grpc": measure_grpc,
+               "serve": serve_hollow}[args.mode]
     result = asyncio.run(measure(args.nodes, args.containers))
+    if args.mode == "serve":
+        return 0
     if not args.print:
         print(json.dumps(result))
     elif args.mode == "trace":
         print_sites(result)
     else:
         from bench.report import print_table
-        print_table((rows_of if args.mode == "rss" else sync_rows)(result))
+        print_table({"rss": rows_of, "sync": sync_rows, "grpc": grpc_rows}[args.mode](result))
     return 0
 
 
