@@ -149,7 +149,9 @@ def _late(any_cli: DockerCLI, host: str) -> DockerCLI:
     return DockerCLI(host, any_cli.env["DOCKER_CONFIG"], any_cli.binary)
 
 
-PS_FORMAT = "{{.ID}}|{{.Names}}|{{.Image}}|{{.Command}}|{{.State}}|{{.Labels}}|{{.Ports}}|{{.Mounts}}|{{.Networks}}"
+# labels one by one: the 20.10 CLI prints {{.Labels}} in Go's random map order
+PS_FORMAT = ('{{.ID}}|{{.Names}}|{{.Image}}|{{.Command}}|{{.State}}|{{.Label "late"}}|{{.Label "index"}}|{{.Ports}}|'
+             '{{.Mounts}}|{{.Networks}}|{{.CreatedAt}}')
 
 
 def test_a_late_manager_lists_what_the_watching_manager_lists(late_manager, any_cli):
