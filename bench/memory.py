@@ -14,10 +14,17 @@ size's heap does not blur the next one's RSS:
   and every collection's pause timed through `gc.callbacks`, with the manager's GC policy
   (`manager.gc_policy`) installed as `swarm manage` installs it;
 - mode `trace`: the same fill under `tracemalloc`, reporting the traced bytes per container and
-  the allocation sites holding them (innermost frame, and the first frame in swarmd's code).
+  the allocation sites holding them (innermost frame, and the first frame in swarmd's code);
+- mode `sync`: the manager's own CPU per node for the sync, the engines' answers made beforehand
+  (`RecordedAgent`), so that what the hollow engines cost (the agents' share in a fleet) is apart;
+- mode `grpc`: the manager process's CPU per node for the sync over gRPC, through its own
+  `AgentClient`, from hollow engines behind the real agent service in a child process (mode
+  `serve`): the cost a fleet's initial sync puts on the manager.
 
     python -m bench --only memory            # 1,000 and 5,000 nodes, 30 containers each
     python -m bench.memory --nodes 200 --mode trace --print
+    python -m bench.memory --nodes 500 --mode sync --print     # "Sync cost per node" in docs/benchmarks.md
+    python -m bench.memory --nodes 200 --mode grpc --print
 """
 from __future__ import annotations
 
@@ -246,6 +253,7 @@ async def measure_rss(nodes: int, per_node: int) -> dict:
 
 
 SYNC_NODES = 500                        # the manager-only sync: enough nodes for a steady per-node cost
+GRPC_NODES = 200                        # … and over gRPC (hollow agents in one child process)
 SYNC_TARGET_MS = 8.0                    # issue 16: half the ~16 ms a node (30 containers) measured before
 
 
@@ -435,6 +443,7 @@ def run(quick: bool = False) -> list[Row]:
     for nodes in sizes:
         rows += rows_of(child(nodes, "rss"))
     rows += sync_rows(child(min(sizes[0], SYNC_NODES), "sync"))
+    rows += grpc_rows(child(min(sizes[0], GRPC_NODES), "grpc"))
     traced = child(min(sizes[0], TRACE_NODES), "trace")
     print_sites(traced)
     rows.append(judged(f"memory: traced bytes per container, {traced['containers']} containers",
