@@ -7,6 +7,8 @@ and ContainerAction carry engine-clock times in their trailing metadata (`swarmd
 so that the manager skips re-reading a container for an event its record already shows; asked
 with `read_back`, CreateContainer and ContainerAction answer with the container's inspect document
 read right after the change, so that the manager needs no second round trip to show it.
+InspectContainers reads many containers in one call (a node's sync: one call per container cost
+the manager more than the record it makes of the answer).
 `EngineCall` returns any status as it is; `EngineStream` relays streamed and hijacked calls frame
 by frame (see proto/swarm/v1/agent.proto).
 """
