@@ -247,7 +247,9 @@ def _static_summary(doc: dict, cid: str, names: str, image: str, image_id: str, 
     }
 
 
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))     # what json.dumps(..., separators=) makes per call
+# what json.dumps(..., separators=) made anew per call; no cycle check: a `ps` entry is built from
+# a JSON document, which cannot hold one (the check's bookkeeping was a fifth of the encoding)
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 def _field(index: int, doc: str = "") -> property:
