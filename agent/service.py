@@ -7,6 +7,8 @@ and ContainerAction carry engine-clock times in their trailing metadata (`swarmd
 so that the manager skips re-reading a container for an event its record already shows; asked
 with `read_back`, CreateContainer and ContainerAction answer with the container's inspect document
 read right after the change, so that the manager needs no second round trip to show it.
+InspectContainers reads many containers in one call (a node's sync: one call per container cost
+the manager more than the record it makes of the answer).
 `EngineCall` returns any status as it is; `EngineStream` relays streamed and hijacked calls frame
 by frame (see proto/swarm/v1/agent.proto).
 """
@@ -35,6 +37,9 @@ log = logs.get("agent.service")
 # the Agent RPC's action enum -> the engine's action name
 _ACTIONS = {agent_pb2.ContainerActionRequest.Action.Value(f"ACTION_{name.upper()}"): name
             for name in CONTAINER_ACTIONS}
+# engine calls in flight for one InspectContainers (a node's sync): what the manager's own
+# concurrency was when it asked for one container at a time
+INSPECT_CONCURRENCY = 16
 # image references that name an image by id: never pulled
 _IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
 
@@ -126,6 +131,31 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         clock.done(log)
         self._stamp(context, engine_clock.READ_AT, asked_at)
         return agent_pb2.JsonDocument(json=body)
+
+    async def InspectContainers(self, request, context):
+        clock = stages("agent-inspect-many")
+        asked_at = time.time_ns()
+        sem = asyncio.Semaphore(INSPECT_CONCURRENCY)
+
+        async def read(container_id: str) -> bytes | None:
+            async with sem:
+                try:
+                    return await self.engine.inspect_container(container_id)
+                except EngineError as exc:
+                    if exc.status == 404:          # removed since it was listed: left out
+                        return None
+                    raise
+        # every read ends before the answer (none left running after a failure)
+        docs = await asyncio.gather(*(read(i) for i in request.ids), return_exceptions=True)
+        for doc in docs:
+            if isinstance(doc, EngineError):
+                await engine_errors.abort(context, doc.status, doc.message)
+            if isinstance(doc, BaseException):
+                raise doc
+        clock.mark("engine")
+        clock.done(log)
+        self._stamp(context, engine_clock.READ_AT, asked_at)
+        return agent_pb2.InspectContainersResponse(json=[d for d in docs if d is not None])
 
     async def CreateContainer(self, request, context):
         created, clock = await self._created(request, context)

@@ -2,7 +2,7 @@
 
 A real `ClusterView` is filled the way the manager fills it when hollow nodes join: each node
 joins through `node_joined`, and the view's own sync (`_follow` → `_resync`: engine info, the
-container list, one inspect per container, the images) reads an in-memory hollow engine
+container list, the inspect documents in batches, the images) reads an in-memory hollow engine
 (`agent.hollow.HollowEngine`, the engine of the `scale` suite's nodes) through `InProcessAgent`,
 which hands over what `manager.agents.AgentClient` would (the same JSON documents and bytes)
 without gRPC. What the rows show is the view's own cost; a real manager adds its gRPC channels.
@@ -14,10 +14,17 @@ size's heap does not blur the next one's RSS:
   and every collection's pause timed through `gc.callbacks`, with the manager's GC policy
   (`manager.gc_policy`) installed as `swarm manage` installs it;
 - mode `trace`: the same fill under `tracemalloc`, reporting the traced bytes per container and
-  the allocation sites holding them (innermost frame, and the first frame in swarmd's code).
+  the allocation sites holding them (innermost frame, and the first frame in swarmd's code);
+- mode `sync`: the manager's own CPU per node for the sync, the engines' answers made beforehand
+  (`RecordedAgent`), so that what the hollow engines cost (the agents' share in a fleet) is apart;
+- mode `grpc`: the manager process's CPU per node for the sync over gRPC, through its own
+  `AgentClient`, from hollow engines behind the real agent service in a child process (mode
+  `serve`): the cost a fleet's initial sync puts on the manager.
 
     python -m bench --only memory            # 1,000 and 5,000 nodes, 30 containers each
     python -m bench.memory --nodes 200 --mode trace --print
+    python -m bench.memory --nodes 500 --mode sync --print     # "Sync cost per node" in docs/benchmarks.md
+    python -m bench.memory --nodes 200 --mode grpc --print
 """
 from __future__ import annotations
 
@@ -35,8 +42,13 @@ import tracemalloc
 import types
 from pathlib import Path
 
+import grpc
+
 from bench.report import Row, judged
+from swarmd.agent.daemon import SERVER_OPTIONS
 from swarmd.agent.hollow import HollowEngine
+from swarmd.agent.node_info import NodeInfoSource, NodeSettings
+from swarmd.agent.service import AgentService
 from swarmd.manager.agents import EngineDocument
 from swarmd.manager.api import containers as containers_api
 from swarmd.manager.api import system as system_api
@@ -46,7 +58,7 @@ from swarmd.manager.container_records import SWARM_ID_LABEL
 from swarmd.manager.gc_policy import GcPolicy
 from swarmd.manager.httpd.request import Headers, Request
 from swarmd.manager.scheduler import Scheduler
-from swarmd.proto.swarm.v1 import types_pb2
+from swarmd.proto.swarm.v1 import agent_pb2_grpc, types_pb2
 
 CONTAINERS_PER_NODE = 30
 KiB = 1024
@@ -75,6 +87,10 @@ class InProcessAgent:
         doc.raw = raw
         return doc, time.time_ns()
 
+    async def inspect_containers(self, container_ids: list[str]) -> tuple[list[bytes], int]:
+        asked_at = time.time_ns()
+        return [await self.engine.inspect_container(i) for i in container_ids], asked_at
+
     async def engine_call(self, method: str, path: str, query: str = "", body: bytes = b"", headers=None):
         resp = await self.engine.request(method, path, query, body)
         return types.SimpleNamespace(status=resp.status, body=resp.body)
@@ -85,6 +101,44 @@ class InProcessAgent:
 
     async def close(self) -> None:
         self.engine = None
+
+
+class RecordedAgent(InProcessAgent):
+    """InProcessAgent with the engine's answers read beforehand (`record`): the sync that reads
+    from it costs only what the manager does with the bytes (in a fleet the engines' JSON is made
+    in the agents' processes, not the manager's)."""
+
+    def __init__(self, engine: HollowEngine):
+        super().__init__(engine)
+        self.info, self.listed, self.images, self.docs = b"", b"", b"", {}
+
+    async def record(self) -> None:
+        self.info = await self.engine.info()
+        self.listed = await self.engine.list_containers(True)
+        self.images = (await self.engine.request("GET", "/images/json")).body
+        self.docs = {c["Id"]: await self.engine.inspect_container(c["Id"]) for c in json.loads(self.listed)}
+
+    async def engine_info(self):
+        return types.SimpleNamespace(info_json=self.info)
+
+    async def list_containers(self, all: bool = True, filters: dict | None = None) -> list[dict]:
+        return json.loads(self.listed)
+
+    async def inspect_container_at(self, container_id: str) -> tuple[dict, int]:
+        raw = self.docs[container_id]
+        doc = EngineDocument(json.loads(raw))
+        doc.raw = raw
+        return doc, time.time_ns()
+
+    async def inspect_containers(self, container_ids: list[str]) -> tuple[list[bytes], int]:
+        return [self.docs[i] for i in container_ids], time.time_ns()
+
+    async def engine_call(self, method: str, path: str, query: str = "", body: bytes = b"", headers=None):
+        return types.SimpleNamespace(status=200, body=self.images)
+
+    async def events(self, since_unix_nano: int = 0):
+        await asyncio.Event().wait()        # no events during a sync
+        yield {}
 
 
 def hollow_engines(nodes: int, per_node: int) -> dict[str, HollowEngine]:
@@ -112,10 +166,11 @@ def node_of(node_id: str, engine: HollowEngine, index: int) -> types_pb2.Node:
     return types_pb2.Node(info=info, state=types_pb2.NODE_STATE_HEALTHY)
 
 
-async def fill(engines: dict[str, HollowEngine], per_node: int) -> ClusterView:
+async def fill(engines: dict[str, HollowEngine], per_node: int, agents: dict | None = None) -> ClusterView:
     """Joins every node as the membership watch does (its listing, then `synced`) and waits until
-    the view has read every node's containers."""
-    cluster = ClusterView(client_factory=lambda node: InProcessAgent(engines[node.info.id]))
+    the view has read every node's containers (through `agents`, node ID -> agent, when given)."""
+    cluster = ClusterView(client_factory=lambda node: agents[node.info.id] if agents is not None
+                          else InProcessAgent(engines[node.info.id]))
     for i, (node_id, engine) in enumerate(engines.items()):
         cluster.node_joined(node_of(node_id, engine, i))
     cluster.synced.set()
@@ -195,6 +250,105 @@ async def measure_rss(nodes: int, per_node: int) -> dict:
             "gc_max_ms": max((p for _, p, _ in timer.pauses), default=0) * 1e3,
             "gc_max_cpu_ms": max((c for _, _, c in timer.pauses), default=0) * 1e3,
             "gc_full": len(full), "gc_full_max_ms": max(full, default=0) * 1e3, "thaw_ms": thaw_ms, **handlers}
+
+
+SYNC_NODES = 500                        # the manager-only sync: enough nodes for a steady per-node cost
+GRPC_NODES = 200                        # … and over gRPC (hollow agents in one child process)
+SYNC_TARGET_MS = 8.0                    # issue 16: half the ~16 ms a node (30 containers) measured before
+
+
+async def measure_sync(nodes: int, per_node: int) -> dict:
+    """The manager's own CPU for the initial sync of `nodes` nodes: every engine answer is made
+    first (`RecordedAgent.record`, timed apart as the engines' cost), then the view syncs from
+    the recorded bytes, with the manager's GC policy installed."""
+    engines = hollow_engines(nodes, per_node)
+    agents = {node_id: RecordedAgent(engine) for node_id, engine in engines.items()}
+    cpu = time.process_time()
+    for agent in agents.values():
+        await agent.record()
+    engine_cpu = time.process_time() - cpu
+    policy = GcPolicy()
+    gc.collect()
+    gc.freeze()                 # the recorded answers stand for other processes, as in measure_rss
+    policy.install()
+    s, cpu = time.perf_counter(), time.process_time()
+    cluster = await fill(engines, per_node, agents)
+    sync_s, sync_cpu = time.perf_counter() - s, time.process_time() - cpu
+    policy.uninstall()
+    containers = sum(len(v.containers) for v in cluster.nodes.values())
+    await cluster.close()
+    return {"nodes": nodes, "containers": containers, "sync_s": sync_s, "sync_cpu_s": sync_cpu,
+            "engine_cpu_s": engine_cpu, "load": os.getloadavg()[0]}
+
+
+def sync_rows(m: dict) -> list[Row]:
+    n, c = m["nodes"], m["containers"]
+    return [
+        judged(f"memory: sync CPU per node, manager only ({n} nodes, {c // n} containers each)",
+               m["sync_cpu_s"] / n * 1e3, "ms", f"<= {SYNC_TARGET_MS:g}"),
+        judged(f"memory: sync CPU per container, manager only ({c} containers)", m["sync_cpu_s"] / c * 1e6, "us"),
+        judged(f"memory: engines' CPU per node for the same answers (the agents' share, {n} nodes)",
+               m["engine_cpu_s"] / n * 1e3, "ms"),
+    ]
+
+
+async def serve_hollow(nodes: int, per_node: int) -> dict:
+    """Mode `serve` (a child of mode `grpc`): the hollow engines behind the real agent service, one
+    gRPC server each, as hollow nodes run; prints their addresses, serves until stdin closes."""
+    servers, listing = [], []
+    for node_id, engine in hollow_engines(nodes, per_node).items():
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        addr = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+        settings = NodeSettings(node_id=node_id, addr=addr, host_ip="127.0.0.1", name=engine.name)
+        agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, NodeInfoSource(engine, settings)), server)
+        await server.start()
+        servers.append(server)
+        listing.append({"id": node_id, "name": engine.name, "addr": addr, "cpus": engine.cpus, "memory": engine.memory})
+    print(json.dumps(listing), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await asyncio.gather(*(s.stop(0) for s in servers))
+    return {}
+
+
+async def measure_grpc(nodes: int, per_node: int) -> dict:
+    """The manager process's CPU (gRPC included: its threads count) for the initial sync of `nodes`
+    hollow nodes served by the real agent service in a child process (mode `serve`), through the
+    manager's own AgentClient."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.memory", "--mode", "serve", "--nodes", str(nodes),
+                             "--containers", str(per_node)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        listing = json.loads(proc.stdout.readline())
+        policy = GcPolicy()
+        policy.install()
+        s, cpu = time.perf_counter(), time.process_time()
+        cluster = ClusterView()
+        for n in listing:
+            info = types_pb2.NodeInfo(id=n["id"], name=n["name"], addr=n["addr"], host_ip="127.0.0.1",
+                                      cpus=n["cpus"], memory_bytes=n["memory"])
+            cluster.node_joined(types_pb2.Node(info=info, state=types_pb2.NODE_STATE_HEALTHY))
+        cluster.synced.set()
+        cluster.intents_synced.set()
+        while not all(v.listed and len(v.containers) == per_node for v in cluster.nodes.values()):
+            await asyncio.sleep(0.05)
+        sync_s, sync_cpu = time.perf_counter() - s, time.process_time() - cpu
+        policy.uninstall()
+        containers = sum(len(v.containers) for v in cluster.nodes.values())
+        await cluster.close()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    return {"nodes": nodes, "containers": containers, "sync_s": sync_s, "sync_cpu_s": sync_cpu,
+            "load": os.getloadavg()[0]}
+
+
+def grpc_rows(m: dict) -> list[Row]:
+    n, c = m["nodes"], m["containers"]
+    return [
+        judged(f"memory: sync CPU per node, manager process over gRPC ({n} nodes, {c // n} containers each)",
+               m["sync_cpu_s"] / n * 1e3, "ms"),
+        judged(f"memory: sync wall time over gRPC, {n} nodes (agents in one other process)", m["sync_s"], "s"),
+    ]
 
 
 async def full_walk(cluster: ClusterView, engines: dict) -> float:
@@ -288,6 +442,8 @@ def run(quick: bool = False) -> list[Row]:
     rows = []
     for nodes in sizes:
         rows += rows_of(child(nodes, "rss"))
+    rows += sync_rows(child(min(sizes[0], SYNC_NODES), "sync"))
+    rows += grpc_rows(child(min(sizes[0], GRPC_NODES), "grpc"))
     traced = child(min(sizes[0], TRACE_NODES), "trace")
     print_sites(traced)
     rows.append(judged(f"memory: traced bytes per container, {traced['containers']} containers",
@@ -299,18 +455,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.memory")
     p.add_argument("--nodes", type=int, default=1000)
     p.add_argument("--containers", type=int, default=CONTAINERS_PER_NODE, help="containers per node")
-    p.add_argument("--mode", choices=("rss", "trace"), default="rss")
+    p.add_argument("--mode", choices=("rss", "trace", "sync", "grpc", "serve"), default="rss")
     p.add_argument("--print", action="store_true", help="print the rows / the sites instead of JSON")
     args = p.parse_args(argv)
-    measure = measure_rss if args.mode == "rss" else measure_trace
+    measure = {"rss": measure_rss, "trace": measure_trace, "sync": measure_sync, "grpc": measure_grpc,
+               "serve": serve_hollow}[args.mode]
     result = asyncio.run(measure(args.nodes, args.containers))
+    if args.mode == "serve":
+        return 0
     if not args.print:
         print(json.dumps(result))
     elif args.mode == "trace":
         print_sites(result)
     else:
         from bench.report import print_table
-        print_table(rows_of(result))
+        print_table({"rss": rows_of, "sync": sync_rows, "grpc": grpc_rows}[args.mode](result))
     return 0
 
 

@@ -1,6 +1,7 @@
 """gRPC client to one node's agent: typed calls, engine errors translated to ApiError."""
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -11,12 +12,21 @@ from swarmd.manager.container_actions import ACTIONS
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.metrics import AGENT_RPC_ERRORS
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd.common import engine_clock
+from swarmd.common import engine_clock, engine_errors
 from swarmd.common.engine_errors import engine_error_from_rpc, engine_status_sent
 from swarmd.common.tls import open_channel
 
 UNARY_TIMEOUT = 60.0      # seconds; every outbound unary call has a deadline
 INFO_TIMEOUT = 10.0
+ONE_BY_ONE_CONCURRENCY = 16     # InspectContainer calls in flight to an agent without InspectContainers
+
+
+def _lacks_method(err: grpc.aio.AioRpcError) -> bool:
+    """The agent does not know the RPC (an older agent), as against an engine's 501, which comes
+    with the engine's status."""
+    if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+        return False
+    return not any(key == engine_errors.STATUS_KEY for key, _ in err.trailing_metadata() or ())
 
 
 class EngineDocument(dict):
@@ -196,6 +206,41 @@ class AgentClient:
             self.stub.InspectContainer, agent_pb2.InspectContainerRequest(id=container_id, since_ns=since),
             UNARY_TIMEOUT, engine_clock.READ_AT)
         return engine_document(resp.json), read_at
+
+    async def inspect_containers(self, container_ids: list[str]) -> tuple[list[bytes], int]:
+        """The inspect documents (JSON bytes, as the engine sent them) of those of the containers
+        the engine still has, in the order asked, in one call; and when the agent began asking
+        (engine clock, 0 if unknown): every document shows each change made before that time."""
+        call = self.stub.InspectContainers(agent_pb2.InspectContainersRequest(ids=container_ids),
+                                           timeout=UNARY_TIMEOUT)
+        try:
+            resp = await call
+            metadata = await call.trailing_metadata()
+        except grpc.aio.AioRpcError as err:
+            if not _lacks_method(err):
+                raise self._error(err) from None
+            return await self._inspect_one_by_one(container_ids)
+        return list(resp.json), engine_clock.time_from(metadata, engine_clock.READ_AT)
+
+    async def _inspect_one_by_one(self, container_ids: list[str]) -> tuple[list[bytes], int]:
+        """inspect_containers from an agent that predates it: one InspectContainer per container."""
+        sem = asyncio.Semaphore(ONE_BY_ONE_CONCURRENCY)
+
+        async def read(container_id: str) -> tuple[bytes, int] | None:
+            async with sem:
+                try:
+                    resp, read_at = await self._unary(
+                        self.stub.InspectContainer, agent_pb2.InspectContainerRequest(id=container_id),
+                        UNARY_TIMEOUT, engine_clock.READ_AT)
+                except ApiError as err:
+                    if err.status == 404:
+                        return None
+                    raise
+            return resp.json, read_at
+
+        found = [r for r in await asyncio.gather(*(read(i) for i in container_ids)) if r is not None]
+        # the earliest time: each document was read after it (0, unknown, if any is)
+        return [doc for doc, _ in found], min((t for _, t in found), default=0)
 
     async def container_action(self, container_id: str, action: str, params: dict[str, str] | None = None) -> int:
         return (await self.container_action_at(container_id, action, params))[0]

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from swarmd.manager.agents import AgentClient, ReadBack
+from swarmd.manager.agents import AgentClient, ReadBack, engine_document
 from swarmd.manager.container_records import SWARM_SHORT_ID_LENGTH, ContainerRecord
 from swarmd.manager.gc_policy import keep_long_lived
 from swarmd.manager.httpd.errors import ApiError
@@ -36,7 +36,7 @@ SETTLE_WAIT = 5.0      # s a read of the view waits at most for the read-backs o
 ANSWER_WAIT = 2.0      # s an event's read waits for the answers to changes in flight on its node
 _NO_REFRESH = {"attach", "detach", "resize", "top", "exec_create", "exec_start", "exec_die",
                "exec_detach", "archive-path", "extract-to-dir", "copy", "export", "commit"}
-_SYNC_CONCURRENCY = 16
+_SYNC_BATCH = 64          # containers asked for in one InspectContainers call of a node's sync
 _GONE_MAX = 4096           # removed container IDs remembered, so a late read does not bring one back
 
 
@@ -586,27 +586,19 @@ class ClusterView:
     async def _resync(self, view: NodeView) -> None:
         engine = await view.client.engine_info()
         view.info = json.loads(engine.info_json or b"{}")
-        listed = await view.client.list_containers(all=True)
-        sem = asyncio.Semaphore(_SYNC_CONCURRENCY)
-
-        async def read(cid: str) -> ContainerRecord | None:
-            async with sem:
-                try:
-                    doc, read_at = await view.client.inspect_container_at(cid)
-                except ApiError as err:
-                    if err.status == 404:
-                        return None
-                    raise
-            # the compact record at once: a node's decoded documents are never all held together
-            return self._record(view, doc, read_at)
-
-        records = await asyncio.gather(*(read(c["Id"]) for c in listed))
+        ids = [c["Id"] for c in await view.client.list_containers(all=True)]
+        records: list[ContainerRecord] = []
+        for start in range(0, len(ids), _SYNC_BATCH):
+            # one call for many (a call per container cost the manager more than its record), each
+            # document made a compact record at once: a node's decoded documents are never all held
+            # together, nor kept decoded (none of them was just asked about, and each dies young)
+            docs, read_at = await view.client.inspect_containers(ids[start:start + _SYNC_BATCH])
+            records += [self._record(view, engine_document(raw), read_at, remember=False) for raw in docs]
         for rec in list(view.containers.values()):
             self._unindex(rec)
         view.containers = {}
         for rec in records:
-            if rec is not None:
-                self._index(view, rec)
+            self._index(view, rec)
         keep_long_lived()                    # the node's records: no young collection walks them again
         view.listed = True
         self.reconcile_standing()            # what stood for its containers gives way to what it has
@@ -664,12 +656,12 @@ class ClusterView:
         return self._index(view, self._record(view, doc, read_at))
 
     @staticmethod
-    def _record(view: NodeView, doc: dict, read_at: int) -> ContainerRecord:
+    def _record(view: NodeView, doc: dict, read_at: int, remember: bool = True) -> ContainerRecord:
         raw = getattr(doc, "raw", b"")
         if raw:
             doc.raw = b""                      # the record keeps its own compact copy
         return ContainerRecord(node_id=view.id, node_name=view.name, doc=doc, host_ip=view.node.info.host_ip,
-                               raw=raw, read_at=read_at)
+                               raw=raw, read_at=read_at, remember=remember)
 
     def _index(self, view: NodeView, rec: ContainerRecord) -> ContainerRecord:
         """Makes `rec` the view's record of its container (its node's, and every lookup's)."""

@@ -21,7 +21,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from swarmd.manager.container_status import parse_time, status_at
-from swarmd.manager.scheduler.container_spec import reschedule_policies, reserved_cpus
+from swarmd.manager.scheduler.container_spec import RESCHEDULE_LABEL, reschedule_policies, reserved_cpus
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot, PortBinding
 
 # classic swarm's own ID for a container (cluster/config.go `SwarmID`): set by the manager at
@@ -136,11 +136,22 @@ _SHAPE = {
                                                 "DriverOpts": None}}},
 }
 _ZDICT = json.dumps(_SHAPE).encode() + json.dumps(_SHAPE, separators=(",", ":")).encode()
+PRESET_DICTIONARY = _ZDICT      # what any zlib reader of a packed document is given
+
+
+# Level 3 with the preset dictionary: about as fast as level 1 on these documents and half the
+# bytes (deflate's longer match search finds the dictionary's runs). Each document starts from a
+# copy of one primed compressor (setting the dictionary anew cost as much as compressing the
+# document); a 16 KiB window (the dictionary's 8 KiB and a document) and memLevel 6 make that
+# copy a third of the default's (docs/benchmarks.md, "Sync cost per node"). Any zlib reader
+# with the dictionary reads the stream: `unpack_document` reads records packed before.
+PACK_LEVEL, PACK_WBITS, PACK_MEMLEVEL = 3, 14, 6
+_PACKER = zlib.compressobj(PACK_LEVEL, zlib.DEFLATED, PACK_WBITS, PACK_MEMLEVEL, zdict=_ZDICT)
 
 
 def pack_document(data: bytes) -> bytes:
-    """A document's JSON, compressed (level 1: cheaper than decoding the JSON was)."""
-    packer = zlib.compressobj(1, zdict=_ZDICT)
+    """A document's JSON, compressed against the preset dictionary (a zlib stream with it)."""
+    packer = _PACKER.copy()
     return packer.compress(data) + packer.flush()
 
 
@@ -152,6 +163,29 @@ def unpack_document(packed: bytes) -> bytes:
 def _shared(value):
     """One object for equal strings across records (label keys and values, images, nodes)."""
     return sys.intern(value) if type(value) is str else value
+
+
+def engine_time(text) -> datetime | None:
+    """`parse_time` of an engine's RFC 3339 UTC time (`2026-11-25T12:00:00.123456789Z`), read
+    directly by `datetime.fromisoformat` when it has exactly that shape (a record's times are
+    unique to it: the parse_time cache would only miss); any other text goes to parse_time."""
+    if type(text) is str and len(text) >= 20 and text[-1] == "Z" and text[10] == "T" and text[19] in ".Z" \
+            and (len(text) == 20 or text[20:-1].isdigit()) and not text.startswith("0001-01-01"):
+        try:
+            return datetime.fromisoformat(text)     # 'Z': tzinfo is timezone.utc, as parse_time's
+        except ValueError:
+            pass
+    return parse_time(text)
+
+
+def _reschedules(cfg: dict) -> bool:
+    """`reschedule_policies` names on-node-failure; asked only when the config carries the policy
+    label or a `reschedule:` environment entry (the only places it is read from)."""
+    labels, env = cfg.get("Labels"), cfg.get("Env")
+    if not (isinstance(labels, dict) and RESCHEDULE_LABEL in labels) and not (
+            isinstance(env, list) and any(type(e) is str and e.startswith("reschedule:") for e in env)):
+        return False
+    return ON_NODE_FAILURE in reschedule_policies(cfg)
 
 
 _MISSING = object()
@@ -213,6 +247,11 @@ def _static_summary(doc: dict, cid: str, names: str, image: str, image_id: str, 
     }
 
 
+# what json.dumps(..., separators=) made anew per call; no cycle check: a `ps` entry is built from
+# a JSON document, which cannot hold one (the check's bookkeeping was a fifth of the encoding)
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
 def _field(index: int, doc: str = "") -> property:
     return property(lambda rec: rec._f[index], doc=doc)
 
@@ -229,14 +268,14 @@ class ContainerRecord:
     __slots__ = ("_f", "state", "labels", "_snapshot")
 
     def __init__(self, node_id: str, node_name: str, doc: dict, host_ip: str = "", raw: bytes = b"",
-                 read_at: int = 0):
+                 read_at: int = 0, remember: bool = True):
         cfg = doc.get("Config") or {}
         hc = doc.get("HostConfig") or {}
         state = doc.get("State") or {}
         cid, name = doc["Id"], (doc.get("Name") or "").lstrip("/")
         node_name, host_ip = _shared(node_name), _shared(host_ip)
         image, image_id = _shared(cfg.get("Image") or ""), _shared(doc.get("Image") or "")
-        created = parse_time(doc.get("Created"))
+        created = engine_time(doc.get("Created"))
         self.state = shared_state(state)
         # a dict of strings only: the collector does not track it
         self.labels = {_shared(k): _shared(v) for k, v in (cfg.get("Labels") or {}).items()}
@@ -249,10 +288,11 @@ class ContainerRecord:
         if not raw.endswith(b"}"):
             raw = json.dumps(doc, separators=(",", ":")).encode()
         self._f = (cid, name, _shared(node_id), node_name, host_ip, str(self.labels.get(SWARM_ID_LABEL) or ""),
-                   created, parse_time(state.get("StartedAt")), parse_time(state.get("FinishedAt")), image,
-                   image_id, bool(cfg.get("Tty")), ON_NODE_FAILURE in reschedule_policies(cfg), read_at,
-                   json.dumps(static, separators=(",", ":")).encode()[:-1], pack_document(raw))
-        _remember(self, doc)
+                   created, engine_time(state.get("StartedAt")), engine_time(state.get("FinishedAt")), image,
+                   image_id, bool(cfg.get("Tty")), _reschedules(cfg), read_at,
+                   _COMPACT_JSON.encode(static).encode()[:-1], pack_document(raw))
+        if remember:        # a node's sync stores many at once: none of them was just asked about
+            _remember(self, doc)
 
     id = _field(0)
     name = _field(1)
