@@ -34,6 +34,14 @@ def _too_large(max_body: int) -> ApiError:
     return ApiError(413, f"request body exceeds the limit of {max_body} bytes")
 
 
+async def send_or_gone(writer, data: bytes) -> None:
+    """Writes `data` to the client and waits for it to drain; ClientGone once it has left."""
+    if writer.is_closing():
+        raise ClientGone("client closed the connection")
+    writer.write(data)
+    await writer.drain()
+
+
 class LeanFraming:
     """The common case: a byte buffer, Content-Length bodies, responses rendered as bytes."""
 
@@ -100,10 +108,7 @@ class LeanFraming:
         return b"".join(parts)
 
     async def _send(self, data: bytes) -> None:
-        if self.writer.is_closing():
-            raise ClientGone("client closed the connection")
-        self.writer.write(data)
-        await self.writer.drain()
+        await send_or_gone(self.writer, data)
 
     async def send_response(self, status: int, content_type: str | None, headers: dict, body: bytes,
                             head_only: bool) -> None:
@@ -215,10 +220,7 @@ class H11Framing:
     async def _write(self, event) -> None:
         data = self.conn.send(event)
         if data:
-            if self.writer.is_closing():
-                raise ClientGone("client closed the connection")
-            self.writer.write(data)
-            await self.writer.drain()
+            await send_or_gone(self.writer, data)
 
     async def send_response(self, status: int, content_type: str | None, headers: dict, body: bytes,
                             head_only: bool) -> None:
@@ -231,10 +233,7 @@ class H11Framing:
         if body and not head_only and not no_body:
             data += self.conn.send(h11.Data(data=body)) or b""
         data += self.conn.send(h11.EndOfMessage()) or b""
-        if self.writer.is_closing():
-            raise ClientGone("client closed the connection")
-        self.writer.write(data)
-        await self.writer.drain()
+        await send_or_gone(self.writer, data)
 
     async def send_error(self, status: int, message: str) -> None:
         """A Docker-shaped error for a head h11 refused, when the state machine still allows one."""
