@@ -69,7 +69,7 @@ class InProcessAgent:
     async def list_containers(self, all: bool = True, filters: dict | None = None) -> list[dict]:
         return json.loads(await self.engine.list_containers(all, json.dumps(filters).encode() if filters else b""))
 
-    async def inspect_container_at(self, container_id: str) -> tuple[dict, int]:
+    async def inspect_container_at(self, container_id: str, since: int = 0) -> tuple[dict, int]:
         raw = await self.engine.inspect_container(container_id)    # the bytes the agent relays
         doc = EngineDocument(json.loads(raw))
         doc.raw = raw
