@@ -28,8 +28,13 @@ Why no walk of the frozen objects is ever needed (the choice, against the altern
   runs one first, so a cycle that is garbage already is freed rather than frozen); and the
   manager's long-lived objects do not form cycles when they are dropped (tests/unit/
   test_gc_cycles.py churns a real `ClusterView`: containers created and destroyed, nodes lost,
-  back, moved to a new address and removed; then it hands the frozen objects back and finds no
-  garbage among them).
+  back, moved to a new address and removed; and Docker API calls through the HTTP server, an
+  event stream the client leaves included; then it hands the frozen objects back and finds no
+  garbage among them). The churn found three such cycles, now broken where they form: a node
+  view dropped with its cancelled follow task, a streamed request with its cancelled handler,
+  and every asyncio socket transport of CPython < 3.12, which keeps a bound method of itself
+  after its connection is lost (python/cpython gh-100348, fixed in 3.12 only: `install`
+  applies the same fix, `_release_transport_cycles`).
 - The bounded fallback is a thaw, off by default (`thaw_every`): a small manager, or one
   suspected of holding cycles, may hand the frozen objects back every `thaw_every` seconds, and
   bench/memory.py's "thaw" row shows what that pause costs at scale.
@@ -50,7 +55,9 @@ keep that small (bench/memory.py measures the pauses; docs/benchmarks.md, "Memor
 from __future__ import annotations
 
 import gc
+import sys
 import time
+from asyncio import selector_events
 from collections.abc import Callable
 
 THAW_EVERY = 3600.0     # the fallback's period, when a caller turns it on (`GcPolicy(thaw_every=…)`)
@@ -66,6 +73,27 @@ def keep_long_lived() -> None:
     flight); what is garbage among the frozen objects later is still freed by reference counting."""
     gc.collect()
     gc.freeze()
+
+
+def _release_transport_cycles() -> None:
+    """CPython 3.11's `_SelectorSocketTransport` keeps `_read_ready_cb`, a bound method of itself,
+    after its connection is lost: each connection ends as a reference cycle, which is kept forever
+    once frozen (the manager's HTTP connections, and any other). This is the fix CPython 3.12
+    made (gh-100348, PR gh-100349: "Fix ref cycle in _SelectorSocketTransport by removing
+    _read_ready_cb in close"), applied where every way a connection ends passes."""
+    cls = selector_events._SelectorSocketTransport
+    if sys.version_info >= (3, 12) or getattr(cls, "_swarmd_releases_cycle", False):
+        return
+    lost = cls._call_connection_lost
+
+    def _call_connection_lost(self, exc):
+        try:
+            lost(self, exc)
+        finally:
+            self._read_ready_cb = None       # nothing reads a lost connection again
+
+    cls._call_connection_lost = _call_connection_lost
+    cls._swarmd_releases_cycle = True
 
 
 class GcPolicy:
@@ -86,6 +114,7 @@ class GcPolicy:
     def install(self) -> None:
         if self._on_gc in gc.callbacks:
             return
+        _release_transport_cycles()
         gc.collect()
         gc.freeze()
         gc.collect()                 # walks nothing: the count of long-lived objects starts at zero

@@ -341,6 +341,9 @@ class HttpServer:
             await asyncio.gather(task, return_exceptions=True)
             raise
         finally:
+            # a cancelled handler's traceback holds its request, whose callbacks hold `state`: no
+            # cycle is left for the collector (the manager never walks frozen objects again)
+            state.pop("task", None)
             watcher = state.pop("watcher", None)
             if watcher is not None:
                 watcher.cancel()

@@ -12,10 +12,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
+import socket
 
 from bench.memory import InProcessAgent, hollow_engines, node_of
+from swarmd.manager.api.context import ManagerContext
+from swarmd.manager.api import build_router
 from swarmd.manager.cluster import ClusterView
 from swarmd.manager.gc_policy import GcPolicy, keep_long_lived
+from swarmd.manager.httpd.server import HttpServer
+from swarmd.manager.scheduler import Scheduler
 
 NODES, PER_NODE = 6, 4
 
@@ -98,6 +103,73 @@ async def _churn(rounds: int, extra=None) -> list:
         gc.unfreeze()
 
 
+class Client:
+    """A plain blocking socket, driven from a thread: the client's own objects hold no cycles, so
+    what the check finds is the server's."""
+
+    def __init__(self, addr: str):
+        host, port = addr.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.buf = b""
+
+    def _until(self, marker: bytes) -> bytes:
+        while marker not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            self.buf += chunk
+        head, _, self.buf = self.buf.partition(marker)
+        return head
+
+    def get(self, path: str, body: bool = True) -> bytes:
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: swarm\r\n\r\n".encode())
+        head = self._until(b"\r\n\r\n")
+        if not body:
+            return b""
+        length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+        while len(self.buf) < length:
+            self.buf += self.sock.recv(65536)
+        data, self.buf = self.buf[:length], self.buf[length:]
+        return data
+
+
+async def _api_churn(rounds: int) -> list:
+    """Docker API calls through the manager's HTTP server, with everything alive frozen while
+    connections are open (a full collection during a long `docker ps -a`): keep-alive connections
+    that end, an event stream the client leaves, an error answered."""
+    engines = hollow_engines(NODES, PER_NODE)
+    policy = GcPolicy()
+    policy.install()
+    cluster = ClusterView(client_factory=lambda node: InProcessAgent(engines[node.info.id]))
+    server = HttpServer(build_router(ManagerContext(cluster, Scheduler("spread"))), api_version="1.41",
+                        min_api_version="1.12", server_header="Docker/1.41 swarmd")
+    try:
+        await _joined(cluster, engines)
+        await server.start(["tcp://127.0.0.1:0"])
+        addr = server.addresses[0]
+        keep_long_lived()
+        for _ in range(rounds):
+            client = await asyncio.to_thread(Client, addr)
+            listed = await asyncio.to_thread(client.get, "/v1.41/containers/json?all=1")
+            keep_long_lived()
+            cid = listed.split(b'"Id":"', 1)[1][:64].decode()
+            for path in (f"/v1.41/containers/{cid}/json", "/v1.41/info", "/v1.41/containers/nope/json"):
+                await asyncio.to_thread(client.get, path)
+            client.sock.close()
+            events = await asyncio.to_thread(Client, addr)
+            await asyncio.to_thread(events.get, "/v1.41/events", False)
+            keep_long_lived()
+            events.sock.close()
+            await asyncio.sleep(0.1)          # the server sees both connections end
+            gc.collect()
+        return _garbage_among_frozen()
+    finally:
+        await server.close()
+        await cluster.close()
+        policy.uninstall()
+        gc.unfreeze()
+
+
 def _garbage_among_frozen() -> list:
     gc.unfreeze()
     gc.set_debug(gc.DEBUG_SAVEALL)
@@ -118,6 +190,13 @@ def _clean_slate() -> None:
 def test_churning_the_view_leaves_no_cycle_among_frozen_objects():
     _clean_slate()
     garbage = asyncio.run(_churn(rounds=3))
+    kinds = collections.Counter(type(o).__name__ for o in garbage)
+    assert not garbage, f"cycles the frozen objects would keep forever: {kinds.most_common(10)}"
+
+
+def test_api_calls_through_the_http_server_leave_no_cycle_among_frozen_objects():
+    _clean_slate()
+    garbage = asyncio.run(_api_churn(rounds=3))
     kinds = collections.Counter(type(o).__name__ for o in garbage)
     assert not garbage, f"cycles the frozen objects would keep forever: {kinds.most_common(10)}"
 
