@@ -62,6 +62,8 @@ from collections.abc import Callable
 
 THAW_EVERY = 3600.0     # the fallback's period, when a caller turns it on (`GcPolicy(thaw_every=…)`)
 FULL_EVERY = 2
+KEEP_EVERY = 0.5        # s: `keep_long_lived` collects and freezes at most this often under the policy
+_installed: list[GcPolicy] = []      # the policy installed in this process, if any
 
 
 def keep_long_lived() -> None:
@@ -70,7 +72,16 @@ def keep_long_lived() -> None:
     runs first, so only reachable objects are frozen: a reference cycle that is garbage already
     (an exception and its traceback, a finished task) is freed now instead of being kept
     forever. It walks only what came since the last freeze (a node's records, what is in
-    flight); what is garbage among the frozen objects later is still freed by reference counting."""
+    flight); what is garbage among the frozen objects later is still freed by reference counting.
+    Under the policy, a call within KEEP_EVERY of the last freeze does nothing: 5,000 nodes
+    finishing their sync would otherwise add 5,000 collections (a quarter more sync CPU), and
+    what it leaves is frozen by the next one or by the policy's next full collection."""
+    policy = _installed[0] if _installed else None
+    if policy is not None:
+        now = policy._clock()
+        if now - policy.frozen_at < KEEP_EVERY:
+            return
+        policy.frozen_at = now
     gc.collect()
     gc.freeze()
 
@@ -108,6 +119,7 @@ class GcPolicy:
         self._thresholds: tuple[int, int, int] | None = None
         self._clock = clock
         self._thaw_at = None if thaw_every is None else clock() + thaw_every
+        self.frozen_at = float("-inf")      # clock time of the last freeze
         self.freezes = 0
         self.thaws = 0
 
@@ -122,10 +134,13 @@ class GcPolicy:
         young, middle, _ = self._thresholds
         gc.set_threshold(young, middle, self.full_every)
         gc.callbacks.append(self._on_gc)
+        _installed[:] = [self]
 
     def uninstall(self) -> None:
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
+        if self in _installed:
+            _installed.clear()
         if self._thresholds is not None:
             gc.set_threshold(*self._thresholds)
             self._thresholds = None
@@ -143,3 +158,4 @@ class GcPolicy:
                 return
         gc.freeze()
         self.freezes += 1
+        self.frozen_at = self._clock()

@@ -18,7 +18,7 @@ from bench.memory import InProcessAgent, hollow_engines, node_of
 from swarmd.manager.api.context import ManagerContext
 from swarmd.manager.api import build_router
 from swarmd.manager.cluster import ClusterView
-from swarmd.manager.gc_policy import GcPolicy, keep_long_lived
+from swarmd.manager.gc_policy import KEEP_EVERY, GcPolicy, keep_long_lived
 from swarmd.manager.httpd.server import HttpServer
 from swarmd.manager.scheduler import Scheduler
 
@@ -28,6 +28,12 @@ NODES, PER_NODE = 6, 4
 class Cycle:
     def __init__(self):
         self.me = self
+
+
+def _freeze_all() -> None:
+    """What a full collection under the policy does at any moment: every object alive frozen."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _until(cond) -> None:
@@ -52,10 +58,10 @@ async def _joined(cluster: ClusterView, engines: dict) -> list[str]:
 async def _containers_come_and_go(cluster: ClusterView, engine, nid: str, tag: str) -> None:
     c = engine.add_container(f"churn-{tag}", {"Image": "busybox", "Labels": {"app": tag}}, running=True)
     await _until(lambda: c.id in cluster.nodes[nid].containers)
-    keep_long_lived()
+    _freeze_all()
     await engine.container_action(c.id, "kill", {})
     await _until(lambda: cluster.nodes[nid].containers[c.id].state.get("Status") == "exited")
-    keep_long_lived()
+    _freeze_all()
     await engine.container_action(c.id, "remove", {})
     await _until(lambda: c.id not in cluster.nodes[nid].containers)
 
@@ -65,7 +71,7 @@ async def _node_lost_and_back(cluster: ClusterView, engines: dict, nid: str, ind
     task = view.task
     cluster.node_left(nid, "lease expired")
     await _until(task.done)
-    keep_long_lived()
+    _freeze_all()
     cluster.node_joined(node_of(nid, engines[nid], index))
     await _until(lambda: view.connected)
 
@@ -74,7 +80,7 @@ async def _node_moved_then_removed(cluster: ClusterView, engines: dict, nid: str
     old = cluster.nodes[nid]
     cluster.node_joined(node_of(nid, engines[nid], index + 100))        # same ID, a new address
     await _until(lambda: cluster.nodes[nid] is not old and cluster.nodes[nid].connected)
-    keep_long_lived()
+    _freeze_all()
     cluster.remove_node(nid)
     await asyncio.sleep(0.01)
 
@@ -87,7 +93,7 @@ async def _churn(rounds: int, extra=None) -> list:
     try:
         cluster = ClusterView(client_factory=lambda node: InProcessAgent(engines[node.info.id]))
         ids = await _joined(cluster, engines)
-        keep_long_lived()
+        _freeze_all()
         for r in range(rounds):
             for i, nid in enumerate(ids[:2]):
                 await _containers_come_and_go(cluster, engines[nid], nid, f"{r}-{i}")
@@ -96,7 +102,7 @@ async def _churn(rounds: int, extra=None) -> list:
                 extra()
             gc.collect()
         await _node_moved_then_removed(cluster, engines, ids[-1], len(ids) - 1)
-        keep_long_lived()
+        _freeze_all()
         return _garbage_among_frozen()
     finally:
         policy.uninstall()
@@ -147,18 +153,18 @@ async def _api_churn(rounds: int) -> list:
         await _joined(cluster, engines)
         await server.start(["tcp://127.0.0.1:0"])
         addr = server.addresses[0]
-        keep_long_lived()
+        _freeze_all()
         for _ in range(rounds):
             client = await asyncio.to_thread(Client, addr)
             listed = await asyncio.to_thread(client.get, "/v1.41/containers/json?all=1")
-            keep_long_lived()
+            _freeze_all()
             cid = listed.split(b'"Id":"', 1)[1][:64].decode()
             for path in (f"/v1.41/containers/{cid}/json", "/v1.41/info", "/v1.41/containers/nope/json"):
                 await asyncio.to_thread(client.get, path)
             client.sock.close()
             events = await asyncio.to_thread(Client, addr)
             await asyncio.to_thread(events.get, "/v1.41/events", False)
-            keep_long_lived()
+            _freeze_all()
             events.sock.close()
             await asyncio.sleep(0.1)          # the server sees both connections end
             gc.collect()
@@ -222,6 +228,28 @@ def test_keep_long_lived_frees_a_cycle_that_is_already_garbage_instead_of_freezi
         keep_long_lived()
         assert _garbage_among_frozen() == []
     finally:
+        gc.unfreeze()
+
+
+def test_under_the_policy_keep_long_lived_freezes_at_most_every_keep_every_seconds():
+    now = [100.0]
+    policy = GcPolicy(clock=lambda: now[0])
+    gc.unfreeze()
+    policy.install()
+    gc.disable()                                # only this test's collections
+    try:
+        keep_long_lived()
+        frozen = gc.get_freeze_count()
+        kept = [[i] for i in range(1000)]
+        now[0] += KEEP_EVERY / 2
+        keep_long_lived()                       # too soon after the last freeze: left to the next
+        assert gc.get_freeze_count() == frozen
+        now[0] += KEEP_EVERY
+        keep_long_lived()
+        assert gc.get_freeze_count() >= frozen + len(kept)
+    finally:
+        gc.enable()
+        policy.uninstall()
         gc.unfreeze()
 
 
