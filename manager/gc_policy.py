@@ -1,11 +1,12 @@
 """Garbage collection for a manager holding 150,000 containers: no pause walks the whole heap.
 
 The cluster view keeps millions of objects that live as long as their containers. A full
-collection walks every tracked object, and on this 2-CPU machine that costs about 1.2 µs per
+collection walks every tracked object, and on this 2-CPU machine that costs about 1.3 µs per
 tracked object once the heap is large (cache misses: each object's header is read): the view of
-5,000 nodes / 150,000 containers tracks ~0.5 million objects (a `ContainerRecord` and a scheduler
-`ContainerSnapshot` per container, per-node tasks, queues and clients) and a full walk over it
-took 1.3 s; the manager's own modules alone (~40,000 objects) take ~35 ms. CPython starts a full
+5,000 nodes / 150,000 containers makes the collector track 0.6 million objects (a
+`ContainerRecord` and a scheduler `ContainerSnapshot` per container, ~18 objects per node: its
+view, follow task, coroutines, event queue and client) and a full walk over it took 1.3 s; the
+manager's own modules alone (~40,000 objects) take ~35 ms. CPython starts a full
 collection whenever the objects that outlived the young generations reach a quarter of the last
 full collection's survivors: during the initial sync, and during every few `docker ps -a` over
 150,000 containers, whose entries outlive the young collections while the reply is built.
@@ -25,7 +26,8 @@ Why no walk of the frozen objects is ever needed (the choice, against the altern
   collection, `gc.unfreeze` hands all of them back at once), so a thaw cannot be spread.
 - So the frozen objects hold no garbage cycles, by construction and by test: only what a
   collection has just found reachable is frozen (after a full collection; `keep_long_lived`
-  runs one first, so a cycle that is garbage already is freed rather than frozen); and the
+  runs one first, so a cycle that is garbage already is freed rather than frozen, and under
+  the policy runs at most every KEEP_EVERY seconds); and the
   manager's long-lived objects do not form cycles when they are dropped (tests/unit/
   test_gc_cycles.py churns a real `ClusterView`: containers created and destroyed, nodes lost,
   back, moved to a new address and removed; and Docker API calls through the HTTP server, an
@@ -35,9 +37,11 @@ Why no walk of the frozen objects is ever needed (the choice, against the altern
   and every asyncio socket transport of CPython < 3.12, which keeps a bound method of itself
   after its connection is lost (python/cpython gh-100348, fixed in 3.12 only: `install`
   applies the same fix, `_release_transport_cycles`).
-- The bounded fallback is a thaw, off by default (`thaw_every`): a small manager, or one
-  suspected of holding cycles, may hand the frozen objects back every `thaw_every` seconds, and
-  bench/memory.py's "thaw" row shows what that pause costs at scale.
+- The fallback, a thaw every `thaw_every` seconds, is off by default, and is not bounded:
+  on CPython 3.11 no walk of a manager's frozen objects fits in 50 ms here (its modules alone
+  take ~35 ms), so a thaw would be the one pause over the target. It is for a small manager,
+  or one suspected of holding a cycle the tests do not cover; bench/memory.py shows its cost
+  ("the fallback thaw" row) beside the "thaw path" row the default policy is judged on.
 
 A full collection then walks what reached the oldest generation since the last one. Two settings
 keep that small (bench/memory.py measures the pauses; docs/benchmarks.md, "Memory at scale"):
