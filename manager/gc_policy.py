@@ -4,8 +4,8 @@ The cluster view keeps millions of objects that live as long as their containers
 collection walks every tracked object, and on this 2-CPU machine that costs about 1.3 µs per
 tracked object once the heap is large (cache misses: each object's header is read): the view of
 5,000 nodes / 150,000 containers makes the collector track 0.6 million objects (a
-`ContainerRecord` and a scheduler `ContainerSnapshot` per container, ~18 objects per node: its
-view, follow task, coroutines, event queue and client) and a full walk over it took 1.3 s; the
+`ContainerRecord` and a scheduler `ContainerSnapshot` per container, ~60 objects per node: its
+view, follow task, coroutines, event queue, lists and client) and a full walk over it took 1.3 s; the
 manager's own modules alone (~40,000 objects) take ~35 ms. CPython starts a full
 collection whenever the objects that outlived the young generations reach a quarter of the last
 full collection's survivors: during the initial sync, and during every few `docker ps -a` over
