@@ -321,6 +321,7 @@ class ClusterView:
             return
         if view is not None:
             self._stop_follow(view)
+            view.task = None     # its cancelled task's traceback holds the view: no cycle left frozen
         view = NodeView(node=node, client=self._client_factory(node), intent=self.intent_of(node.info.id))
         self.nodes[node.info.id] = view
         log.info("node joined", node=node.info.name, addr=node.info.addr, id=node.info.id[:12])
@@ -529,6 +530,7 @@ class ClusterView:
             return
         log.info("node removed", node=view.name, id=node_id[:12])
         self._stop_follow(view)
+        view.task = None         # its cancelled task's traceback holds the view: no cycle left frozen
         for rec in list(view.containers.values()):
             self._unindex(rec)
         view.containers = {}

@@ -1,17 +1,47 @@
-"""Garbage collection for a manager holding tens of thousands of inspect documents.
+"""Garbage collection for a manager holding 150,000 containers: no pause walks the whole heap.
 
 The cluster view keeps millions of objects that live as long as their containers. A full
-collection walks every tracked object (about 0.4 s for 30,000 containers on a 2-CPU machine),
-and CPython starts one whenever the objects that outlived the young generations reach a quarter
-of the last full collection's survivors: during the initial sync, and every few `docker ps -a`
-over 30,000 containers, whose entries outlive the young collections while the reply is built.
+collection walks every tracked object, and on this 2-CPU machine that costs about 1.3 µs per
+tracked object once the heap is large (cache misses: each object's header is read): the view of
+5,000 nodes / 150,000 containers makes the collector track 0.6 million objects (a
+`ContainerRecord` and a scheduler `ContainerSnapshot` per container, ~60 objects per node: its
+view, follow task, coroutines, event queue, lists and client) and a full walk over it took 1.3 s; the
+manager's own modules alone (~40,000 objects) take ~35 ms. CPython starts a full
+collection whenever the objects that outlived the young generations reach a quarter of the last
+full collection's survivors: during the initial sync, and during every few `docker ps -a` over
+150,000 containers, whose entries outlive the young collections while the reply is built.
 
 The policy: the survivors of every full collection are frozen (`gc.freeze`), so the next full
-collection walks only what was allocated since. Reference cycles that form later among frozen
-objects are not collected while they stay frozen, so every `thaw_every` seconds the frozen
-objects are handed back (`gc.unfreeze`) and the full collection after that walks everything
-once, then freezes again. Objects without cycles (inspect documents, records, snapshots) are
-freed by reference counting whether frozen or not.
+collection walks only what was allocated since; frozen objects are never walked again. Objects
+without reference cycles (records, snapshots, inspect documents) are still freed by reference
+counting when they die, frozen or not; only a reference cycle that becomes garbage while one of
+its objects is frozen would stay.
+
+Why no walk of the frozen objects is ever needed (the choice, against the alternatives):
+- This used to unfreeze everything every hour so that such cycles got collected: a pause of
+  1.3 s at 150,000 containers, and one that grows with the cluster. Making the per-container
+  objects untracked instead (records as exact tuples of atomic values) would not bound it: the
+  scheduler's snapshots, the per-node objects and the manager's modules alone exceed 50 ms at
+  5,000 nodes here, and CPython 3.11 cannot walk a part of the frozen objects (no incremental
+  collection, `gc.unfreeze` hands all of them back at once), so a thaw cannot be spread.
+- So the frozen objects hold no garbage cycles, by construction and by test: only what a
+  collection has just found reachable is frozen (after a full collection; `keep_long_lived`
+  collects the young generations first when they are small, so a cycle that has just become
+  garbage is freed rather than frozen, and runs at most every KEEP_EVERY seconds); and the
+  manager's long-lived objects do not form cycles when they are dropped (tests/unit/
+  test_gc_cycles.py churns a real `ClusterView`: containers created and destroyed, nodes lost,
+  back, moved to a new address and removed; and Docker API calls through the HTTP server, an
+  event stream the client leaves included; then it hands the frozen objects back and finds no
+  garbage among them). The churn found three such cycles, now broken where they form: a node
+  view dropped with its cancelled follow task, a streamed request with its cancelled handler,
+  and every asyncio socket transport of CPython < 3.12, which keeps a bound method of itself
+  after its connection is lost (python/cpython gh-100348, fixed in 3.12 only: `install`
+  applies the same fix, `_release_transport_cycles`).
+- The fallback, a thaw every `thaw_every` seconds, is off by default, and is not bounded:
+  on CPython 3.11 no walk of a manager's frozen objects fits in 50 ms here (its modules alone
+  take ~35 ms), so a thaw would be the one pause over the target. It is for a small manager,
+  or one suspected of holding a cycle the tests do not cover; bench/memory.py shows its cost
+  ("the fallback thaw" row) beside the "thaw path" row the default policy is judged on.
 
 A full collection then walks what reached the oldest generation since the last one. Two settings
 keep that small (bench/memory.py measures the pauses; docs/benchmarks.md, "Memory at scale"):
@@ -29,37 +59,85 @@ keep that small (bench/memory.py measures the pauses; docs/benchmarks.md, "Memor
 from __future__ import annotations
 
 import gc
+import sys
 import time
+from asyncio import selector_events
 from collections.abc import Callable
 
-THAW_EVERY = 3600.0
+THAW_EVERY = 3600.0     # the fallback's period, when a caller turns it on (`GcPolicy(thaw_every=…)`)
 FULL_EVERY = 2
+KEEP_EVERY = 0.5        # s: `keep_long_lived` collects and freezes at most this often under the policy
+KEEP_WALK_MAX = 10_000  # young objects `keep_long_lived` collects before freezing (~10 ms here)
+_installed: list[GcPolicy] = []      # the policy installed in this process, if any
 
 
 def keep_long_lived() -> None:
     """Moves every object alive now out of the collector's generations (`gc.freeze`): called
-    right after a bulk of long-lived objects was built. Cheap (the generations' lists are
-    spliced); what is garbage among them is still freed by reference counting, and cycles after
-    the policy's next thaw."""
+    right after a bulk of long-lived objects was built. When the young generations are small, a
+    collection of them runs first, so a reference cycle that has just become garbage (an
+    exception and its traceback, a finished task) is freed rather than frozen forever. They are
+    not always small: CPython counts a young allocation off for every tracked object freed, old
+    or young, so while a sync frees documents the young generation grows unwalked (40,000
+    objects, a 44 ms walk, at the end of a 5,000-node sync); those are frozen unwalked, as
+    before, and what could hide among them is left to the tests (tests/unit/test_gc_cycles.py).
+    Under the policy, a call within KEEP_EVERY of the last freeze does nothing, so 5,000 nodes
+    ending their sync do not add 5,000 collections; what it leaves is frozen by the next call
+    or full collection."""
+    policy = _installed[0] if _installed else None
+    if policy is not None:
+        now = policy._clock()
+        if now - policy.frozen_at < KEEP_EVERY:
+            return
+        policy.frozen_at = now
+    young = gc.get_objects(0)
+    small = len(young) + len(gc.get_objects(1)) <= KEEP_WALK_MAX     # counting is not walking: ~1 ms
+    del young
+    if small:
+        gc.collect(1)
     gc.freeze()
 
 
-class GcPolicy:
-    """Installs itself as a `gc.callbacks` entry; `freezes`/`thaws` count what it did."""
+def _release_transport_cycles() -> None:
+    """CPython 3.11's `_SelectorSocketTransport` keeps `_read_ready_cb`, a bound method of itself,
+    after its connection is lost: each connection ends as a reference cycle, which is kept forever
+    once frozen (the manager's HTTP connections, and any other). This is the fix CPython 3.12
+    made (gh-100348, PR gh-100349: "Fix ref cycle in _SelectorSocketTransport by removing
+    _read_ready_cb in close"), applied where every way a connection ends passes."""
+    cls = selector_events._SelectorSocketTransport
+    if sys.version_info >= (3, 12) or getattr(cls, "_swarmd_releases_cycle", False):
+        return
+    lost = cls._call_connection_lost
 
-    def __init__(self, thaw_every: float = THAW_EVERY, clock: Callable[[], float] = time.monotonic,
+    def _call_connection_lost(self, exc):
+        try:
+            lost(self, exc)
+        finally:
+            self._read_ready_cb = None       # nothing reads a lost connection again
+
+    cls._call_connection_lost = _call_connection_lost
+    cls._swarmd_releases_cycle = True
+
+
+class GcPolicy:
+    """Installs itself as a `gc.callbacks` entry; `freezes`/`thaws` count what it did.
+    `thaw_every`: None (the default) never hands the frozen objects back (see the module
+    docstring); seconds: the fallback, a full walk of every object that often."""
+
+    def __init__(self, thaw_every: float | None = None, clock: Callable[[], float] = time.monotonic,
                  full_every: int = FULL_EVERY):
         self.thaw_every = thaw_every
         self.full_every = full_every
         self._thresholds: tuple[int, int, int] | None = None
         self._clock = clock
-        self._thaw_at = clock() + thaw_every
+        self._thaw_at = None if thaw_every is None else clock() + thaw_every
+        self.frozen_at = float("-inf")      # clock time of the last freeze
         self.freezes = 0
         self.thaws = 0
 
     def install(self) -> None:
         if self._on_gc in gc.callbacks:
             return
+        _release_transport_cycles()
         gc.collect()
         gc.freeze()
         gc.collect()                 # walks nothing: the count of long-lived objects starts at zero
@@ -67,10 +145,13 @@ class GcPolicy:
         young, middle, _ = self._thresholds
         gc.set_threshold(young, middle, self.full_every)
         gc.callbacks.append(self._on_gc)
+        _installed[:] = [self]
 
     def uninstall(self) -> None:
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
+        if self in _installed:
+            _installed.clear()
         if self._thresholds is not None:
             gc.set_threshold(*self._thresholds)
             self._thresholds = None
@@ -79,11 +160,13 @@ class GcPolicy:
         # called by the collector, in whatever thread triggered it: no allocation-heavy work here
         if phase != "stop" or info.get("generation") != 2:
             return
-        now = self._clock()
-        if now >= self._thaw_at:
-            self._thaw_at = now + self.thaw_every
-            gc.unfreeze()        # the next full collection looks at every object once
-            self.thaws += 1
-            return
+        if self._thaw_at is not None:
+            now = self._clock()
+            if now >= self._thaw_at:
+                self._thaw_at = now + self.thaw_every
+                gc.unfreeze()        # the next full collection looks at every object once
+                self.thaws += 1
+                return
         gc.freeze()
         self.freezes += 1
+        self.frozen_at = self._clock()

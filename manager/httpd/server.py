@@ -393,8 +393,11 @@ class HttpServer:
                     raise ClientGone("client left during the stream") from None
             raise
         finally:
+            # a cancelled handler's traceback holds its request: neither task stays referenced, so no
+            # cycle is left for the collector (the manager never walks frozen objects again)
             exchange.task = None
-            if exchange.watcher is not None:
-                exchange.watcher.cancel()
+            watcher, exchange.watcher = exchange.watcher, None
+            if watcher is not None:
+                watcher.cancel()
                 # the reader serves the next request only once the watcher has stopped reading it
-                await asyncio.wait((exchange.watcher,))
+                await asyncio.wait((watcher,))
