@@ -259,6 +259,7 @@ class ClusterView:
 
     def __init__(self, client_factory: Callable[[types_pb2.Node], AgentClient] | None = None):
         self.nodes: dict[str, NodeView] = NodeViews(self._snapshot_changed)
+        self.changes = 0                                     # counts every change of a node view, joins and leaves
         self._snapshots: list[NodeSnapshot] | None = None   # snapshots(), in self.nodes' order
         self._snapshot_at: dict[str, int] = {}               # node ID -> its place in _snapshots
         self._snapshots_stale: set[str] = set()              # node IDs whose snapshot changed since
@@ -479,8 +480,7 @@ class ClusterView:
         started, stopped, destroyed); records of down nodes stay. Failed writes are retried next pass."""
         if self.intent_store is None or not (self.synced.is_set() and self.intents_synced.is_set()):
             return
-        signature = (tuple((v.id, v.updated_at, v.healthy, v.listed) for v in self.nodes.values()),
-                     self._container_intents_generation)
+        signature = (self.changes, self._container_intents_generation)   # any node view changed, or a record
         if signature == self._intents_written_for:
             return
         healthy = {v.id for v in self.nodes.values() if v.listed and v.healthy}
@@ -904,6 +904,7 @@ class ClusterView:
 
     def _snapshot_changed(self, view: NodeView | None) -> None:
         """A node's snapshot changed (None: a node joined or left the view)."""
+        self.changes += 1
         if view is None:
             self._snapshots = None
         elif self._snapshots is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -50,7 +50,7 @@ class NodeState:
     name: str
     lost: bool             # membership says the node is gone (lease expired or deregistered)
     healthy: bool          # registered and its agent connected
-    containers: tuple[ContainerRecord, ...] = ()
+    containers: Collection[ContainerRecord] = ()   # read at once, before the pass awaits anything
 
 
 def _lost(view: NodeView) -> bool:
@@ -59,7 +59,7 @@ def _lost(view: NodeView) -> bool:
 
 def node_state(view: NodeView) -> NodeState:
     return NodeState(id=view.id, name=view.name, lost=_lost(view),
-                     healthy=view.healthy, containers=tuple(view.containers.values()))
+                     healthy=view.healthy, containers=view.containers.values())
 
 
 def _created(rec: ContainerRecord) -> datetime:
@@ -84,20 +84,24 @@ def to_reschedule(nodes: Iterable[NodeState]) -> list[ContainerRecord]:
     return out
 
 
-def stale_copies(nodes: Iterable[NodeState]) -> list[tuple[ContainerRecord, ContainerRecord]]:
-    """(stale, kept) pairs: same name with the policy on several healthy nodes, the newest kept."""
+def stale_copies(nodes: Iterable[NodeState],
+                 appeared: Collection[str] | None = None) -> list[tuple[ContainerRecord, ContainerRecord]]:
+    """(stale, kept) pairs: same name with the policy on several healthy nodes, the newest kept.
+    With `appeared` (node IDs), only the names held on those nodes: pairs among the others were
+    looked at when they appeared (a pass that fails to remove one looks at every node again)."""
+    healthy = [n for n in nodes if n.healthy]
+    wanted = None
+    if appeared is not None:
+        wanted = {rec.name for n in healthy if n.id in appeared for rec in n.containers if rec.reschedules and rec.name}
+        if not wanted:
+            return []                          # a fleet joining without the policy: no pass over its records
     by_name: dict[str, list[ContainerRecord]] = {}
-    for n in nodes:
-        if not n.healthy:
-            continue
+    for n in healthy:
         for rec in n.containers:
-            if rec.name:
+            if rec.reschedules and rec.name and (wanted is None or rec.name in wanted):
                 by_name.setdefault(rec.name, []).append(rec)
     out = []
     for copies in by_name.values():
-        if len(copies) < 2:                    # the common case: read no document
-            continue
-        copies = [c for c in copies if c.reschedules]
         if len({c.node_id for c in copies}) < 2:
             continue
         copies.sort(key=lambda r: (_created(r), r.id), reverse=True)
@@ -120,6 +124,8 @@ class Rescheduler:
     interval: float = INTERVAL
     _retries: dict[str, _Retry] = field(default_factory=dict)
     _healthy: frozenset[str] = frozenset()
+    _changes_seen: int = -1                # ClusterView.changes at the last full pass
+    _lost_seen: bool = False               # that pass saw a lost node (its containers wait to move)
 
     async def run(self) -> None:
         log.info("rescheduler running")
@@ -139,16 +145,20 @@ class Rescheduler:
         if not self.cluster.synced.is_set():
             return
         await self.cluster.write_container_intents()   # moves, destroys, retries of failed writes
+        if self.cluster.changes == self._changes_seen and not self._retries and not self._lost_seen:
+            return                             # no node changed since a pass that found nothing to do
+        self._changes_seen = self.cluster.changes
         views = list(self.cluster.nodes.values())
         healthy = frozenset(v.id for v in views if v.healthy)
         appeared = healthy - self._healthy
-        if not appeared and not any(_lost(v) for v in views):
+        self._lost_seen = any(_lost(v) for v in views)
+        if not appeared and not self._lost_seen:
             self._healthy = healthy            # nothing lost, nothing back: no pass over the records
             return
         nodes = [node_state(v) for v in views]
         self._healthy = healthy                # _remove_stale resets it to retry on the next pass
         if appeared:                           # a node (re)appeared: look for stale copies
-            for stale, kept in stale_copies(nodes):
+            for stale, kept in stale_copies(nodes, appeared):
                 await self._remove_stale(stale, kept)
         for rec in to_reschedule(nodes):
             await self._reschedule(rec)
@@ -163,6 +173,7 @@ class Rescheduler:
             if err.status != 404:
                 log.warning("cannot remove a stale copy", name=stale.name, node=view.name, error=err.message)
                 self._healthy = frozenset()     # try again next pass
+                self._changes_seen = -1
                 return
         self.cluster.forget(view, stale.id)
         kept_view = self.cluster.nodes.get(kept.node_id)

@@ -95,3 +95,15 @@ def test_create_body_keeps_a_hostname_the_user_chose():
     d = doc("a1", "web")
     d["Config"]["Hostname"] = "web-host"
     assert create_body(d)["Hostname"] == "web-host"
+
+
+def test_stale_copies_are_looked_for_among_the_names_the_appeared_nodes_hold():
+    old = doc("a1", "web", POLICY, created="2024-01-01T00:00:00Z")
+    new = doc("b1", "web", POLICY, created="2024-01-01T00:05:00Z")
+    other = doc("c1", "db", POLICY)
+    nodes = [node("n1", old), node("n2", new), node("n3", other)]
+    # n1 came back holding "web": the older copy there goes
+    assert [(s.id[:2], k.id[:2]) for s, k in stale_copies(nodes, appeared={"n1"})] == [("a1", "b1")]
+    # only n3 appeared: no name it holds has a copy elsewhere, and nothing else is looked at
+    assert stale_copies(nodes, appeared={"n3"}) == []
+    assert stale_copies([node("n1", doc("a1", "web")), node("n2", doc("b1", "web"))], appeared={"n1"}) == []
