@@ -93,9 +93,10 @@ class NodeView:
     # scheduler's per-snapshot index and remembered verdicts stay valid across decisions
     _with_pending: tuple | None = field(default=None, repr=False, compare=False)
 
-    @property
-    def id(self) -> str:
-        return self.node.info.id
+    def __post_init__(self) -> None:
+        # read on every pass over the nodes: a plain attribute, not two protobuf reads (a view is
+        # keyed by its node's ID, which its node document never changes)
+        self.id: str = self.node.info.id
 
     @property
     def name(self) -> str:
@@ -260,6 +261,8 @@ class ClusterView:
     def __init__(self, client_factory: Callable[[types_pb2.Node], AgentClient] | None = None):
         self.nodes: dict[str, NodeView] = NodeViews(self._snapshot_changed)
         self.changes = 0                                     # counts every change of a node view, joins and leaves
+        self.health_changes = 0                              # … of those, the ones that changed a node's health
+        self._health: dict[str, tuple[bool, int]] = {}       # node ID -> (healthy, membership state) last seen
         self._snapshots: list[NodeSnapshot] | None = None   # snapshots(), in self.nodes' order
         self._snapshot_at: dict[str, int] = {}               # node ID -> its place in _snapshots
         self._snapshots_stale: set[str] = set()              # node IDs whose snapshot changed since
@@ -905,6 +908,13 @@ class ClusterView:
     def _snapshot_changed(self, view: NodeView | None) -> None:
         """A node's snapshot changed (None: a node joined or left the view)."""
         self.changes += 1
+        if view is None:
+            self.health_changes += 1
+        else:
+            health = (view.healthy, view.node.state)
+            if self._health.get(view.id) != health:
+                self._health[view.id] = health
+                self.health_changes += 1
         if view is None:
             self._snapshots = None
         elif self._snapshots is not None:

@@ -124,7 +124,7 @@ class Rescheduler:
     interval: float = INTERVAL
     _retries: dict[str, _Retry] = field(default_factory=dict)
     _healthy: frozenset[str] = frozenset()
-    _changes_seen: int = -1                # ClusterView.changes at the last full pass
+    _changes_seen: int = -1                # ClusterView.health_changes at the last full pass
     _lost_seen: bool = False               # that pass saw a lost node (its containers wait to move)
 
     async def run(self) -> None:
@@ -145,9 +145,9 @@ class Rescheduler:
         if not self.cluster.synced.is_set():
             return
         await self.cluster.write_container_intents()   # moves, destroys, retries of failed writes
-        if self.cluster.changes == self._changes_seen and not self._retries and not self._lost_seen:
-            return                             # no node changed since a pass that found nothing to do
-        self._changes_seen = self.cluster.changes
+        if self.cluster.health_changes == self._changes_seen and not self._retries and not self._lost_seen:
+            return                             # no node lost or back since a pass that found nothing to do
+        self._changes_seen = self.cluster.health_changes
         views = list(self.cluster.nodes.values())
         healthy = frozenset(v.id for v in views if v.healthy)
         appeared = healthy - self._healthy
