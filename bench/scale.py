@@ -188,8 +188,12 @@ def measure_size(nodes: int, quick: bool) -> tuple[list[Row], dict[str, float]]:
         g["RSS"] = rss / 2**20
         rows.append(judged(f"{tag} manager RSS, {count} containers", g["RSS"], "MiB", "<= 1536"))
         rows.append(judged(f"{tag} manager RSS per container", rss / max(1, count) / 1024, "KiB", "<= 10"))
-        gc_max = metric_sum(cluster.metrics(), "swarmd_manager_gc_pause_max_seconds") * 1e3
+        scraped = cluster.metrics()
+        gc_max = metric_sum(scraped, "swarmd_manager_gc_pause_max_seconds") * 1e3
         rows.append(judged(f"{tag} longest GC pause in the manager (whole run)", gc_max, "ms", "<= 50"))
+        gc_cpu = metric_sum(scraped, "swarmd_manager_gc_pause_cpu_max_seconds") * 1e3
+        rows.append(judged(f"{tag} longest GC pause in the manager, its CPU time (whole run)", gc_cpu, "ms", "<= 50"))
+        rows += gc_pauses_over(scraped, tag)
 
         first, every, killed = seen_lost(cluster)
         lease = config.parse_duration(cluster.ttl)
@@ -199,6 +203,19 @@ def measure_size(nodes: int, quick: bool) -> tuple[list[Row], dict[str, float]]:
     finally:
         cluster.stop()
     return rows, g
+
+
+def gc_pauses_over(scraped: str, tag: str, bound: str = "0.05") -> list[Row]:
+    """How many of the manager's collections paused longer than `bound` seconds, by generation
+    (from its `swarmd_manager_gc_pause_seconds` histogram): which collections make the longest
+    pause row."""
+    rows = []
+    for generation in ("0", "1", "2"):
+        every = metric_sum(scraped, "swarmd_manager_gc_pause_seconds_count", generation=generation)
+        short = metric_sum(scraped, "swarmd_manager_gc_pause_seconds_bucket", generation=generation, le=bound)
+        rows.append(judged(f"{tag} GC pauses over {float(bound) * 1e3:g} ms in the manager, generation {generation} "
+                           f"(of {every:.0f})", every - short, "count"))
+    return rows
 
 
 def growth_rows(table: dict[int, dict[str, float]]) -> list[Row]:

@@ -25,6 +25,10 @@ def test_every_collection_is_timed_and_the_longest_kept():
     shown = [float(line.split()[1]) for line in text.splitlines()
              if line.startswith("swarmd_manager_gc_pause_max_seconds ")]
     assert shown == [pauses.longest]
+    # the same pause in CPU time: the collector's own work, never more than the wall pause by much
+    cpu = [float(line.split()[1]) for line in text.splitlines()
+           if line.startswith("swarmd_manager_gc_pause_cpu_max_seconds ")]
+    assert cpu == [pauses.longest_cpu] and 0 < pauses.longest_cpu
     del garbage
 
 
