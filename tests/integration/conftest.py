@@ -116,3 +116,21 @@ def sdk(swarm) -> docker.DockerClient:
     client = docker.DockerClient(base_url=swarm.docker_host, version="auto", timeout=60)
     yield client
     client.close()
+
+
+async def serve_agent(service_type, engine, node_id: str, host_ip: str = "127.0.0.1", name: str = "",
+                      labels: dict | None = None):
+    """A started grpc.aio server running the agent service `service_type` over `engine` (what
+    `swarm join` runs, without registering), and its address."""
+    import grpc
+
+    from swarmd.agent.node_info import NodeInfoSource, NodeSettings
+    from swarmd.localcluster.processes import free_port
+    from swarmd.proto.swarm.v1 import agent_pb2_grpc
+    addr = f"127.0.0.1:{free_port()}"
+    settings = NodeSettings(node_id=node_id, addr=addr, host_ip=host_ip, name=name, labels=labels or {})
+    server = grpc.aio.server()
+    agent_pb2_grpc.add_AgentServicer_to_server(service_type(engine, NodeInfoSource(engine, settings)), server)
+    server.add_insecure_port(addr)
+    await server.start()
+    return server, addr

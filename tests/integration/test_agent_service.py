@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from swarmd.agent import identity
 from swarmd.agent.engine import EngineError
-from swarmd.agent.node_info import NodeInfoSource, NodeSettings, parse_labels
+from swarmd.agent.node_info import parse_labels
 from swarmd.agent.sdk_engine import SdkEngine
 from swarmd.agent.service import AgentService
 from swarmd.manager.agents import AgentClient
@@ -25,6 +25,7 @@ from swarmd.manager.httpd.errors import ApiError
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
 from swarmd.localcluster.processes import Daemon, free_port, wait_until
 from swarmd.localcluster.swarm import swarm_argv
+from tests.integration.conftest import serve_agent
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,14 +34,8 @@ pytestmark = pytest.mark.timeout(120)
 async def agent(lab):
     """AgentService for lab.engines[0] on a real grpc.aio server, and an AgentClient to it."""
     engine = lab.engines[0]
-    addr = f"127.0.0.1:{free_port()}"
-    settings = NodeSettings(node_id="testnode0001", addr=addr, host_ip=engine.host_ip,
-                            labels={"role": "test"})
-    eng = SdkEngine(engine.url)          # what `swarm join` runs
-    server = grpc.aio.server()
-    agent_pb2_grpc.add_AgentServicer_to_server(AgentService(eng, NodeInfoSource(eng, settings)), server)
-    server.add_insecure_port(addr)
-    await server.start()
+    server, addr = await serve_agent(AgentService, SdkEngine(engine.url), "testnode0001",   # what `swarm join` runs
+                                     host_ip=engine.host_ip, labels={"role": "test"})
     client = AgentClient(addr, "node1")
     try:
         yield client

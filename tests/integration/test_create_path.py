@@ -10,15 +10,14 @@ import pytest
 
 from swarmd.agent.engine import Engine, EngineError
 from swarmd.agent.hollow import HollowEngine
-from swarmd.agent.node_info import NodeInfoSource, NodeSettings
 from swarmd.agent.service import AgentService
 from swarmd.manager.agents import AgentClient
 from swarmd.manager.cluster import ClusterView, NodeView
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.placement import Placement
 from swarmd.manager.scheduler import Scheduler
-from swarmd.proto.swarm.v1 import agent_pb2_grpc, types_pb2
-from swarmd.localcluster.processes import free_port
+from swarmd.proto.swarm.v1 import types_pb2
+from tests.integration.conftest import serve_agent
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,12 +39,7 @@ async def node():
     """A real agent (AgentService on a grpc.aio server) over a counting hollow engine, followed by
     a ClusterView; yields (cluster, view, engine)."""
     engine = CountingEngine("cp-node")
-    addr = f"127.0.0.1:{free_port()}"
-    server = grpc.aio.server()
-    settings = NodeSettings(node_id="cpnode0001", addr=addr, host_ip="127.0.0.1", name="cp-node")
-    agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, NodeInfoSource(engine, settings)), server)
-    server.add_insecure_port(addr)
-    await server.start()
+    server, addr = await serve_agent(AgentService, engine, "cpnode0001", name="cp-node")
     cluster = ClusterView(lambda n: AgentClient(n.info.addr, n.info.name))
     cluster.node_joined(types_pb2.Node(info=types_pb2.NodeInfo(id="cpnode0001", name="cp-node", addr=addr),
                                        state=types_pb2.NODE_STATE_HEALTHY))
@@ -56,17 +50,6 @@ async def node():
     finally:
         await cluster.close()
         await server.stop(0)
-
-
-async def _agent_server(service_type, engine: HollowEngine, node_id: str) -> tuple[grpc.aio.Server, str]:
-    """A started gRPC server with an agent service of `service_type` over `engine`, and its address."""
-    addr = f"127.0.0.1:{free_port()}"
-    server = grpc.aio.server()
-    settings = NodeSettings(node_id=node_id, addr=addr, host_ip="127.0.0.1", name=engine.name)
-    agent_pb2_grpc.add_AgentServicer_to_server(service_type(engine, NodeInfoSource(engine, settings)), server)
-    server.add_insecure_port(addr)
-    await server.start()
-    return server, addr
 
 
 async def _until(predicate, timeout: float = 10.0) -> None:
@@ -217,7 +200,7 @@ async def test_create_and_start_answer_with_the_container_in_one_call_each(node)
 
 async def test_a_read_back_that_fails_is_read_once_more(tmp_path):
     engine = FirstReadBackFails("cp-fail")
-    server, addr = await _agent_server(AgentService, engine, "cpnode0002")
+    server, addr = await serve_agent(AgentService, engine, "cpnode0002", name=engine.name)
     cluster = ClusterView(lambda n: AgentClient(n.info.addr, n.info.name))
     cluster.node_joined(types_pb2.Node(info=types_pb2.NodeInfo(id="cpnode0002", name="cp-fail", addr=addr),
                                        state=types_pb2.NODE_STATE_HEALTHY))
@@ -278,7 +261,7 @@ class AgentBeforeStreamedChanges(AgentService):
 
 async def test_an_agent_without_the_streamed_calls_is_asked_the_unary_ones():
     engine = CountingEngine("cp-old")
-    server, addr = await _agent_server(AgentBeforeStreamedChanges, engine, "cpnode0003")
+    server, addr = await serve_agent(AgentBeforeStreamedChanges, engine, "cpnode0003", name=engine.name)
     client = AgentClient(addr, "cp-old")
     try:
         result, done_at, read_back = await client.create_then_read("cp-unary", {"Image": "busybox"})

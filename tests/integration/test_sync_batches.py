@@ -10,7 +10,6 @@ import uuid
 import grpc
 import pytest
 
-from swarmd.agent.node_info import NodeInfoSource, NodeSettings
 from swarmd.agent.sdk_engine import SdkEngine
 from swarmd.agent.service import AgentService
 from swarmd.manager.agents import AgentClient
@@ -19,7 +18,7 @@ from swarmd.proto.swarm.v1 import agent_pb2_grpc
 from swarmd.localcluster.processes import Daemon, free_port, wait_until
 from swarmd.localcluster.swarm import swarm_argv
 
-from tests.integration.conftest import DockerCLI, docker_cli_binary
+from tests.integration.conftest import DockerCLI, docker_cli_binary, serve_agent
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,13 +31,7 @@ class OlderAgentService(AgentService):
 
 async def serve(lab, service_class) -> tuple[grpc.aio.Server, AgentClient]:
     engine = lab.engines[0]
-    addr = f"127.0.0.1:{free_port()}"
-    settings = NodeSettings(node_id="syncbatch0001", addr=addr, host_ip=engine.host_ip, labels={})
-    eng = SdkEngine(engine.url)
-    server = grpc.aio.server()
-    agent_pb2_grpc.add_AgentServicer_to_server(service_class(eng, NodeInfoSource(eng, settings)), server)
-    server.add_insecure_port(addr)
-    await server.start()
+    server, addr = await serve_agent(service_class, SdkEngine(engine.url), "syncbatch0001", host_ip=engine.host_ip)
     return server, AgentClient(addr, "node1")
 
 
