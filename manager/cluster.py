@@ -25,6 +25,7 @@ from swarmd.manager.gc_policy import keep_long_lived
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.intent import (CONTAINER_KEY_PREFIX, NODE_KEY_PREFIX, ContainerIntent, IntentStore, NodeIntent,
                                    container_key, records_to_write, standing)
+from swarmd.manager.record_index import SharedKeyIndex
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot, ImageSnapshot, NodeSnapshot
 from swarmd.proto.swarm.v1 import types_pb2
 from swarmd.common import logs
@@ -38,6 +39,10 @@ _NO_REFRESH = {"attach", "detach", "resize", "top", "exec_create", "exec_start",
                "exec_detach", "archive-path", "extract-to-dir", "copy", "export", "commit"}
 _SYNC_BATCH = 64          # containers asked for in one InspectContainers call of a node's sync
 _GONE_MAX = 4096           # removed container IDs remembered, so a late read does not bring one back
+
+
+SHORT_ID_LENGTH = 12          # an ID as `docker ps` shows it
+FULL_ID_LENGTH = 64           # every engine's container IDs are 64 hex digits
 
 
 def _swarm_id_keys(rec: ContainerRecord) -> tuple[str, ...]:
@@ -268,10 +273,12 @@ class ClusterView:
         self._snapshots_stale: set[str] = set()              # node IDs whose snapshot changed since
         self._by_id: dict[str, ContainerRecord] = {}
         self._by_name: dict[str, ContainerRecord] = {}
-        # classic's swarm ID (full, and its 12-character short form) -> its record, or container ID ->
-        # record when several hold it (a rescheduled container and its stale copy on a lost node):
-        # a dict per swarm ID would cost every container created through the manager two dicts
-        self._by_swarm_id: dict[str, ContainerRecord | dict[str, ContainerRecord]] = {}
+        # classic's swarm ID (full, and its 12-character short form) -> the records carrying it (a
+        # rescheduled container and its stale copy on a lost node share it)
+        self._by_swarm_id = SharedKeyIndex()
+        # the first 12 characters of each container ID (the form `docker ps` shows and users type):
+        # an ID prefix is looked up there, not by a walk of every container
+        self._by_short_id = SharedKeyIndex()
         self.execs: dict[str, str] = {}            # exec ID -> node ID
         self.synced = asyncio.Event()              # the membership listing has been seen once
         self._client_factory = client_factory or (lambda n: AgentClient(n.info.addr, n.info.name))
@@ -674,14 +681,9 @@ class ClusterView:
         self._by_id[rec.id] = rec
         if rec.name:
             self._by_name[rec.name] = rec
+        self._by_short_id.add(rec.id[:SHORT_ID_LENGTH], rec)
         for key in _swarm_id_keys(rec):
-            held = self._by_swarm_id.get(key)
-            if isinstance(held, dict):
-                held[rec.id] = rec
-            elif held is None or held.id == rec.id:
-                self._by_swarm_id[key] = rec
-            else:
-                self._by_swarm_id[key] = {held.id: held, rec.id: rec}
+            self._by_swarm_id.add(key, rec)
         if view.pending:
             view.pending = [p for p in view.pending if p.name != rec.name or not rec.name]
         view.changed()
@@ -697,14 +699,9 @@ class ClusterView:
             del self._by_id[rec.id]
         if rec.name and self._by_name.get(rec.name) is rec:
             del self._by_name[rec.name]
+        self._by_short_id.discard(rec.id[:SHORT_ID_LENGTH], rec)
         for key in _swarm_id_keys(rec):
-            held = self._by_swarm_id.get(key)
-            if held is rec:
-                del self._by_swarm_id[key]
-            elif isinstance(held, dict) and held.get(rec.id) is rec:
-                del held[rec.id]
-                if len(held) == 1:
-                    self._by_swarm_id[key] = next(iter(held.values()))
+            self._by_swarm_id.discard(key, rec)
 
     def forget(self, view: NodeView, container_id: str) -> None:
         """Drops the container from the view (removed from its engine); a read of it still in
@@ -844,10 +841,7 @@ class ClusterView:
     def swarm_id_holders(self, swarm_id: str) -> tuple[ContainerRecord, ...]:
         """Every record carrying the swarm ID (full or short form): usually one (the index holds a
         record, or a dict of them when copies share it)."""
-        held = self._by_swarm_id.get(swarm_id)
-        if held is None:
-            return ()
-        return tuple(held.values()) if isinstance(held, dict) else (held,)
+        return self._by_swarm_id.get(swarm_id)
 
     def _on_healthy_node(self, rec: ContainerRecord) -> bool:
         view = self.nodes.get(rec.node_id)
@@ -869,7 +863,7 @@ class ClusterView:
             if view is not None and rec is not None and rec.node_id == view.id:
                 return rec
         elif key:
-            matches = [r for i, r in self._by_id.items() if i.startswith(key)]
+            matches = self._id_prefix_matches(key)
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:
@@ -878,6 +872,16 @@ class ClusterView:
             if rec is not None:
                 return rec
         raise ApiError(404, f"No such container: {ref}")
+
+    def _id_prefix_matches(self, prefix: str) -> list[ContainerRecord]:
+        """The records whose container ID starts with `prefix`. A prefix as long as an ID matches
+        nothing the lookup by ID did not find; one of 12 characters or more is looked up by its
+        first 12; only a shorter one walks every container."""
+        if len(prefix) >= FULL_ID_LENGTH:
+            return []
+        if len(prefix) >= SHORT_ID_LENGTH:
+            return [r for r in self._by_short_id.get(prefix[:SHORT_ID_LENGTH]) if r.id.startswith(prefix)]
+        return [r for i, r in self._by_id.items() if i.startswith(prefix)]
 
     def name_in_use(self, name: str) -> ContainerRecord | None:
         return self._by_name.get(name.lstrip("/"))

@@ -193,3 +193,25 @@ async def test_a_node_found_unreachable_during_a_call_answers_as_an_unhealthy_on
     with pytest.raises(ApiError) as err:
         await handler(ctx, _request({"id": "web"}), status=409)     # the engine's own answers pass
     assert err.value.status == 409
+
+
+async def test_id_prefixes_are_found_as_the_engine_finds_them():
+    cluster = ClusterView(client_factory=lambda n: None)
+    view = add_node(cluster, "n1")
+    twin_a, twin_b = "ab" * 6 + "0" * 52, "ab" * 6 + "1" * 52      # the same first 12 characters
+    for cid, name in ((HEX64, "one"), (twin_a, "twin-a"), (twin_b, "twin-b")):
+        cluster.took_read(view, {"Id": cid, "Name": "/" + name, "Config": {"Image": "busybox"},
+                                 "State": {"Running": False}}, 0)
+    assert cluster.find_container(HEX64[:5]).name == "one"              # short: every ID is looked at
+    assert cluster.find_container(HEX64[:12]).name == "one"
+    assert cluster.find_container(HEX64[:40]).name == "one"
+    assert cluster.find_container(twin_a[:13]).name == "twin-a"         # past the 12 shared characters
+    with pytest.raises(ApiError) as err:
+        cluster.find_container(twin_a[:12])
+    assert err.value.status == 400 and "multiple IDs found with provided prefix" in err.value.message
+    for missing in ("f" * 64, HEX64 + "0", HEX64[:12] + "x"):
+        with pytest.raises(ApiError) as err:
+            cluster.find_container(missing)
+        assert err.value.status == 404 and err.value.message == f"No such container: {missing}"
+    cluster.forget(view, twin_b)                                        # removed: no longer ambiguous
+    assert cluster.find_container(twin_a[:12]).name == "twin-a"
