@@ -195,11 +195,12 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         reading = asyncio.ensure_future(self._read_back(container_id))
         try:
             yield answer
+            clock.mark("answer_sent")
             doc, read_at = await reading
         finally:
             if not reading.done():
                 reading.cancel()
-        clock.mark("answer_then_read_back")
+        clock.mark("read_back")
         clock.done(log)
         yield message_type(json=doc, read_at_ns=read_at)
 

@@ -200,6 +200,7 @@ def rows_of(times: dict[str, dict[str, list[float]]], prefix: str) -> list[Row]:
 
 _STAGE_LINE = re.compile(r" stage times what=(\S+) (.*)$")
 _FIELD = re.compile(r"(\S+?)=(\d+)us")
+_BEGAN = re.compile(r"\bbegan=(\d+)\b")     # the clock's start, ns on CLOCK_MONOTONIC (every process's clock)
 
 
 def stage_rows(log_paths: list[Path], prefix: str) -> list[Row]:
@@ -225,7 +226,11 @@ def _stage_lines(path: Path, what: str) -> list[dict[str, int]]:
         for line in path.read_text(errors="replace").splitlines():
             hit = _STAGE_LINE.search(line)
             if hit is not None and hit.group(1) == what:
-                out.append({stage: int(us) for stage, us in _FIELD.findall(hit.group(2))})
+                stages = {stage: int(us) for stage, us in _FIELD.findall(hit.group(2))}
+                began = _BEGAN.search(hit.group(2))
+                if began is not None:
+                    stages["began_ns"] = int(began.group(1))
+                out.append(stages)
     return out
 
 
@@ -241,10 +246,34 @@ def per_call_rows(manager_log: Path, agent_log: Path, prefix: str) -> list[Row]:
         agent = _stage_lines(agent_log, f"agent-{what}")
         if not handler or len(handler) != len(agent):
             continue
-        own = [sum(h.values()) - a.get(engine_stage, a.get("engine", 0)) for h, a in zip(handler, agent)]
-        rows.append(judged(f"{prefix}: {what}: manager's handler less the engine call, per call (median)",
+        own = [_spent_us(h) - a.get(engine_stage, a.get("engine", 0)) for h, a in zip(handler, agent)]
+        rows.append(judged(f"{prefix}: {what}: manager's time from the request's head to its answer, less the engine call (median)",
                            statistics.median(own) / 1e3, "ms"))
+    rows += _rpc_one_way_rows(_stage_lines(manager_log, "place"), _stage_lines(agent_log, "agent-create"), prefix)
     return rows
+
+
+def _spent_us(stages: dict[str, int]) -> int:
+    return sum(us for stage, us in stages.items() if stage != "began_ns")
+
+
+def _rpc_one_way_rows(place: list[dict[str, int]], agent: list[dict[str, int]], prefix: str) -> list[Row]:
+    """Each direction of the create's gRPC call on its own, from both daemons' stage lines (their
+    clocks are one: CLOCK_MONOTONIC): the request, from the manager's call to the agent's handler,
+    and the answer, from the engine's answer to the manager holding it. Read against the floor
+    rows `as a create meets it` (the same hop with nothing of swarmd in it)."""
+    if not place or len(place) != len(agent) or not all("began_ns" in s for s in place + agent):
+        return []
+    request, answer = [], []
+    for p, a in zip(place, agent):
+        called = p["began_ns"] + p.get("decide", 0) * 1000
+        answered = a["began_ns"] + a.get("engine_create", 0) * 1000
+        request.append((a["began_ns"] - called) / 1e6)
+        answer.append((called + p.get("rpc_create", 0) * 1000 - answered) / 1e6)
+    return [judged(f"{prefix}: create: gRPC request one-way, manager's call to agent's handler (median)",
+                   statistics.median(request), "ms"),
+            judged(f"{prefix}: create: gRPC answer one-way, engine's answer to the manager holding it (median)",
+                   statistics.median(answer), "ms")]
 
 
 # -- the suite --------------------------------------------------------------------------------------
@@ -252,13 +281,29 @@ def per_call_rows(manager_log: Path, agent_log: Path, prefix: str) -> list[Row]:
 
 @contextlib.contextmanager
 def _cluster(lab: Lab, tls: bool) -> Iterator[SwarmCluster]:
+    """A swarm on the lab; the plain one's manager also serves its unix socket (its default
+    address), the transport the engine side is always reached over."""
     swarm = SwarmCluster(lab, root=Path(tempfile.mkdtemp(prefix="swarmd-bench-latency-")), tls=tls)
     try:
-        swarm.start()
+        swarm.start(manager_args=() if tls else ("-H", f"unix://{_unix_socket(swarm)}"))
         yield swarm
     finally:
         swarm.stop()
         shutil.rmtree(swarm.root, ignore_errors=True)     # the stage rows are read inside the block
+
+
+def _unix_socket(swarm: SwarmCluster) -> Path:
+    return swarm.root / "manager.sock"
+
+
+def _sides(swarm: SwarmCluster, kind: str, engine_url: str, config: str) -> dict:
+    """The manager side and the engine side of one client kind: `http` or `cli`, over the manager's
+    TCP address, or with ` unix` over its unix socket (plain cluster only)."""
+    client_dir = swarm.pki_dir / "client" if swarm.tls else None
+    manager_url = f"unix://{_unix_socket(swarm)}" if kind.endswith(" unix") else swarm.docker_host
+    if kind.startswith("http"):
+        return {"manager": HttpSide(manager_url, client_dir), "engine": HttpSide(engine_url)}
+    return {"manager": CliSide(manager_url, config, client_dir), "engine": CliSide(engine_url, config)}
 
 
 def _clean(lab: Lab) -> None:
@@ -275,15 +320,10 @@ def run(quick: bool = False) -> list[Row]:
         for tls in (False, True):
             mode = "tls" if tls else "plain"
             with _cluster(lab, tls) as swarm:
-                client_dir = swarm.pki_dir / "client" if tls else None
-                for kind in ("http", "cli"):
-                    if kind == "http":
-                        sides = {"manager": HttpSide(swarm.docker_host, client_dir), "engine": HttpSide(engine_url)}
-                    else:
-                        sides = {"manager": CliSide(swarm.docker_host, config, client_dir),
-                                 "engine": CliSide(engine_url, config)}
+                for kind in ("http", "cli") if tls else ("http", "cli", "http unix", "cli unix"):
+                    sides = _sides(swarm, kind, engine_url, config)
                     try:
-                        times = measure(sides, rounds, f"{mode}-{kind}")
+                        times = measure(sides, rounds, f"{mode}-{kind.replace(' ', '-')}")
                     finally:
                         for client in sides.values():
                             client.close()

@@ -7,6 +7,15 @@ processes on loopback, interleaved, so the latency rows can be read against them
 unary echo (2 KB each way, one channel, as the manager's AgentClient calls its agent) and, for
 scale, an asyncio TCP echo of the same bytes (what any Python hop costs at the least).
 
+Those echoes run back to back, hot. A create meets both hops differently: the client has been
+idle, and the agent's answer comes after the engine's ~12 ms of work, so every thread on the way
+has gone to sleep. The `as a create meets it` rows time that pattern: after a 50 ms pause, a
+server-streamed gRPC call (as CreateContainerStreamed) whose handler waits 12 ms before its first
+message, and the same over bare asyncio TCP; the server stamps when the call reached it and when
+it answered (time.perf_counter_ns is CLOCK_MONOTONIC, one clock for both processes), so each
+direction is timed on its own. Their sum, one TCP hop plus one gRPC hop, is the floor under the
+manager's added time per create on this machine.
+
     python -m bench.latency_floor            # prints the rows
 """
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -26,16 +36,41 @@ from bench.report import Row, judged
 PAYLOAD = b"x" * 2048
 WARMUP = 50
 METHOD = "/swarmd.bench.Floor/Echo"
+STREAMED = "/swarmd.bench.Floor/Streamed"
+ENGINE_WORK = 0.012      # what an engine's create takes, about
+IDLE_GAP = 0.05          # between one create and the next, about, at the least
+_STAMPS = struct.Struct("qq")     # when the call reached the server, when it answered
 
 
 async def _echo(request: bytes, context) -> bytes:
     return request
 
 
+async def _streamed(request: bytes, context):
+    """Two messages, as a streamed change: the first (stamped) after the engine's work, then one more."""
+    reached = time.perf_counter_ns()
+    await asyncio.sleep(ENGINE_WORK)
+    yield _STAMPS.pack(reached, time.perf_counter_ns()) + request[_STAMPS.size:]
+    yield request
+
+
+async def _tcp_stamped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers each PAYLOAD-sized request after the engine's work, stamped as `_streamed`."""
+    while True:
+        try:
+            data = await reader.readexactly(len(PAYLOAD))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        reached = time.perf_counter_ns()
+        await asyncio.sleep(ENGINE_WORK)
+        writer.write(_STAMPS.pack(reached, time.perf_counter_ns()) + data[_STAMPS.size:])
+
+
 async def _serve() -> None:
     server = aio.server()
-    handler = grpc.unary_unary_rpc_method_handler(_echo)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("swarmd.bench.Floor", {"Echo": handler}),))
+    handlers = {"Echo": grpc.unary_unary_rpc_method_handler(_echo),
+                "Streamed": grpc.unary_stream_rpc_method_handler(_streamed)}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("swarmd.bench.Floor", handlers),))
     grpc_port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
 
@@ -43,7 +78,8 @@ async def _serve() -> None:
         while data := await reader.read(65536):
             writer.write(data)
     tcp = await asyncio.start_server(tcp_echo, "127.0.0.1", 0)
-    print(grpc_port, tcp.sockets[0].getsockname()[1], flush=True)
+    stamped = await asyncio.start_server(_tcp_stamped, "127.0.0.1", 0)
+    print(grpc_port, tcp.sockets[0].getsockname()[1], stamped.sockets[0].getsockname()[1], flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)   # until the parent closes it
 
 
@@ -70,12 +106,47 @@ async def _measure(grpc_port: int, tcp_port: int, calls: int) -> dict[str, list[
     return times
 
 
-def run(calls: int = 1000) -> list[Row]:
+async def _measure_as_a_create(grpc_port: int, stamped_port: int, calls: int) -> dict[str, list[float]]:
+    """One-way times (ms) of both hops in the pattern a create meets: idle before, a wait between."""
+    channel = aio.insecure_channel(f"127.0.0.1:{grpc_port}")
+    streamed = channel.unary_stream(STREAMED)
+    reader, writer = await asyncio.open_connection("127.0.0.1", stamped_port)
+
+    async def grpc_call() -> tuple[int, bytes]:
+        call = streamed(PAYLOAD)
+        first = await call.read()
+        got = time.perf_counter_ns()
+        while await call.read() is not aio.EOF:
+            pass
+        return got, first
+
+    async def tcp_call() -> tuple[int, bytes]:
+        writer.write(PAYLOAD)
+        data = await reader.readexactly(len(PAYLOAD))
+        return time.perf_counter_ns(), data
+
+    times: dict[str, list[float]] = {f"{hop} {way}": [] for hop in ("grpc", "tcp") for way in ("request", "answer")}
+    for i in range(WARMUP // 5 + calls):
+        for hop, call in (("grpc", grpc_call), ("tcp", tcp_call)):
+            await asyncio.sleep(IDLE_GAP)
+            sent = time.perf_counter_ns()
+            got, first = await call()
+            reached, answered = _STAMPS.unpack(first[:_STAMPS.size])
+            if i >= WARMUP // 5:
+                times[f"{hop} request"].append((reached - sent) / 1e6)
+                times[f"{hop} answer"].append((got - answered) / 1e6)
+    writer.close()
+    await channel.close()
+    return times
+
+
+def run(calls: int = 1000, create_calls: int = 60) -> list[Row]:
     server = subprocess.Popen([sys.executable, "-m", "bench.latency_floor", "--serve"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
-        grpc_port, tcp_port = map(int, server.stdout.readline().split())
+        grpc_port, tcp_port, stamped_port = map(int, server.stdout.readline().split())
         times = asyncio.run(_measure(grpc_port, tcp_port, calls))
+        as_a_create = asyncio.run(_measure_as_a_create(grpc_port, stamped_port, create_calls))
     finally:
         server.stdin.close()
         try:
@@ -83,11 +154,17 @@ def run(calls: int = 1000) -> list[Row]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+    one_way = {key: statistics.median(v) for key, v in as_a_create.items()}
     return [
         judged("latency floor: bare gRPC (grpc.aio) unary round trip between two processes, 2 KB (median)",
                statistics.median(times["grpc"]), "ms"),
         judged("latency floor: bare asyncio TCP round trip between two processes, 2 KB (median)",
                statistics.median(times["tcp"]), "ms"),
+        *(judged(f"latency floor, as a create meets it: bare {'gRPC streamed call' if hop == 'grpc' else 'asyncio TCP'}, "
+                 f"{way} one-way (median)", one_way[f"{hop} {way}"], "ms")
+          for hop in ("grpc", "tcp") for way in ("request", "answer")),
+        judged("latency floor, as a create meets it: one TCP hop + one gRPC hop, both ways "
+               "(the least the manager can add to a create here)", sum(one_way.values()), "ms"),
     ]
 
 

@@ -45,7 +45,8 @@ def _check_name(name: str) -> str:
 
 
 async def create_container(ctx: ManagerContext, req: Request) -> Response:
-    clock = stages("create")
+    clock = stages("create", req.received_ns)
+    clock.mark("request")           # from the head read: the body, the route, the handler's start
     body = req.json(default=None)
     if not isinstance(body, dict):
         raise ApiError(400, "config cannot be empty in order to create a container")
@@ -118,7 +119,8 @@ async def inspect_container(ctx: ManagerContext, req: Request) -> Response:
 async def container_action(ctx: ManagerContext, req: Request, action: str) -> Response:
     """start, stop, kill, restart, pause, unpause: the engine's answer; the record shows it to every
     read after (reads wait for the agent's read-back, which follows on the same call)."""
-    clock = stages(action)
+    clock = stages(action, req.received_ns)
+    clock.mark("request")
     rec, view = await settled_container_and_node(ctx.cluster, req.params["id"])
     params = {k: req.arg(k) for k in ACTIONS[action].params if req.arg(k) is not None}
     clock.mark("lookup")

@@ -43,6 +43,7 @@ class Request:
         self.params = params or {}
         self.route = route
         self.peer = peer
+        self.received_ns = 0       # time.perf_counter_ns() when the server had the head (0: not known)
         self._start_stream = start_stream
         self._hijack = hijack
 

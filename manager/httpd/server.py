@@ -311,7 +311,7 @@ class HttpServer:
         return handler, req
 
     async def _handle(self, framing, reader, writer, head, peer: str) -> None:
-        started = time.monotonic()
+        started = time.perf_counter_ns()
         method = head.method
         route = "unmatched"
         exchange = _Exchange(self, framing, reader, writer)
@@ -324,6 +324,7 @@ class HttpServer:
                 if framing.switch_requested:
                     self._check_hijack_capacity()
                 handler, req = self._request(exchange, head, body, peer)
+                req.received_ns = started
                 route = req.route
                 result = await self._run_handler(handler, req, exchange)
             except ApiError as err:
@@ -359,7 +360,7 @@ class HttpServer:
                 self._hijacks -= 1
             if self.observer is not None:
                 try:
-                    self.observer(method, route, exchange.status, time.monotonic() - started)
+                    self.observer(method, route, exchange.status, (time.perf_counter_ns() - started) / 1e9)
                 except Exception:   # metrics must never fail a request
                     pass
 

@@ -25,9 +25,10 @@ class _Off:
 class StageClock:
     """The stages of one call, each the time since the previous mark (or since it was made)."""
 
-    def __init__(self, what: str):
+    def __init__(self, what: str, began: int = 0):
         self.what = what
-        self.last = time.perf_counter_ns()
+        # CLOCK_MONOTONIC: one clock for every process, so lines of two daemons line up
+        self.last = self.began = began or time.perf_counter_ns()
         self.marks: list[tuple[str, int]] = []
 
     def mark(self, name: str) -> None:
@@ -39,12 +40,13 @@ class StageClock:
         return {name: f"{ns // 1000}us" for name, ns in self.marks}
 
     def done(self, log, **fields) -> None:
-        log.info("stage times", what=self.what, **fields, **self.fields())
+        log.info("stage times", what=self.what, **fields, **self.fields(), began=self.began)
 
 
 OFF = _Off()     # what a caller passes where no call is being timed
 
 
-def stages(what: str) -> StageClock | _Off:
-    """A clock for the call `what` when stage times are on, else the shared no-op."""
-    return StageClock(what) if ENABLED else OFF
+def stages(what: str, began: int = 0) -> StageClock | _Off:
+    """A clock for the call `what` when stage times are on, else the shared no-op; `began`, a
+    time.perf_counter_ns() reading, starts it earlier than now (when the request came)."""
+    return StageClock(what, began) if ENABLED else OFF

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from swarmd.common import stage_times
 from swarmd.common.stage_times import OFF, StageClock
@@ -36,3 +37,5 @@ def test_each_mark_is_the_time_since_the_one_before():
     msg, fields = log.lines[0]
     assert msg == "stage times" and fields["what"] == "create" and fields["node"] == "n1"
     assert re.fullmatch(r"\d+us", fields["decide"]) and re.fullmatch(r"\d+us", fields["rpc"])
+    # when the clock began, on the clock every process shares: lines of two daemons line up
+    assert isinstance(fields["began"], int) and fields["began"] <= time.perf_counter_ns()
