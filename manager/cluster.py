@@ -800,6 +800,19 @@ class ClusterView:
         """Whether a change answered already is not in the view yet."""
         return bool(self._settling)
 
+    async def settled_container(self, container_id: str, timeout: float = SETTLE_WAIT) -> None:
+        """settled() for a reference that is the full ID of a container being stored: waits for
+        that one only (a `docker start` right after its create, while other clients' creates are
+        being stored); any other reference waits for every change, as settled()."""
+        task = self._settling.get(container_id)
+        if task is None:
+            await self.settled(timeout)
+            return
+        _, late = await asyncio.wait((task,), timeout=timeout)
+        if late:
+            log.warning("reading the view before a change already answered is in it", id=container_id[:12],
+                        waited=f"{timeout:.1f}s")
+
     async def settled(self, timeout: float = SETTLE_WAIT) -> None:
         """Returns once every change answered before this call is in the view (or failed to be
         read), or after `timeout` s: one node whose engine hangs on a read does not hold up every

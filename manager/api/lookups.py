@@ -39,7 +39,7 @@ async def settled_container_and_node(cluster: ClusterView, ref: str) -> tuple[Co
     except ApiError as err:
         if err.status != 404 or not cluster.settling:
             raise
-    await cluster.settled()
+    await cluster.settled_container(ref)
     return container_and_node(cluster, ref)
 
 

@@ -279,3 +279,22 @@ async def test_a_read_back_that_does_not_come_holds_reads_up_only_for_a_while():
     view.client.read_gate.set()
     await asyncio.wait_for(cluster.settled(), 5)
     assert cluster.name_in_use("web") is not None
+
+
+async def test_a_lookup_by_full_id_waits_for_that_container_only():
+    cluster = ClusterView(client_factory=lambda n: None)
+    n1, n2 = add_node(cluster, "n1"), add_node(cluster, "n2")
+    placement = Placement(cluster, Scheduler())
+    n1.client.read_gate.clear()
+    n2.client.read_gate.clear()
+    first = await placement.create("aa", {"Image": "busybox", "Env": ["constraint:node==n1"]}, answer_first=True)
+    await placement.create("bb", {"Image": "busybox", "Env": ["constraint:node==n2"]}, answer_first=True)
+    n1.client.read_gate.set()                      # n2's engine still hangs on its read
+    await asyncio.wait_for(cluster.settled_container(first.id), 1)   # not the 5 s cap of a wait for all
+    assert cluster.find_container(first.id).name == "aa" and cluster.settling
+    # a name (or anything but a full ID being stored) waits for every change, as reads do
+    await asyncio.wait_for(cluster.settled_container("bb", timeout=0.05), 5)
+    assert cluster.name_in_use("bb") is None
+    n2.client.read_gate.set()
+    await asyncio.wait_for(cluster.settled_container("bb"), 5)
+    assert cluster.name_in_use("bb") is not None
