@@ -11,7 +11,7 @@ from swarmd.manager.api import relay
 from swarmd.manager.api.context import ManagerContext
 from swarmd.manager.api.lookups import (container_and_node, on_container_node, refuse_hex_image,
                                         settled_container_and_node)
-from swarmd.manager.container_records import ContainerRecord
+from swarmd.manager.container_records import ContainerRecord, listing_json
 from swarmd.manager import container_filters
 from swarmd.manager.container_actions import ACTIONS
 from swarmd.manager.httpd.errors import ApiError
@@ -23,7 +23,6 @@ from swarmd.common.stage_times import stages
 
 log = logs.get("manager.api.containers")
 
-_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 
 # each refusal of the placement as the HTTP status classic swarm answered it with
 _PLACEMENT_STATUS = {InvalidName: 400, NameInUse: 409, InvalidCreate: 400, NoNodeFits: 500}
@@ -73,9 +72,13 @@ async def list_containers(ctx: ManagerContext, req: Request) -> Response:
     container_filters.validate(filters)
     now = datetime.now(timezone.utc)
     by_status = "status" in filters
-    out: list[tuple[datetime, ContainerRecord, object]] = []   # (created, record, summary or None)
+    listed: list[ContainerRecord] = []
+    summaries: dict[ContainerRecord, object] = {}  # entries whose summary was read or overridden
     for view in list(cluster.nodes.values()):
         down = not view.healthy
+        if not down and not filters and show_all:  # `docker ps -a`: every record, encoded straight
+            listed.extend(view.containers.values())
+            continue
         for rec in view.containers.values():
             if down:
                 holder = cluster.name_in_use(rec.name)
@@ -84,7 +87,7 @@ async def list_containers(ctx: ManagerContext, req: Request) -> Response:
             if not show_all and not by_status and not rec.state.get("Running"):
                 continue
             if not down and not filters:
-                out.append((rec.created or _EPOCH, rec, None))     # most entries: encoded straight
+                listed.append(rec)
                 continue
             summary = rec.summary(now)
             if down:             # as classic swarm showed containers of an unhealthy node
@@ -92,17 +95,17 @@ async def list_containers(ctx: ManagerContext, req: Request) -> Response:
                 summary["State"] = "unknown"
             if filters and not container_filters.matches(rec, summary, filters, cluster.find_container):
                 continue
-            out.append((rec.created or _EPOCH, rec, summary))
+            listed.append(rec)
+            summaries[rec] = summary
     # newest first to the engine's precision (`Created` is whole seconds): `ps -l` right after two creates
-    out.sort(key=_first, reverse=True)
+    listed.sort(key=_LISTING_KEY, reverse=True)
     if limit and limit > 0:
-        out = out[:limit]
+        listed = listed[:limit]
     # each record encodes its static part once: a 150,000-container list is a join of cached bytes
-    return Response(200, b"[" + b",".join(rec.summary_json_at(now) if s is None else rec.summary_json(s)
-                                          for _, rec, s in out) + b"]\n", JSON)
+    return Response(200, listing_json(listed, now, summaries), JSON)
 
 
-_first = operator.itemgetter(0)
+_LISTING_KEY = operator.attrgetter("listing_key")
 
 
 @on_container_node

@@ -137,3 +137,18 @@ def test_keep_long_lived_takes_what_is_alive_out_of_the_generations():
         assert not any(x is kept for x in gc.get_objects())
     finally:
         gc.unfreeze()
+
+
+def test_a_listing_is_each_entry_as_the_record_encodes_it_in_order_with_overrides():
+    from datetime import timedelta
+
+    from swarmd.manager.container_records import listing_json
+    records = [record(f"c{i}", running=i % 3 != 0)[0] for i in range(7)]
+    for later in (NOW, NOW + timedelta(seconds=5), NOW + timedelta(hours=30), NOW - timedelta(days=1)):
+        assert listing_json(records, later) == b"[" + b",".join(r.summary_json_at(later) for r in records) + b"]\n"
+    down = records[2].summary(NOW)
+    down["State"], down["Status"] = "unknown", "Host Down"
+    listed = json.loads(listing_json(records, NOW, {records[2]: down}))
+    assert [e["Names"][0] for e in listed] == [f"/node1/c{i}" for i in range(7)]
+    assert listed[2]["Status"] == "Host Down" and listed[3]["Status"] == json.loads(records[3].summary_json_at(NOW))["Status"]
+    assert listing_json([], NOW) == b"[]\n"

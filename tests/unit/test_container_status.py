@@ -36,3 +36,22 @@ def test_status_texts():
     assert status_text({"Running": True, "StartedAt": ago(seconds=10), "Health": {"Status": "healthy"}},
                        NOW) == "Up 10 seconds (healthy)"
     assert status_text({"Status": "dead", "Dead": True, "StartedAt": ago(seconds=9)}, NOW) == "Dead"
+
+
+def test_the_duration_bucket_determines_the_human_text():
+    from swarmd.manager.container_status import duration_bucket
+    seconds = [x / 2 for x in range(-10, 2 * 3 * 3600)] + list(range(3 * 3600, 3 * 365 * 86400, 97))
+    texts: dict[int, str] = {}
+    for s in seconds:
+        assert texts.setdefault(duration_bucket(s), human_duration(s)) == human_duration(s), s
+    assert len(texts) < 300          # a long list computes at most a few hundred texts
+
+
+def test_plainly_running_is_up_and_nothing_more():
+    from swarmd.manager.container_status import plainly_running, status_at, up_for
+    started = NOW - timedelta(minutes=7)
+    for state in ({"Running": True}, {"Running": True, "Health": {"Status": "none"}}):
+        assert plainly_running(state) and up_for(started, NOW) == status_at(state, started, None, NOW) == "Up 7 minutes"
+    for state in ({"Running": True, "Paused": True}, {"Running": True, "Restarting": True},
+                  {"Running": True, "Health": {"Status": "healthy"}}, {"Running": False}):
+        assert not plainly_running(state)
