@@ -12,7 +12,7 @@ from swarmd.manager.container_actions import ACTIONS
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.metrics import AGENT_RPC_ERRORS
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd.common import engine_clock, engine_errors
+from swarmd.common import engine_clock, engine_errors, json_parse
 from swarmd.common.engine_errors import engine_error_from_rpc, engine_status_sent
 from swarmd.common.tls import open_channel
 
@@ -38,7 +38,7 @@ class EngineDocument(dict):
 
 def engine_document(raw: bytes) -> EngineDocument:
     """An inspect document as the agent sent it: parsed, its bytes kept."""
-    doc = EngineDocument(json.loads(raw))
+    doc = EngineDocument(json_parse.loads(raw))
     doc.raw = raw
     return doc
 
@@ -194,7 +194,7 @@ class AgentClient:
             )
         except grpc.aio.AioRpcError as err:
             raise self._error(err) from None
-        return json.loads(resp.containers_json or b"[]")
+        return json_parse.loads(resp.containers_json or b"[]")
 
     async def inspect_container(self, container_id: str) -> dict:
         return (await self.inspect_container_at(container_id))[0]
@@ -273,6 +273,6 @@ class AgentClient:
         call = self.stub.Events(agent_pb2.EventsRequest(since_unix_nano=since_unix_nano))
         try:
             async for ev in call:
-                yield json.loads(ev.json)
+                yield json_parse.loads(ev.json)
         finally:
             call.cancel()

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from types import MappingProxyType
 
+from swarmd.common import json_parse
 from swarmd.manager.container_status import duration_bucket, parse_time, plainly_running, status_at, up_for
 from swarmd.manager.scheduler.container_spec import RESCHEDULE_LABEL, reschedule_policies, reserved_cpus
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot, PortBinding
@@ -322,7 +323,7 @@ class ContainerRecord:
         it is not the record, and a change to it changes nothing the manager lists."""
         doc = _DECODED.get(self)
         if doc is None:
-            doc = json.loads(self.document_json() + b"}")
+            doc = json_parse.loads(self.document_json() + b"}")
         _remember(self, doc)
         return doc
 
@@ -458,7 +459,7 @@ class ContainerSummary(Mapping):
         if key == "Created":
             return rec.created_seconds
         if self._decoded is None:
-            self._decoded = json.loads(rec._static_json + b"}")
+            self._decoded = json_parse.loads(rec._static_json + b"}")
         return self._decoded[key]
 
     def __setitem__(self, key: str, value: str) -> None:
