@@ -20,6 +20,8 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from types import MappingProxyType
 
+import orjson
+
 from swarmd.common import json_parse
 from swarmd.manager.container_status import duration_bucket, parse_time, plainly_running, status_at, up_for
 from swarmd.manager.scheduler.container_spec import RESCHEDULE_LABEL, reschedule_policies, reserved_cpus
@@ -253,6 +255,16 @@ def _static_summary(doc: dict, cid: str, names: str, image: str, image_id: str, 
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
+def _static_json(static: dict) -> bytes:
+    """A `ps` entry's static part as compact JSON, by orjson (a tenth of the standard library's
+    time; text beyond ASCII is written as UTF-8, as the engine writes it), or by the standard
+    library for what orjson cannot write (an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(static)
+    except orjson.JSONEncodeError:
+        return _COMPACT_JSON.encode(static).encode()
+
+
 def _field(index: int, doc: str = "") -> property:
     return property(lambda rec: rec._f[index], doc=doc)
 
@@ -291,7 +303,7 @@ class ContainerRecord:
         self._f = (cid, name, _shared(node_id), node_name, host_ip, str(self.labels.get(SWARM_ID_LABEL) or ""),
                    created, engine_time(state.get("StartedAt")), engine_time(state.get("FinishedAt")), image,
                    image_id, bool(cfg.get("Tty")), _reschedules(cfg), read_at,
-                   _COMPACT_JSON.encode(static).encode()[:-1], pack_document(raw))
+                   _static_json(static)[:-1], pack_document(raw))
         # what a listing sorts by (newest first), read in C by operator.attrgetter
         self.listing_key = created or EPOCH
         if remember:        # a node's sync stores many at once: none of them was just asked about

@@ -3,8 +3,7 @@ lists): orjson, 2.5x faster than the standard library on an inspect document her
 standard library's result for anything orjson refuses (NaN, lone surrogates), so an engine's
 output parses as `json.loads` parses it. One difference is left: an integer outside
 [-2**63, 2**64) comes back as a float, and engines never write one (Go's integers are int64 or
-uint64). Requests from clients keep the standard library, and so does encoding: the bytes the
-manager answers with are the ones it always sent."""
+uint64). Requests from clients keep the standard library."""
 from __future__ import annotations
 
 import json

@@ -152,3 +152,9 @@ def test_a_listing_is_each_entry_as_the_record_encodes_it_in_order_with_override
     assert [e["Names"][0] for e in listed] == [f"/node1/c{i}" for i in range(7)]
     assert listed[2]["Status"] == "Host Down" and listed[3]["Status"] == json.loads(records[3].summary_json_at(NOW))["Status"]
     assert listing_json([], NOW) == b"[]\n"
+
+
+def test_a_ps_entry_keeps_text_beyond_ascii():
+    rec, _, _ = record(labels={"owner": "Zoë", "team": "数据"})
+    assert json.loads(rec.summary_json_at(NOW))["Labels"] == {"owner": "Zoë", "team": "数据"}
+    assert "Zoë".encode() in rec.summary_json_at(NOW)       # as UTF-8, as the engine writes it
