@@ -168,33 +168,95 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         return answer
 
     async def CreateContainerStreamed(self, request, context):
-        created, clock = await self._created(request, context)
+        try:
+            async for message, _ in self._create_messages(request):
+                yield message
+        except EngineError as exc:          # only ever before the first message: the engine's refusal
+            await engine_errors.abort(context, exc.status, exc.message)
+
+    async def ContainerActionStreamed(self, request, context):
+        try:
+            async for message, _ in self._action_messages(request):
+                yield message
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+
+    async def Changes(self, request_iterator, context):
+        """The manager's long-lived change stream (agent.proto): each change runs in its own task
+        as it comes, and its messages go out as they are ready, tagged with its number."""
+        answers: asyncio.Queue = asyncio.Queue()
+        taking = asyncio.ensure_future(self._take_changes(request_iterator, answers.put_nowait))
+        try:
+            while (answer := await answers.get()) is not None:
+                yield answer
+        finally:
+            taking.cancel()
+
+    async def _take_changes(self, requests, put) -> None:
+        """Starts each change asked on the stream; once the manager has half-closed it, waits for
+        the changes asked and ends the stream (`None`)."""
+        changes: set[asyncio.Task] = set()
+        try:
+            async for change in requests:
+                task = asyncio.ensure_future(self._change(change, put))
+                changes.add(task)
+                task.add_done_callback(changes.discard)
+        except grpc.aio.AioRpcError:
+            pass                            # the manager went: the changes asked are still made
+        finally:
+            if changes:
+                await asyncio.wait(set(changes))
+            put(None)
+
+    async def _change(self, change, put) -> None:
+        seq, kind = change.seq, change.WhichOneof("change")
+        try:
+            if kind == "create":
+                async for message, last in self._create_messages(change.create):
+                    put(agent_pb2.ChangeAnswer(seq=seq, last=last, created=message))
+            elif kind == "action":
+                async for message, last in self._action_messages(change.action):
+                    put(agent_pb2.ChangeAnswer(seq=seq, last=last, acted=message))
+            else:
+                raise EngineError(400, "a change carries a create or a container action")
+        except EngineError as exc:
+            put(agent_pb2.ChangeAnswer(seq=seq, last=True, error=agent_pb2.ChangeError(
+                status=exc.status, message=engine_errors.shown_message(exc.status, exc.message))))
+
+    async def _create_messages(self, request) -> AsyncIterator[tuple[agent_pb2.CreateContainerResponse, bool]]:
+        """The messages of a streamed create, each with whether it is the last: the engine's answer,
+        then (with read_back) the read-back. EngineError when the engine refuses the create."""
+        clock = stages("agent-create")
+        created = await self._create(request.name, request.config_json)
+        clock.mark("engine_create")
         answer = agent_pb2.CreateContainerResponse(id=created.get("Id", ""), warnings=created.get("Warnings") or [],
                                                    done_at_ns=self._done_at())
         if not (request.read_back and answer.id):
-            yield answer
+            yield answer, True
             return
         async for message in self._answer_then_read_back(answer, answer.id, clock,
                                                          agent_pb2.CreateContainerResponse):
             yield message
 
-    async def ContainerActionStreamed(self, request, context):
-        action, status, clock = await self._acted(request, context)
+    async def _action_messages(self, request) -> AsyncIterator[tuple[agent_pb2.ContainerActionResponse, bool]]:
+        """The messages of a streamed action, as _create_messages."""
+        action, status, clock = await self._act(request)
         answer = agent_pb2.ContainerActionResponse(status=status, done_at_ns=self._done_at())
         if not request.read_back or action == "remove":
-            yield answer
+            yield answer, True
             return
         async for message in self._answer_then_read_back(answer, request.id, clock,
                                                          agent_pb2.ContainerActionResponse):
             yield message
 
     async def _answer_then_read_back(self, answer, container_id: str, clock, message_type):
-        """The two messages of a streamed change: `answer`, then the read-back as a `message_type`.
-        The read is asked before the answer goes, so that a read for this change's event (which
-        may reach the manager first) waits for it rather than asking the engine again."""
+        """The two messages of a streamed change, each with whether it is the last: `answer`, then
+        the read-back as a `message_type`. The read is asked before the answer goes, so that a read
+        for this change's event (which may reach the manager first) waits for it rather than asking
+        the engine again."""
         reading = asyncio.ensure_future(self._read_back(container_id))
         try:
-            yield answer
+            yield answer, False
             clock.mark("answer_sent")
             doc, read_at = await reading
         finally:
@@ -202,7 +264,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
                 reading.cancel()
         clock.mark("read_back")
         clock.done(log)
-        yield message_type(json=doc, read_at_ns=read_at)
+        yield message_type(json=doc, read_at_ns=read_at), True
 
     async def _created(self, request, context) -> tuple[dict, object]:
         """The engine's answer to a CreateContainer request and the call's stage clock; the call
@@ -218,14 +280,18 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     async def _acted(self, request, context) -> tuple[str, int, object]:
         """A ContainerAction request's action, the engine's status for it and the call's stage
         clock; the call ends with the engine's error when it refuses."""
-        action = _ACTIONS.get(request.action)
-        if action is None:
-            await engine_errors.abort(context, 400, f"unknown container action {request.action}")
-        clock = stages(f"agent-{action}")
         try:
-            status = await self.engine.container_action(request.id, action, dict(request.params))
+            return await self._act(request)
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
+
+    async def _act(self, request) -> tuple[str, int, object]:
+        """_acted without a call to end: EngineError when the engine refuses (or the action is unknown)."""
+        action = _ACTIONS.get(request.action)
+        if action is None:
+            raise EngineError(400, f"unknown container action {request.action}")
+        clock = stages(f"agent-{action}")
+        status = await self.engine.container_action(request.id, action, dict(request.params))
         clock.mark("engine_action")
         return action, status, clock
 

@@ -68,12 +68,178 @@ async def _read_back_of(call) -> ReadBack:
     return ReadBack(engine_document(message.json), message.read_at_ns)
 
 
+class _NoChangeStream(Exception):
+    """The agent predates the Changes stream: the change is asked with the streamed calls."""
+
+
+@dataclass
+class _Change:
+    """A change asked on a ChangeStream, until its last message: the engine's answer, then the
+    read-back (None: the agent could not read the container, or no read-back follows)."""
+
+    call: object                       # the stream it was asked on
+    answer: asyncio.Future
+    read_back: asyncio.Future
+    answered: bool = False
+
+
+class ChangeStream:
+    """The manager's side of one agent's Changes stream (agent.proto): opened with the first change
+    asked, one message each way per change instead of a new call (half the time each way here),
+    half-closed once it has been idle for IDLE_CLOSE seconds so that a large fleet holds no
+    stream it does not use. A stream that breaks fails the changes waiting on it as a failed call
+    would, and the next change opens a new one."""
+
+    IDLE_CLOSE = 30.0
+
+    def __init__(self, client: AgentClient):
+        self.client = client
+        self._call = None
+        self._seq = 0
+        self._changes: dict[int, _Change] = {}
+        self._writing = asyncio.Lock()         # one message written at a time on a call
+        self._idle: asyncio.TimerHandle | None = None
+        self._readers: set[asyncio.Task] = set()
+
+    async def ask(self, **change) -> tuple[object, Awaitable[ReadBack]]:
+        """(the engine's answer message, an awaitable of the read-back) of one change: `create` or
+        `action`, a CreateContainerRequest or a ContainerActionRequest. ApiError as the streamed
+        calls raise it; _NoChangeStream when the agent predates the stream."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        self._seq += 1
+        seq = self._seq
+        pending = await self._send(seq, agent_pb2.ChangeRequest(seq=seq, **change))
+        try:
+            answer = await asyncio.wait_for(pending.answer, UNARY_TIMEOUT)
+        except asyncio.TimeoutError:
+            self._forget(seq)
+            raise self.client.engine_error(504, "Deadline Exceeded") from None
+        except BaseException:
+            if not pending.answered:
+                self._forget(seq)
+            raise
+        return answer, pending.read_back
+
+    async def _send(self, seq: int, request) -> _Change:
+        """Writes the change on the open stream (opened if need be) and returns it pending. A stream
+        found ended before the change went out is replaced once: the change was not sent."""
+        loop = asyncio.get_running_loop()
+        for attempt in (0, 1):
+            if self._call is None or self._call.done():
+                self._open()
+            call = self._call
+            pending = self._changes[seq] = _Change(call, loop.create_future(), loop.create_future())
+            try:
+                async with self._writing:
+                    await call.write(request)
+                return pending
+            except asyncio.InvalidStateError:
+                self._changes.pop(seq, None)
+                if self._call is call:
+                    self._call = None
+            except grpc.aio.AioRpcError as err:   # the stream broke: its reader fails the rest
+                self._forget(seq)
+                raise self.client.rpc_error(err) from None
+            except BaseException:
+                self._forget(seq)
+                raise
+        raise self.client.engine_error(503, "its change stream ends as soon as it is opened")
+
+    def _forget(self, seq: int) -> None:
+        change = self._changes.pop(seq, None)
+        if change is not None and not change.read_back.done():
+            change.read_back.set_result(ReadBack(None, 0))
+        self._idle_soon()
+
+    def _open(self) -> None:
+        self._call = call = self.client.stub.Changes()
+        reader = asyncio.ensure_future(self._read(call))
+        self._readers.add(reader)
+        reader.add_done_callback(self._readers.discard)
+
+    async def _read(self, call) -> None:
+        error: Exception | None = None
+        try:
+            while (message := await call.read()) is not grpc.aio.EOF:
+                self._take(message)
+        except grpc.aio.AioRpcError as err:
+            unimplemented = err.code() == grpc.StatusCode.UNIMPLEMENTED and not engine_status_sent(err)
+            error = _NoChangeStream() if unimplemented else self.client.rpc_error(err)
+        except asyncio.CancelledError:
+            error = ApiError(503, f"node {self.client.node_name} ({self.client.addr}) is unreachable: "
+                                  "the manager closed its change stream")
+        finally:
+            if self._call is call:
+                self._call = None
+            self._fail(call, error or ApiError(502, f"node {self.client.node_name} ({self.client.addr}) "
+                                                    "ended its change stream"))
+
+    def _take(self, message) -> None:
+        change = self._changes.get(message.seq)
+        if change is None:
+            return                             # given up on (deadline, client gone)
+        kind = message.WhichOneof("answer")
+        if kind == "error":
+            if not change.answer.done():
+                change.answer.set_exception(self.client.engine_error(message.error.status, message.error.message))
+            self._forget(message.seq)
+            return
+        body = message.created if kind == "created" else message.acted
+        if not change.answered:
+            change.answered = True
+            if not change.answer.done():
+                change.answer.set_result(body)
+            if message.last:
+                self._forget(message.seq)
+            return
+        if not change.read_back.done():
+            change.read_back.set_result(ReadBack(engine_document(body.json) if body.json else None, body.read_at_ns))
+        self._forget(message.seq)
+
+    def _fail(self, call, error: Exception) -> None:
+        for seq, change in list(self._changes.items()):
+            if change.call is not call:
+                continue
+            if not change.answer.done():
+                change.answer.set_exception(error)
+            self._forget(seq)
+
+    def _idle_soon(self) -> None:
+        if not self._changes and self._call is not None and self._idle is None:
+            self._idle = asyncio.get_running_loop().call_later(self.IDLE_CLOSE, self._close_idle)
+
+    def _close_idle(self) -> None:
+        self._idle = None
+        call = self._call
+        if self._changes or call is None:
+            return
+        self._call = None                      # the next change opens a new stream
+        half_close = asyncio.ensure_future(call.done_writing())
+        self._readers.add(half_close)
+        half_close.add_done_callback(self._readers.discard)
+
+    async def close(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+        for task in list(self._readers):
+            task.cancel()
+        if self._readers:
+            await asyncio.wait(set(self._readers))
+
+
 class AgentClient:
     """One channel to one agent. Methods raise ApiError carrying the engine's status and text."""
 
     def __init__(self, addr: str, node_name: str = "", tls=None):
         self.addr = addr
         self.node_name = node_name or addr
+        self.change_stream = True              # False once the agent answered that it lacks the Changes stream
         self.streamed_changes = True           # False once the agent answered that it lacks them
         self.channel = open_channel(           # mutual TLS when `tls` (swarmd.common.tls.TLSConfig) is given
             addr, tls,
@@ -85,12 +251,17 @@ class AgentClient:
             ],
         )
         self.stub = agent_pb2_grpc.AgentStub(self.channel)
+        self.changes = ChangeStream(self)
 
     async def close(self) -> None:
+        await self.changes.close()
         await self.channel.close()
 
-    def _error(self, err: grpc.aio.AioRpcError) -> ApiError:
-        status, message = engine_error_from_rpc(err)
+    def rpc_error(self, err: grpc.aio.AioRpcError) -> ApiError:
+        """A failed call as the Docker client is told of it (the engine's status and words)."""
+        return self.engine_error(*engine_error_from_rpc(err))
+
+    def engine_error(self, status: int, message: str) -> ApiError:
         if status >= 500:
             AGENT_RPC_ERRORS.labels(self.node_name, str(status)).inc()
         if status in (503, 504):
@@ -101,7 +272,7 @@ class AgentClient:
         try:
             return await self.stub.GetEngineInfo(agent_pb2.GetEngineInfoRequest(), timeout=INFO_TIMEOUT)
         except grpc.aio.AioRpcError as err:
-            raise self._error(err) from None
+            raise self.rpc_error(err) from None
 
     async def _unary(self, method, request, timeout: float, clock_key: str):
         """(response, the engine-clock time the agent sent under `clock_key`, or 0)."""
@@ -110,7 +281,7 @@ class AgentClient:
             resp = await call
             metadata = await call.trailing_metadata()
         except grpc.aio.AioRpcError as err:
-            raise self._error(err) from None
+            raise self.rpc_error(err) from None
         return resp, engine_clock.time_from(metadata, clock_key)
 
     async def create_container(self, name: str, config: dict) -> dict:
@@ -150,6 +321,12 @@ class AgentClient:
         must be awaited). An agent without the streamed call answers both at once."""
         request = agent_pb2.CreateContainerRequest(name=name or "", config_json=json.dumps(config).encode(),
                                                    read_back=True)
+        if self.change_stream:
+            try:
+                first, read_back = await self.changes.ask(create=request)
+                return {"Id": first.id, "Warnings": list(first.warnings)}, first.done_at_ns, read_back
+            except _NoChangeStream:
+                self.change_stream = False
         if self.streamed_changes:
             call = self.stub.CreateContainerStreamed(request, timeout=UNARY_TIMEOUT)
             first = await self._first_of_streamed(call)
@@ -161,11 +338,16 @@ class AgentClient:
     async def action_then_read(self, container_id: str, action: str,
                                params: dict[str, str] | None = None) -> tuple[int, int, Awaitable[ReadBack]]:
         """action_and_read in two steps, as create_then_read."""
+        request = agent_pb2.ContainerActionRequest(id=container_id, action=ACTIONS[action].wire, params=params or {},
+                                                   read_back=True)
+        if self.change_stream:
+            try:
+                first, read_back = await self.changes.ask(action=request)
+                return first.status or 204, first.done_at_ns, read_back
+            except _NoChangeStream:
+                self.change_stream = False
         if self.streamed_changes:
-            call = self.stub.ContainerActionStreamed(
-                agent_pb2.ContainerActionRequest(id=container_id, action=ACTIONS[action].wire, params=params or {},
-                                                 read_back=True),
-                timeout=UNARY_TIMEOUT)
+            call = self.stub.ContainerActionStreamed(request, timeout=UNARY_TIMEOUT)
             first = await self._first_of_streamed(call)
             if first is not None:
                 return first.status or 204, first.done_at_ns, _read_back_of(call)
@@ -181,7 +363,7 @@ class AgentClient:
             if err.code() == grpc.StatusCode.UNIMPLEMENTED and not engine_status_sent(err):
                 self.streamed_changes = False
                 return None
-            raise self._error(err) from None
+            raise self.rpc_error(err) from None
         if first is grpc.aio.EOF:
             raise ApiError(502, f"node {self.node_name} ({self.addr}) ended a change without an answer")
         return first
@@ -193,7 +375,7 @@ class AgentClient:
                 timeout=UNARY_TIMEOUT,
             )
         except grpc.aio.AioRpcError as err:
-            raise self._error(err) from None
+            raise self.rpc_error(err) from None
         return json_parse.loads(resp.containers_json or b"[]")
 
     async def inspect_container(self, container_id: str) -> dict:
@@ -218,7 +400,7 @@ class AgentClient:
             metadata = await call.trailing_metadata()
         except grpc.aio.AioRpcError as err:
             if not _lacks_method(err):
-                raise self._error(err) from None
+                raise self.rpc_error(err) from None
             return await self._inspect_one_by_one(container_ids)
         return list(resp.json), engine_clock.time_from(metadata, engine_clock.READ_AT)
 
@@ -263,7 +445,7 @@ class AgentClient:
         try:
             return await self.stub.EngineCall(req, timeout=UNARY_TIMEOUT)
         except grpc.aio.AioRpcError as err:
-            raise self._error(err) from None
+            raise self.rpc_error(err) from None
 
     def engine_stream(self) -> grpc.aio.StreamStreamCall:
         """A bidi EngineStream call; the caller writes `open` first (see manager.api.relay)."""

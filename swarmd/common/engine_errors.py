@@ -52,11 +52,18 @@ def trailing_metadata(http_status: int) -> tuple[tuple[str, str], ...]:
     return ((STATUS_KEY, str(http_status)),)
 
 
-async def abort(context: grpc.aio.ServicerContext, http_status: int, message: str) -> None:
-    """Ends the RPC with the engine's status and message (never returns)."""
+def shown_message(http_status: int, message: str) -> str:
+    """What the manager is told of an engine error: its words, but only that the engine does not
+    answer when it cannot be reached (the reason is logged here)."""
     if http_status == 503:
         log.warning("engine unreachable", error=message)
-        message = ENGINE_UNREACHABLE
+        return ENGINE_UNREACHABLE
+    return message
+
+
+async def abort(context: grpc.aio.ServicerContext, http_status: int, message: str) -> None:
+    """Ends the RPC with the engine's status and message (never returns)."""
+    message = shown_message(http_status, message)
     context.set_trailing_metadata(trailing_metadata(http_status))
     await context.abort(grpc_code_for(http_status), message)
 

@@ -247,7 +247,15 @@ async def test_a_streamed_change_the_engine_refuses_carries_the_engine_words(nod
     assert err.value.status == 404 and "No such container" in err.value.message
 
 
-class AgentBeforeStreamedChanges(AgentService):
+class AgentBeforeChangeStream(AgentService):
+    """An agent from before the Changes stream: gRPC answers it UNIMPLEMENTED."""
+
+    async def Changes(self, request_iterator, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        yield
+
+
+class AgentBeforeStreamedChanges(AgentBeforeChangeStream):
     """An agent from before the streamed calls: gRPC answers them UNIMPLEMENTED."""
 
     async def CreateContainerStreamed(self, request, context):
@@ -265,7 +273,7 @@ async def test_an_agent_without_the_streamed_calls_is_asked_the_unary_ones():
     client = AgentClient(addr, "cp-old")
     try:
         result, done_at, read_back = await client.create_then_read("cp-unary", {"Image": "busybox"})
-        assert not client.streamed_changes
+        assert not client.change_stream and not client.streamed_changes
         read = await read_back
         assert read.doc["Id"] == result["Id"] and done_at > 0
         status, _, read_back = await client.action_then_read(result["Id"], "start")
@@ -293,3 +301,85 @@ async def test_the_events_of_changes_made_through_the_manager_ask_the_agent_noth
     # the create events came before or after their answers; the read-backs showed them either way
     assert asked == [marker.id]
     assert all(cluster.find_container(p.id).name == f"cp-ev{i}" for i, p in enumerate(placed))
+
+
+# -- changes on the long-lived Changes stream ------------------------------------------------------
+
+
+class CountedStreams(AgentService):
+    """The agent, counting the Changes streams the manager opens."""
+
+    streams = 0
+
+    async def Changes(self, request_iterator, context):
+        type(self).streams += 1
+        async for answer in super().Changes(request_iterator, context):
+            yield answer
+
+
+async def test_changes_share_one_stream_each_answered_first_then_read_back():
+    engine = CountingEngine("cp-stream")
+    server, addr = await serve_agent(CountedStreams, engine, "cpnode0004", name=engine.name)
+    client = AgentClient(addr, "cp-stream")
+    try:
+        made = await asyncio.gather(*(client.create_then_read(f"cp-s{i}", {"Image": "busybox"}) for i in range(8)))
+        reads = [await read_back for _, _, read_back in made]
+        assert [r.doc["Name"] for r in reads] == [f"/cp-s{i}" for i in range(8)]
+        assert all(result["Id"] == r.doc["Id"] and done_at > 0 for (result, done_at, _), r in zip(made, reads))
+        status, done_at, read_back = await client.action_then_read(made[0][0]["Id"], "start")
+        assert status == 204 and done_at > 0 and (await read_back).doc["State"]["Running"]
+        status, _, read_back = await client.action_then_read(made[0][0]["Id"], "start")
+        assert status == 304 and (await read_back).doc["State"]["Running"]     # nothing to do: the engine's 304
+        with pytest.raises(ApiError) as err:                                   # the engine's own status and words
+            await client.action_then_read("cp-no-such", "stop")
+        assert err.value.status == 404 and "No such container" in err.value.message
+        assert client.change_stream and CountedStreams.streams == 1
+    finally:
+        await client.close()
+        await server.stop(0)
+
+
+async def test_an_idle_change_stream_is_closed_and_opened_again_for_the_next_change():
+    engine = CountingEngine("cp-idle")
+    server, addr = await serve_agent(CountedStreams, engine, "cpnode0005", name=engine.name)
+    client = AgentClient(addr, "cp-idle")
+    client.changes.IDLE_CLOSE = 0.05
+    CountedStreams.streams = 0
+    try:
+        await (await client.create_then_read("cp-i1", {"Image": "busybox"}))[2]
+        await asyncio.sleep(0.3)                         # idle: half-closed, and the agent ended it
+        result, _, read_back = await client.create_then_read("cp-i2", {"Image": "busybox"})
+        assert (await read_back).doc["Id"] == result["Id"] and CountedStreams.streams == 2
+    finally:
+        await client.close()
+        await server.stop(0)
+
+
+async def test_a_change_stream_that_breaks_fails_its_changes_and_the_next_change_reopens_it():
+    engine = CountingEngine("cp-gone")
+    server, addr = await serve_agent(AgentService, engine, "cpnode0006", name=engine.name)
+    client = AgentClient(addr, "cp-gone")
+    try:
+        await (await client.create_then_read("cp-g1", {"Image": "busybox"}))[2]
+        await server.stop(0)                             # the agent goes, the stream with it
+        with pytest.raises(ApiError) as err:
+            await client.create_then_read("cp-g2", {"Image": "busybox"})
+        assert err.value.status == 503 and "cp-gone" in err.value.message and "unreachable" in err.value.message
+        assert client.change_stream                      # a broken stream is not an old agent
+    finally:
+        await client.close()
+
+
+async def test_an_agent_without_the_change_stream_is_asked_the_streamed_calls():
+    engine = CountingEngine("cp-mid")
+    server, addr = await serve_agent(AgentBeforeChangeStream, engine, "cpnode0007", name=engine.name)
+    client = AgentClient(addr, "cp-mid")
+    try:
+        result, done_at, read_back = await client.create_then_read("cp-streamed", {"Image": "busybox"})
+        assert not client.change_stream and client.streamed_changes
+        assert (await read_back).doc["Id"] == result["Id"] and done_at > 0
+        status, _, read_back = await client.action_then_read(result["Id"], "start")
+        assert status == 204 and (await read_back).doc["State"]["Running"]
+    finally:
+        await client.close()
+        await server.stop(0)
