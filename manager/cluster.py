@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from swarmd.manager.agents import AgentClient, ReadBack, engine_document
-from swarmd.manager.container_records import SWARM_SHORT_ID_LENGTH, ContainerRecord
+from swarmd.manager.container_records import SWARM_SHORT_ID_LENGTH, ContainerRecord, snapshot_of
 from swarmd.manager.gc_policy import keep_long_lived
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.intent import (CONTAINER_KEY_PREFIX, NODE_KEY_PREFIX, ContainerIntent, IntentStore, NodeIntent,
@@ -199,7 +199,7 @@ class NodeView:
                 id=i.id, name=i.name, addr=i.addr, labels=self.labels(), healthy=self.healthy,
                 total_cpus=float(self.info.get("NCPU") or i.cpus),
                 total_memory=int(self.info.get("MemTotal") or i.memory_bytes),
-                containers=tuple(c.snapshot() for c in self.containers.values()),
+                containers=tuple(map(snapshot_of, self.containers.values())),
                 images=images,
                 engine_version=self.info.get("ServerVersion") or i.engine_version,
                 os=self.info.get("OSType") or i.os or "linux",

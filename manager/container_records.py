@@ -13,6 +13,7 @@ record is compact (bench/memory.py measures it; docs/benchmarks.md, "Memory at s
 from __future__ import annotations
 
 import json
+import operator
 import sys
 import zlib
 from collections import OrderedDict
@@ -374,6 +375,9 @@ class ContainerRecord:
             return self._f[14] + _summary_tail(summary.state, summary.status)
         return self._f[14] + _summary_tail(summary["State"], summary["Status"])
 
+
+# ContainerRecord.snapshot() of many records at once, read in C (a node's snapshot holds every one)
+snapshot_of = operator.attrgetter("_snapshot")
 
 EPOCH = datetime.min.replace(tzinfo=timezone.utc)     # the listing key of a record without a `Created`
 

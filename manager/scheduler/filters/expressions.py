@@ -7,6 +7,7 @@ did; write `(?i)` inside for a case-insensitive match).
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -59,6 +60,13 @@ def parse_expression(kind: str, text: str) -> Expression:
     """Parses one `constraint:`/`affinity:` expression; `kind` only words the error messages."""
     if not isinstance(text, str):
         raise InvalidSpec(f"invalid {kind} {text!r}: expected a string KEY==VALUE or KEY!=VALUE")
+    return _parsed(kind, text)
+
+
+# a create usually repeats expressions made before (`constraint:node==node1`, compose's affinities):
+# an Expression is frozen, so one parse serves every create that repeats it
+@functools.lru_cache(maxsize=1024)
+def _parsed(kind: str, text: str) -> Expression:
     positions = [(text.find(op), op) for op in (EQ, NE) if op in text]
     if not positions:
         raise InvalidSpec(f'invalid {kind} "{text}": expected KEY==VALUE or KEY!=VALUE')
