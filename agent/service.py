@@ -222,6 +222,10 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         except EngineError as exc:
             put(agent_pb2.ChangeAnswer(seq=seq, last=True, error=agent_pb2.ChangeError(
                 status=exc.status, message=engine_errors.shown_message(exc.status, exc.message))))
+        except Exception as exc:    # a bug here: the change still gets an answer, never a hung wait
+            log.error("change failed", exc_info=exc, seq=seq, kind=kind)
+            put(agent_pb2.ChangeAnswer(seq=seq, last=True, error=agent_pb2.ChangeError(
+                status=500, message=f"the agent failed the change: {type(exc).__name__}")))
 
     async def _create_messages(self, request) -> AsyncIterator[tuple[agent_pb2.CreateContainerResponse, bool]]:
         """The messages of a streamed create, each with whether it is the last: the engine's answer,

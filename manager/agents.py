@@ -68,6 +68,10 @@ async def _read_back_of(call) -> ReadBack:
     return ReadBack(engine_document(message.json), message.read_at_ns)
 
 
+_STREAM_LOST = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
+                          grpc.StatusCode.CANCELLED})
+
+
 class _NoChangeStream(Exception):
     """The agent predates the Changes stream: the change is asked with the streamed calls."""
 
@@ -141,7 +145,7 @@ class ChangeStream:
                     self._call = None
             except grpc.aio.AioRpcError as err:   # the stream broke: its reader fails the rest
                 self._forget(seq)
-                raise self.client.rpc_error(err) from None
+                raise self._broken(err) from None
             except BaseException:
                 self._forget(seq)
                 raise
@@ -166,7 +170,7 @@ class ChangeStream:
                 self._take(message)
         except grpc.aio.AioRpcError as err:
             unimplemented = err.code() == grpc.StatusCode.UNIMPLEMENTED and not engine_status_sent(err)
-            error = _NoChangeStream() if unimplemented else self.client.rpc_error(err)
+            error = _NoChangeStream() if unimplemented else self._broken(err)
         except asyncio.CancelledError:
             error = ApiError(503, f"node {self.client.node_name} ({self.client.addr}) is unreachable: "
                                   "the manager closed its change stream")
@@ -175,6 +179,13 @@ class ChangeStream:
                 self._call = None
             self._fail(call, error or ApiError(502, f"node {self.client.node_name} ({self.client.addr}) "
                                                     "ended its change stream"))
+
+    def _broken(self, err: grpc.aio.AioRpcError) -> ApiError:
+        """A stream that failed without the agent's word (its agent or the connection went: gRPC
+        says INTERNAL, UNKNOWN or CANCELLED as often as UNAVAILABLE) is an unreachable node."""
+        if engine_status_sent(err) or err.code() not in _STREAM_LOST:
+            return self.client.rpc_error(err)
+        return self.client.engine_error(503, f"agent unavailable: {err.details() or err.code().name.lower()}")
 
     def _take(self, message) -> None:
         change = self._changes.get(message.seq)
