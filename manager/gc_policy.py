@@ -58,6 +58,7 @@ keep that small (bench/memory.py measures the pauses; docs/benchmarks.md, "Memor
 """
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 import time
@@ -80,13 +81,15 @@ def keep_long_lived() -> None:
     or young, so while a sync frees documents the young generation grows unwalked (40,000
     objects, a 44 ms walk, at the end of a 5,000-node sync); those are frozen unwalked, as
     before, and what could hide among them is left to the tests (tests/unit/test_gc_cycles.py).
-    Under the policy, a call within KEEP_EVERY of the last freeze does nothing, so 5,000 nodes
-    ending their sync do not add 5,000 collections; what it leaves is frozen by the next call
-    or full collection."""
+    Under the policy, a call within KEEP_EVERY of the last freeze is put off to the end of that
+    interval (once, however many calls come), so 5,000 nodes ending their sync do not add 5,000
+    collections, and the last of them are still frozen rather than walked by the next full
+    collection."""
     policy = _installed[0] if _installed else None
     if policy is not None:
         now = policy._clock()
         if now - policy.frozen_at < KEEP_EVERY:
+            policy.keep_later(KEEP_EVERY - (now - policy.frozen_at))
             return
         policy.frozen_at = now
     young = gc.get_objects(0)
@@ -133,6 +136,24 @@ class GcPolicy:
         self.frozen_at = float("-inf")      # clock time of the last freeze
         self.freezes = 0
         self.thaws = 0
+        self._keep_pending = False
+
+    def keep_later(self, delay: float) -> None:
+        """A `keep_long_lived` call that came too soon after the last one: what it would have kept
+        is kept once the interval is over (in the running event loop, if any), rather than left to
+        be walked by the next full collection when no call follows (the last nodes of a sync)."""
+        if self._keep_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._keep_pending = True
+
+        def keep() -> None:
+            self._keep_pending = False
+            keep_long_lived()
+        loop.call_later(delay, keep)
 
     def install(self) -> None:
         if self._on_gc in gc.callbacks:

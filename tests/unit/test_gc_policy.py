@@ -1,4 +1,5 @@
 """The manager's garbage-collection policy, on this process's real collector."""
+import asyncio
 import gc
 import weakref
 
@@ -56,3 +57,29 @@ def test_install_is_idempotent_and_uninstall_removes_it():
     assert gc.callbacks.count(p._on_gc) == 1
     p.uninstall()
     assert p._on_gc not in gc.callbacks
+
+
+async def test_a_keep_too_soon_after_the_last_is_done_once_the_interval_is_over():
+    from swarmd.manager import gc_policy
+    now = [100.0]
+    p = GcPolicy(clock=lambda: now[0])
+    gc.unfreeze()
+    p.install()
+    try:
+        gc_policy.keep_long_lived()                      # kept now
+        kept = gc.get_freeze_count()
+        late = [[i] for i in range(2000)]                # made right after: the next call is too soon
+        gc_policy.keep_long_lived()
+        assert gc.get_freeze_count() == kept and _in_generations(late[-1])
+        now[0] += gc_policy.KEEP_EVERY                   # the interval is over when the deferred keep runs
+        await asyncio.sleep(gc_policy.KEEP_EVERY + 0.1)
+        assert not _in_generations(late[-1])              # frozen
+        assert gc.get_freeze_count() > kept
+    finally:
+        p.uninstall()
+        gc.unfreeze()
+
+
+def _in_generations(obj) -> bool:
+    """Whether the collector still walks `obj` (it is in generation 0, 1 or 2, not frozen)."""
+    return any(o is obj for g in (0, 1, 2) for o in gc.get_objects(g))
