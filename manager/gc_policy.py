@@ -68,6 +68,7 @@ from collections.abc import Callable
 THAW_EVERY = 3600.0     # the fallback's period, when a caller turns it on (`GcPolicy(thaw_every=…)`)
 FULL_EVERY = 2
 KEEP_EVERY = 0.5        # s: `keep_long_lived` collects and freezes at most this often under the policy
+KEEP_SETTLE = 1.0       # s: … and once more this long after its last call (see `keep_due`)
 KEEP_WALK_MAX = 10_000  # young objects `keep_long_lived` collects before freezing (~10 ms here)
 _installed: list[GcPolicy] = []      # the policy installed in this process, if any
 
@@ -81,23 +82,40 @@ def keep_long_lived() -> None:
     or young, so while a sync frees documents the young generation grows unwalked (40,000
     objects, a 44 ms walk, at the end of a 5,000-node sync); those are frozen unwalked, as
     before, and what could hide among them is left to the tests (tests/unit/test_gc_cycles.py).
-    Under the policy, a call within KEEP_EVERY of the last freeze is put off to the end of that
-    interval (once, however many calls come), so 5,000 nodes ending their sync do not add 5,000
-    collections, and the last of them are still frozen rather than walked by the next full
-    collection."""
+    Under the policy, a call within KEEP_EVERY of the last freeze is put off, so 5,000 nodes
+    ending their sync do not add 5,000 collections; and every call is followed by one more freeze
+    KEEP_SETTLE later (see `keep_due`): what the caller builds right after its bulk (a node's
+    event stream, started once its records are stored: ~70 gRPC objects) is frozen too, rather
+    than walked by the next full collection (at the end of a 2,000-node sync, 55,000 objects)."""
     policy = _installed[0] if _installed else None
-    if policy is not None:
-        now = policy._clock()
-        if now - policy.frozen_at < KEEP_EVERY:
-            policy.keep_later(KEEP_EVERY - (now - policy.frozen_at))
-            return
-        policy.frozen_at = now
+    if policy is not None and not policy.ask_keep():
+        return
+    _keep()
+
+
+def _keep() -> None:
     young = gc.get_objects(0)
     small = len(young) + len(gc.get_objects(1)) <= KEEP_WALK_MAX     # counting is not walking: ~1 ms
     del young
     if small:
         gc.collect(1)
     gc.freeze()
+
+
+def keep_now(now: float, frozen_at: float, every: float = KEEP_EVERY) -> bool:
+    """Whether a `keep_long_lived` call at `now` freezes at once: not within `every` of the last
+    freeze (the policy's own, or a full collection's)."""
+    return now - frozen_at >= every
+
+
+def keep_due(frozen_at: float, asked_at: float, settle: float = KEEP_SETTLE,
+             every: float = KEEP_EVERY) -> float | None:
+    """When the policy's next freeze of its own is due, or None: every `keep_long_lived` call (the
+    last at `asked_at`) is followed by a freeze at least `settle` after it, and none comes within
+    `every` of the last freeze (`frozen_at`)."""
+    if frozen_at >= asked_at + settle:
+        return None
+    return max(asked_at + settle, frozen_at + every)
 
 
 def _release_transport_cycles() -> None:
@@ -136,24 +154,48 @@ class GcPolicy:
         self.frozen_at = float("-inf")      # clock time of the last freeze
         self.freezes = 0
         self.thaws = 0
-        self._keep_pending = False
+        self.keeps = 0                      # freezes `keep_long_lived` made under the policy
+        self._asked_at = float("-inf")      # clock time of the last `keep_long_lived` call
+        self._timer: asyncio.TimerHandle | None = None     # the freeze `keep_due` asks for …
+        self._timer_loop: asyncio.AbstractEventLoop | None = None    # … in this loop
 
-    def keep_later(self, delay: float) -> None:
-        """A `keep_long_lived` call that came too soon after the last one: what it would have kept
-        is kept once the interval is over (in the running event loop, if any), rather than left to
-        be walked by the next full collection when no call follows (the last nodes of a sync)."""
-        if self._keep_pending:
+    def ask_keep(self) -> bool:
+        """A `keep_long_lived` call: whether it freezes now; the freeze that follows it is armed
+        in the running event loop (none outside one: a caller without a loop freezes at once or
+        leaves it to the next call or full collection)."""
+        now = self._clock()
+        self._asked_at = now
+        keep = keep_now(now, self.frozen_at)
+        if keep:
+            self.frozen_at = now
+            self.keeps += 1
+        self._arm(now)
+        return keep
+
+    def _arm(self, now: float) -> None:
+        due = keep_due(self.frozen_at, self._asked_at)
+        if due is None:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._keep_pending = True
+        if self._timer is not None and self._timer_loop is loop:
+            return                   # armed: it arms itself again for a later call when it runs
+        self._timer_loop = loop      # (a timer left in a loop that has ended never runs)
+        self._timer = loop.call_later(max(0.0, due - now), self._on_timer)
 
-        def keep() -> None:
-            self._keep_pending = False
-            keep_long_lived()
-        loop.call_later(delay, keep)
+    def _on_timer(self) -> None:
+        self._timer = self._timer_loop = None
+        if self not in _installed:
+            return
+        now = self._clock()
+        due = keep_due(self.frozen_at, self._asked_at)
+        if due is not None and now >= due:
+            self.frozen_at = now
+            self.keeps += 1
+            _keep()
+        self._arm(now)
 
     def install(self) -> None:
         if self._on_gc in gc.callbacks:
@@ -169,6 +211,9 @@ class GcPolicy:
         _installed[:] = [self]
 
     def uninstall(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_loop = None
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
         if self in _installed:
