@@ -138,6 +138,48 @@ def test_every_keep_is_followed_by_a_freeze_settle_seconds_later_but_not_sooner_
     assert keep_due(frozen_at=100.2, asked_at=100.0, settle=1.0, every=0.5) == 101.0
 
 
+def test_the_old_generation_is_frozen_after_a_middle_collection_once_it_holds_old_max_objects():
+    from swarmd.manager.gc_policy import OLD_MAX, old_too_many
+    assert not old_too_many(OLD_MAX - 1)
+    assert old_too_many(OLD_MAX)
+    assert old_too_many(5, limit=5)
+
+
+def test_a_burst_of_long_lived_objects_is_frozen_by_a_middle_collection_not_walked_by_a_full_one():
+    from swarmd.manager.gc_policy import OLD_MAX
+    p = GcPolicy()
+    gc.unfreeze()
+    p.install()
+    gc.disable()                                   # only this test's collections
+    try:
+        few = [[i] for i in range(OLD_MAX // 4)]
+        gc.collect(1)                              # survivors to the old generation: not enough yet
+        assert p.old_freezes == 0 and _in_generations(few[-1])
+        burst = [[i] for i in range(OLD_MAX)]      # the event streams of a sync's last nodes
+        gc.collect(1)
+        assert p.old_freezes == 1 and p.freezes == 0
+        assert not _in_generations(burst[-1]) and not _in_generations(few[-1])
+    finally:
+        gc.enable()
+        p.uninstall()
+        gc.unfreeze()
+
+
+def test_after_the_fallback_thaw_middle_collections_leave_the_old_generation_to_the_full_one(policy):
+    from swarmd.manager.gc_policy import OLD_MAX
+    kept = [[i] for i in range(OLD_MAX)]
+    gc.collect()
+    policy.now[0] = 11                              # thaw due
+    gc.collect()
+    assert policy.thaws == 1 and gc.get_freeze_count() == 0
+    gc.collect(1)                                   # far more than OLD_MAX old objects: left alone
+    assert policy.old_freezes == 0 and gc.get_freeze_count() == 0 and _in_generations(kept[-1])
+    gc.collect()                                    # the full collection walks them, then freezes
+    assert gc.get_freeze_count() >= len(kept)
+    gc.collect(1)
+    assert policy.old_freezes == 0                  # nothing left unfrozen to count
+
+
 async def _until(cond, timeout: float = 10.0) -> None:
     """Waits for the policy's freeze, which runs in this event loop."""
     loop = asyncio.get_running_loop()
