@@ -43,7 +43,7 @@ Why no walk of the frozen objects is ever needed (the choice, against the altern
   or one suspected of holding a cycle the tests do not cover; bench/memory.py shows its cost
   ("the fallback thaw" row) beside the "thaw path" row the default policy is judged on.
 
-A full collection then walks what reached the oldest generation since the last one. Two settings
+A full collection then walks what reached the oldest generation since the last one. These settings
 keep that small (bench/memory.py measures the pauses; docs/benchmarks.md, "Memory at scale"):
 - at install, what the process holds is frozen, and a second collection (which walks nothing)
   starts the collector's count of long-lived objects from zero, so the first full collection of
@@ -54,7 +54,17 @@ keep that small (bench/memory.py measures the pauses; docs/benchmarks.md, "Memor
   ~60 ms;
 - a bulk read (a node's containers, read when it joins) is frozen as soon as it is stored
   (`keep_long_lived`), so the records of a 5,000-node sync are never walked by the young and
-  middle collections at all, let alone a full one.
+  middle collections at all, let alone a full one; and what the caller builds right after (the
+  node's event stream) is frozen by one more freeze KEEP_SETTLE after the last call;
+- after a middle collection, an old generation holding OLD_MAX unfrozen objects is frozen
+  (`old_too_many`): what a burst leaves there (at the end of a 2,000-node sync, every node
+  starting its event stream at once, 55,000 gRPC objects within half a second) is never walked,
+  and a full collection walks at most about OLD_MAX objects plus one middle generation's
+  survivors. Every `gc.freeze` restarts CPython's count towards the next full collection, so
+  during such a burst none runs; between bursts, where most objects die young, the old
+  generation grows slowly and full collections run as before, collecting what became garbage
+  there. What a burst freeze could keep (a cycle that died in the old generation since it
+  got there) is what tests/unit/test_gc_cycles.py looks for, as for `keep_long_lived`.
 """
 from __future__ import annotations
 
