@@ -166,8 +166,9 @@ class GcPolicy:
     docstring); seconds: the fallback, a full walk of every object that often."""
 
     def __init__(self, thaw_every: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 full_every: int = FULL_EVERY):
+                 full_every: int = FULL_EVERY, old_max: int = OLD_MAX):
         self.thaw_every = thaw_every
+        self.old_max = old_max
         self.full_every = full_every
         self._thresholds: tuple[int, int, int] | None = None
         self._clock = clock
@@ -252,7 +253,7 @@ class GcPolicy:
         if info.get("generation") == 1:
             # the middle collection has just moved its survivors to the old generation and left the
             # young ones empty; counting the old one lists at most OLD_MAX objects (~0.1 ms)
-            if not self._thawed and old_too_many(len(gc.get_objects(2))):
+            if not self._thawed and old_too_many(len(gc.get_objects(2)), self.old_max):
                 gc.freeze()
                 self.old_freezes += 1
                 self.frozen_at = self._clock()
