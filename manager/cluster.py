@@ -310,6 +310,7 @@ class ClusterView:
             if event.kind == "synced":
                 self.synced.set()
                 self.reconcile_standing()
+                keep_long_lived()          # the listing's node views, channels and follow tasks
                 continue
             node = event.node
             if event.kind in ("joined", "updated"):

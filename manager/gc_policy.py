@@ -43,7 +43,7 @@ Why no walk of the frozen objects is ever needed (the choice, against the altern
   or one suspected of holding a cycle the tests do not cover; bench/memory.py shows its cost
   ("the fallback thaw" row) beside the "thaw path" row the default policy is judged on.
 
-A full collection then walks what reached the oldest generation since the last one. Two settings
+A full collection then walks what reached the oldest generation since the last one. These settings
 keep that small (bench/memory.py measures the pauses; docs/benchmarks.md, "Memory at scale"):
 - at install, what the process holds is frozen, and a second collection (which walks nothing)
   starts the collector's count of long-lived objects from zero, so the first full collection of
@@ -54,10 +54,21 @@ keep that small (bench/memory.py measures the pauses; docs/benchmarks.md, "Memor
   ~60 ms;
 - a bulk read (a node's containers, read when it joins) is frozen as soon as it is stored
   (`keep_long_lived`), so the records of a 5,000-node sync are never walked by the young and
-  middle collections at all, let alone a full one.
+  middle collections at all, let alone a full one; and what the caller builds right after (the
+  node's event stream) is frozen by one more freeze KEEP_SETTLE after the last call;
+- after a middle collection, an old generation holding OLD_MAX unfrozen objects is frozen
+  (`old_too_many`): what a burst leaves there (at the end of a 2,000-node sync, every node
+  starting its event stream at once, 55,000 gRPC objects within half a second) is never walked,
+  and a full collection walks at most about OLD_MAX objects plus one middle generation's
+  survivors. Every `gc.freeze` restarts CPython's count towards the next full collection, so
+  during such a burst none runs; between bursts, where most objects die young, the old
+  generation grows slowly and full collections run as before, collecting what became garbage
+  there. What a burst freeze could keep (a cycle that died in the old generation since it
+  got there) is what tests/unit/test_gc_cycles.py looks for, as for `keep_long_lived`.
 """
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 import time
@@ -67,7 +78,9 @@ from collections.abc import Callable
 THAW_EVERY = 3600.0     # the fallback's period, when a caller turns it on (`GcPolicy(thaw_every=…)`)
 FULL_EVERY = 2
 KEEP_EVERY = 0.5        # s: `keep_long_lived` collects and freezes at most this often under the policy
+KEEP_SETTLE = 1.0       # s: … and once more this long after its last call (see `keep_due`)
 KEEP_WALK_MAX = 10_000  # young objects `keep_long_lived` collects before freezing (~10 ms here)
+OLD_MAX = 20_000        # unfrozen old objects a middle collection leaves before they are frozen
 _installed: list[GcPolicy] = []      # the policy installed in this process, if any
 
 
@@ -80,21 +93,50 @@ def keep_long_lived() -> None:
     or young, so while a sync frees documents the young generation grows unwalked (40,000
     objects, a 44 ms walk, at the end of a 5,000-node sync); those are frozen unwalked, as
     before, and what could hide among them is left to the tests (tests/unit/test_gc_cycles.py).
-    Under the policy, a call within KEEP_EVERY of the last freeze does nothing, so 5,000 nodes
-    ending their sync do not add 5,000 collections; what it leaves is frozen by the next call
-    or full collection."""
+    Under the policy, a call within KEEP_EVERY of the last freeze is put off, so 5,000 nodes
+    ending their sync do not add 5,000 collections; and every call is followed by one more freeze
+    KEEP_SETTLE later (see `keep_due`): what the caller builds right after its bulk (a node's
+    event stream, started once its records are stored: ~70 gRPC objects) is frozen too, rather
+    than walked by the next full collection (at the end of a 2,000-node sync, 55,000 objects)."""
     policy = _installed[0] if _installed else None
-    if policy is not None:
-        now = policy._clock()
-        if now - policy.frozen_at < KEEP_EVERY:
-            return
-        policy.frozen_at = now
+    if policy is not None and not policy.ask_keep():
+        return
+    _keep()
+
+
+def _keep() -> None:
     young = gc.get_objects(0)
     small = len(young) + len(gc.get_objects(1)) <= KEEP_WALK_MAX     # counting is not walking: ~1 ms
     del young
     if small:
         gc.collect(1)
     gc.freeze()
+
+
+def keep_now(now: float, frozen_at: float, every: float = KEEP_EVERY) -> bool:
+    """Whether a `keep_long_lived` call at `now` freezes at once: not within `every` of the last
+    freeze (the policy's own, or a full collection's)."""
+    return now - frozen_at >= every
+
+
+def keep_due(frozen_at: float, asked_at: float, settle: float = KEEP_SETTLE,
+             every: float = KEEP_EVERY) -> float | None:
+    """When the policy's next freeze of its own is due, or None: every `keep_long_lived` call (the
+    last at `asked_at`) is followed by a freeze at least `settle` after it, and none comes within
+    `every` of the last freeze (`frozen_at`)."""
+    if frozen_at >= asked_at + settle:
+        return None
+    return max(asked_at + settle, frozen_at + every)
+
+
+def old_too_many(unfrozen_old: int, limit: int = OLD_MAX) -> bool:
+    """Whether the old generation's unfrozen objects, after a middle collection, are to be frozen
+    at once: a full collection walks them all (~0.7–1.3 µs each here), and in a burst of
+    long-lived objects (the end of a large sync, where every node starts its event stream: ~70
+    gRPC objects each, 55,000 at 2,000 nodes) they reach tens of thousands within one
+    KEEP_EVERY. Frozen when they reach `limit`, a full collection walks at most about that many
+    plus one middle generation's survivors."""
+    return unfrozen_old >= limit
 
 
 def _release_transport_cycles() -> None:
@@ -124,8 +166,9 @@ class GcPolicy:
     docstring); seconds: the fallback, a full walk of every object that often."""
 
     def __init__(self, thaw_every: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 full_every: int = FULL_EVERY):
+                 full_every: int = FULL_EVERY, old_max: int = OLD_MAX):
         self.thaw_every = thaw_every
+        self.old_max = old_max
         self.full_every = full_every
         self._thresholds: tuple[int, int, int] | None = None
         self._clock = clock
@@ -133,6 +176,50 @@ class GcPolicy:
         self.frozen_at = float("-inf")      # clock time of the last freeze
         self.freezes = 0
         self.thaws = 0
+        self.keeps = 0                      # freezes `keep_long_lived` made under the policy
+        self.old_freezes = 0                # freezes after a middle collection (`old_too_many`)
+        self._thawed = False                # the fallback handed the frozen objects back
+        self._asked_at = float("-inf")      # clock time of the last `keep_long_lived` call
+        self._timer: asyncio.TimerHandle | None = None     # the freeze `keep_due` asks for …
+        self._timer_loop: asyncio.AbstractEventLoop | None = None    # … in this loop
+
+    def ask_keep(self) -> bool:
+        """A `keep_long_lived` call: whether it freezes now; the freeze that follows it is armed
+        in the running event loop (none outside one: a caller without a loop freezes at once or
+        leaves it to the next call or full collection)."""
+        now = self._clock()
+        self._asked_at = now
+        keep = keep_now(now, self.frozen_at)
+        if keep:
+            self.frozen_at = now
+            self.keeps += 1
+        self._arm(now)
+        return keep
+
+    def _arm(self, now: float) -> None:
+        due = keep_due(self.frozen_at, self._asked_at)
+        if due is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._timer is not None and self._timer_loop is loop:
+            return                   # armed: it arms itself again for a later call when it runs
+        self._timer_loop = loop      # (a timer left in a loop that has ended never runs)
+        self._timer = loop.call_later(max(0.0, due - now), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_loop = None
+        if self not in _installed:
+            return
+        now = self._clock()
+        due = keep_due(self.frozen_at, self._asked_at)
+        if due is not None and now >= due:
+            self.frozen_at = now
+            self.keeps += 1
+            _keep()
+        self._arm(now)
 
     def install(self) -> None:
         if self._on_gc in gc.callbacks:
@@ -148,6 +235,9 @@ class GcPolicy:
         _installed[:] = [self]
 
     def uninstall(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_loop = None
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
         if self in _installed:
@@ -158,13 +248,25 @@ class GcPolicy:
 
     def _on_gc(self, phase: str, info: dict) -> None:
         # called by the collector, in whatever thread triggered it: no allocation-heavy work here
-        if phase != "stop" or info.get("generation") != 2:
+        if phase != "stop":
             return
+        if info.get("generation") == 1:
+            # the middle collection has just moved its survivors to the old generation and left the
+            # young ones empty; counting the old one lists at most OLD_MAX objects (~0.1 ms)
+            if not self._thawed and old_too_many(len(gc.get_objects(2)), self.old_max):
+                gc.freeze()
+                self.old_freezes += 1
+                self.frozen_at = self._clock()
+            return
+        if info.get("generation") != 2:
+            return
+        self._thawed = False
         if self._thaw_at is not None:
             now = self._clock()
             if now >= self._thaw_at:
                 self._thaw_at = now + self.thaw_every
                 gc.unfreeze()        # the next full collection looks at every object once
+                self._thawed = True  # (and no middle collection freezes them before it)
                 self.thaws += 1
                 return
         gc.freeze()

@@ -85,10 +85,10 @@ async def _node_moved_then_removed(cluster: ClusterView, engines: dict, nid: str
     await asyncio.sleep(0.01)
 
 
-async def _churn(rounds: int, extra=None) -> list:
+async def _churn(rounds: int, extra=None, policy: GcPolicy | None = None) -> list:
     """Runs the churn under the manager's policy; returns what the collector then finds garbage."""
     engines = hollow_engines(NODES, PER_NODE)
-    policy = GcPolicy()
+    policy = policy or GcPolicy()
     policy.install()
     try:
         cluster = ClusterView(client_factory=lambda node: InProcessAgent(engines[node.info.id]))
@@ -197,6 +197,17 @@ def test_churning_the_view_leaves_no_cycle_among_frozen_objects():
     _clean_slate()
     garbage = asyncio.run(_churn(rounds=3))
     kinds = collections.Counter(type(o).__name__ for o in garbage)
+    assert not garbage, f"cycles the frozen objects would keep forever: {kinds.most_common(10)}"
+
+
+def test_churning_the_view_with_the_old_generation_frozen_often_leaves_no_cycle_among_frozen_objects():
+    """The old-generation freeze after middle collections (OLD_MAX), made to happen all through
+    the churn, freezes no cycle either."""
+    _clean_slate()
+    policy = GcPolicy(old_max=1)                 # after every middle collection
+    garbage = asyncio.run(_churn(rounds=3, policy=policy))
+    kinds = collections.Counter(type(o).__name__ for o in garbage)
+    assert policy.old_freezes > 0
     assert not garbage, f"cycles the frozen objects would keep forever: {kinds.most_common(10)}"
 
 
