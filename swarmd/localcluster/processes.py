@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -9,9 +10,32 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_PORTS_BELOW_EPHEMERAL = 12000     # how many ports under the kernel's ephemeral range free_port picks from
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    """A port free on `host` now, for a daemon to listen on, taken from just below the kernel's
+    ephemeral range: a daemon restarted on its port (etcd, an agent) finds it still free, where
+    a port of that range may meanwhile be the local end of any outgoing connection on the
+    machine (then "address already in use")."""
+    low = _ephemeral_low()
+    first = max(1024, low - _PORTS_BELOW_EPHEMERAL)
+    if low - first >= 1000:
+        for port in random.sample(range(first, low), 50):
+            with socket.socket() as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    with socket.socket() as s:         # no room below the range: any port the kernel gives
         s.bind((host, 0))
         return s.getsockname()[1]
 
