@@ -44,6 +44,9 @@ async def watch_etcd(store: EtcdStore, health: health_aio.HealthServicer) -> Non
             ok, error = True, ""
         except StoreUnavailable as exc:
             ok, error = False, str(exc)
+        except Exception as exc:    # never let the health of the daemon stop being watched
+            log.error("etcd check failed", exc_info=exc)
+            ok, error = False, f"{type(exc).__name__}: {exc}"
         if ok != reachable:
             status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
             for service in ("", SERVICE_NAME):

@@ -196,7 +196,7 @@ class EtcdStore:
         endpoint = self.endpoint
         try:
             return await asyncio.wait_for(op(client), self.timeout)
-        except (aetcd.exceptions.ClientError, grpc.RpcError, asyncio.TimeoutError, OSError) as exc:
+        except _UNAVAILABLE as exc:
             await self._reset(generation)
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
 
@@ -213,7 +213,7 @@ class EtcdStore:
             watch = await asyncio.wait_for(
                 client.watch_prefix(prefix, start_revision=start_revision), self.timeout)
             term = await self._raft_term(client)
-        except (aetcd.exceptions.ClientError, grpc.RpcError, asyncio.TimeoutError, OSError) as exc:
+        except _UNAVAILABLE as exc:
             await self._reset(generation)
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
         events = watch.__aiter__()
@@ -235,7 +235,7 @@ class EtcdStore:
                     raise StoreUnavailable(f"etcd watch on {endpoint} dropped: the client was reset")
                 try:
                     now = await self._raft_term(client)
-                except (aetcd.exceptions.ClientError, grpc.RpcError, asyncio.TimeoutError, OSError) as exc:
+                except _UNAVAILABLE as exc:
                     await self._reset(generation)
                     raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
                 if now != term:
@@ -287,6 +287,11 @@ class EtcdStore:
 
     async def cluster_exists(self, token: str) -> bool:
         return await self.run(lambda c: c.get(cluster_key(token).encode())) is not None
+
+
+# what an etcd operation raises when etcd or the connection to it is gone; grpc.aio.BaseError
+# (UsageError "channel closed", InternalError) comes from a channel another operation just reset
+_UNAVAILABLE = (aetcd.exceptions.ClientError, grpc.RpcError, grpc.aio.BaseError, asyncio.TimeoutError, OSError)
 
 
 async def _close_quietly(client: aetcd.Client) -> None:
