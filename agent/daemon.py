@@ -39,7 +39,8 @@ SHUTDOWN_GRACE = 2.0     # seconds in-flight RPCs get when the agent stops
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 256 << 20),
     ("grpc.max_send_message_length", 256 << 20),
-    # the manager pings every 10s on long, often idle streams (Events): allow that, and never
+    # the manager pings every minute on long, often idle streams (Events; swarmd.manager.agent_channel,
+    # and older managers every 10 s): allow that, and never
     # answer a ping that comes early (gRPC's own probes add some) with a too_many_pings GOAWAY,
     # which would cut every stream and show the node as unreachable for a moment
     ("grpc.keepalive_permit_without_calls", 1),
