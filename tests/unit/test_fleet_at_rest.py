@@ -1,8 +1,10 @@
-"""What an idle fleet costs: the manager's keepalive pings to its agents and the discovery daemon's
-node-count sampling, each paced so that it does not grow into a load of its own with the fleet."""
+"""What an idle fleet costs: the manager's keepalive pings to its agents, the discovery daemon's
+reads of the nodes its heartbeats name (once per lease) and its node-count sampling, each kept from
+growing into a load of its own with the fleet."""
 from __future__ import annotations
 
 from swarmd.agent.daemon import SERVER_OPTIONS
+from swarmd.discovery.leases import CheckedLeases
 from swarmd.discovery.metrics import SAMPLE_KEYS_PER_SECOND, next_sample_in
 from swarmd.manager.agent_channel import (AGENT_PING_INTERVAL_MS, AGENT_PING_TIMEOUT_MS, agent_channel_options,
                                           pings_per_second)
@@ -44,3 +46,34 @@ def test_large_fleets_are_sampled_at_a_bounded_read_rate():
         assert keys / wait == SAMPLE_KEYS_PER_SECOND
     assert next_sample_in(10_000, 2.0) == 20.0                 # 5,000 nodes: a sample every 20 s
     assert next_sample_in(10_000, 30.0) == 30.0                # a longer interval is kept
+
+
+def test_a_checked_pairing_is_renewed_alone_until_its_lease_changes_or_is_forgotten():
+    checked = CheckedLeases()
+    assert not checked.holds("c", "n1", 7)                    # never seen: read first
+    checked.add("c", "n1", 7)
+    assert checked.holds("c", "n1", 7)
+    assert not checked.holds("c", "n1", 8)                    # another lease: read again
+    assert not checked.holds("other", "n1", 7)                # the same ID in another cluster
+    checked.add("c", "n1", 8)                                 # registered again
+    assert checked.holds("c", "n1", 8) and not checked.holds("c", "n1", 7)
+    checked.forget("c", "n1")                                 # lease gone, or deregistered
+    assert not checked.holds("c", "n1", 8) and len(checked) == 0
+    checked.forget("c", "never")                              # forgetting the unknown is harmless
+
+
+def test_a_heartbeat_without_a_lease_is_never_taken_as_checked():
+    checked = CheckedLeases()
+    checked.add("c", "n1", 0)
+    assert not checked.holds("c", "n1", 0)
+
+
+def test_the_least_recently_renewed_pairings_go_first_past_the_limit():
+    checked = CheckedLeases(limit=3)
+    for i in range(3):
+        checked.add("c", f"n{i}", i + 1)
+    assert checked.holds("c", "n0", 1)                        # n0 renewed: n1 is now the oldest
+    checked.add("c", "n3", 4)
+    assert len(checked) == 3
+    assert not checked.holds("c", "n1", 2)
+    assert all(checked.holds("c", f"n{i}", i + 1) for i in (0, 2, 3))
