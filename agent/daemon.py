@@ -20,7 +20,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from swarmd.agent import metrics
 from swarmd.agent.config import AgentConfig
-from swarmd.agent.sdk_engine import SdkEngine
 from swarmd.agent.engine import EngineError
 from swarmd.agent.local_engine import LocalEngine
 from swarmd.agent.node_info import NodeInfoSource
@@ -131,6 +130,9 @@ async def run(cfg: AgentConfig) -> int:
     if (cfg := await bootstrapped(cfg)) is None:
         return 1
 
+    # imported here: the docker SDK is a quarter of a second of CPU to import, paid for nothing by
+    # each hollow-node process (swarmd.agent.hollow takes this module's server options)
+    from swarmd.agent.sdk_engine import SdkEngine
     engine = SdkEngine(cfg.engine_url)
     try:
         registrar = cfg.cluster.open_registrar()
