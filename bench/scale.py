@@ -215,7 +215,7 @@ def convergence_cpu_rows(tag: str, cpu: dict[str, float], seconds: float) -> lis
     """Where the CPU of a convergence went: CPU seconds by process kind, and how many CPUs all of
     them kept busy on average (2 on this machine is the ceiling: above that, the convergence time
     is CPU-bound)."""
-    rows = [judged(f"{tag} membership convergence: CPU used by the {kind}", cpu.get(kind, 0.0), "CPU s")
+    rows = [judged(f"{tag} membership convergence: {kind} CPU", cpu.get(kind, 0.0), "CPU s")
             for kind in PROCESS_KINDS]
     rows.append(judged(f"{tag} membership convergence: CPUs kept busy on average (all processes)",
                        sum(cpu.values()) / max(seconds, 1e-9), "CPUs"))
@@ -226,10 +226,10 @@ def rest_rows(tag: str, cluster: HollowCluster, shares: dict[str, float]) -> lis
     """The converged fleet left alone: CPU per process kind, % of one CPU (informational)."""
     counts = {kind: len(pids) for kind, pids in cluster.pids_by_kind().items()}
     beat = f"heartbeat {cluster.heartbeat}: {cluster.nodes / config.parse_duration(cluster.heartbeat):.0f} renewals/s"
-    rows = [judged(f"{tag} fleet at rest: CPU of the {kind} ({counts[kind]} process"
-                   f"{'es' if counts[kind] > 1 else ''}; {beat})", shares.get(kind, 0.0), "% CPU")
+    rows = [judged(f"{tag} fleet at rest: {kind} CPU ({counts[kind]} process"
+                   f"{'es' if counts[kind] > 1 else ''}; {beat}), % of one CPU", shares.get(kind, 0.0), "% CPU")
             for kind in PROCESS_KINDS]
-    rows.append(judged(f"{tag} fleet at rest: CPU of every process together", sum(shares.values()), "% CPU"))
+    rows.append(judged(f"{tag} fleet at rest: every process together, % of one CPU", sum(shares.values()), "% CPU"))
     return rows
 
 
