@@ -20,7 +20,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from swarmd.agent import metrics
 from swarmd.agent.config import AgentConfig
-from swarmd.agent.sdk_engine import SdkEngine
 from swarmd.agent.engine import EngineError
 from swarmd.agent.local_engine import LocalEngine
 from swarmd.agent.node_info import NodeInfoSource
@@ -39,7 +38,8 @@ SHUTDOWN_GRACE = 2.0     # seconds in-flight RPCs get when the agent stops
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 256 << 20),
     ("grpc.max_send_message_length", 256 << 20),
-    # the manager pings every 10s on long, often idle streams (Events): allow that, and never
+    # the manager pings every minute on long, often idle streams (Events; swarmd.manager.agent_channel,
+    # and older managers every 10 s): allow that, and never
     # answer a ping that comes early (gRPC's own probes add some) with a too_many_pings GOAWAY,
     # which would cut every stream and show the node as unreachable for a moment
     ("grpc.keepalive_permit_without_calls", 1),
@@ -130,6 +130,9 @@ async def run(cfg: AgentConfig) -> int:
     if (cfg := await bootstrapped(cfg)) is None:
         return 1
 
+    # imported here: the docker SDK is a quarter of a second of CPU to import, paid for nothing by
+    # each hollow-node process (swarmd.agent.hollow takes this module's server options)
+    from swarmd.agent.sdk_engine import SdkEngine
     engine = SdkEngine(cfg.engine_url)
     try:
         registrar = cfg.cluster.open_registrar()

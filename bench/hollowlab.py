@@ -40,6 +40,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS      # utime, stime: fields 14 and 15 of stat
 
 
+PROCESS_KINDS = ("manager", "discovery", "etcd", "hollow agents")
+
+
+def cpu_shares(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """CPU used by each process kind between two readings of cpu_by_kind, in % of one CPU."""
+    return {kind: (after[kind] - before.get(kind, 0.0)) / seconds * 100 for kind in after}
+
+
 def scrape(addr: str) -> str:
     with urllib.request.urlopen(f"http://{addr}/metrics", timeout=10) as r:
         return r.read().decode()
@@ -106,6 +114,7 @@ class HollowCluster:
         self.discovery_metrics = [f"127.0.0.1:{free_port()}" for _ in range(daemons)]
         self.discoveries: list[Daemon] = []
         self.fleets: list[Daemon] = []
+        self.convergence_cpu: dict[str, float] = {}   # CPU seconds by process kind, fleets started -> converged
 
     @property
     def manager(self) -> Daemon:
@@ -155,15 +164,39 @@ class HollowCluster:
                 self.root / f"hollow{first}.log").start())
 
     def start_converged(self, timeout: float = 900) -> float:
-        """Manager, then the fleets; seconds from the fleets' start until every node is synced."""
+        """Manager, then the fleets; seconds from the fleets' start until every node is synced (the
+        CPU each process kind used meanwhile: `convergence_cpu`)."""
         self.start()
         t0 = time.perf_counter()
+        before = self.cpu_by_kind()
         self.start_fleets()
         # each poll is a `docker info` over every node: polled every 0.5 s it took a fifth of the
         # manager's CPU at 1,000 nodes, slowing the very convergence it measures
         wait_until(self.converged, timeout, f"{self.nodes} hollow nodes with their containers",
                    interval=max(0.5, self.nodes / 1000))
+        after = self.cpu_by_kind()
+        self.convergence_cpu = {kind: after[kind] - before.get(kind, 0.0) for kind in after}
         return time.perf_counter() - t0
+
+    def pids_by_kind(self) -> dict[str, list[int]]:
+        """The running processes of the fleet, by kind (PROCESS_KINDS)."""
+        return {"manager": [m.pid for m in self.swarm.managers], "discovery": [d.pid for d in self.discoveries],
+                "etcd": [self.etcd.daemon.pid], "hollow agents": [f.pid for f in self.fleets]}
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds each process kind has used so far (every process of the kind together)."""
+        return {kind: sum(cpu_seconds(pid) for pid in pids) for kind, pids in self.pids_by_kind().items()}
+
+    def cpu_at_rest(self, settle: float, window: float) -> dict[str, float]:
+        """% of one CPU each process kind uses over `window` seconds, `settle` seconds from now:
+        a converged fleet left alone, which heartbeats and nothing else."""
+        time.sleep(settle)
+        before, t0 = self.cpu_by_kind(), time.perf_counter()
+        time.sleep(window)
+        after = self.cpu_by_kind()
+        shares = cpu_shares(before, after, time.perf_counter() - t0)
+        self.check_running()
+        return shares
 
     def check_running(self) -> None:
         for d in [*self.swarm.managers, *self.discoveries, *self.fleets]:

@@ -7,7 +7,8 @@ its 30 are created through the manager's API, which measures create throughput o
 
 Per fleet size (a growth table: `--scale-nodes 1000,2000,5000`, or SWARMD_BENCH_SCALE_NODES):
 membership convergence (fleet started -> every node healthy in the manager with all its containers
-synced), manager RSS (and per container), `docker ps -a` and `docker info` through the API (and
+synced) and the CPU each process kind used meanwhile, the converged fleet at rest (CPU per process
+kind over 30 s, nothing asked of it), manager RSS (and per container), `docker ps -a` and `docker info` through the API (and
 with the real docker CLI), placement latency inside the manager (its scheduling histogram), create
 throughput with 16 clients, the manager's longest garbage collector pause (its /metrics), and a
 killed hollow process's nodes seen lost within their lease. Then the heartbeat rows
@@ -29,7 +30,7 @@ import urllib.request
 
 from bench import heartbeats
 from bench.apiclient import ApiClient
-from bench.hollowlab import HollowCluster, histogram_quantile, metric_sum, node_statuses, rss_bytes
+from bench.hollowlab import PROCESS_KINDS, HollowCluster, histogram_quantile, metric_sum, node_statuses, rss_bytes
 from bench.report import RESULTS, Row, judged, print_table, save
 from swarmd.common import config
 from swarmd.localcluster.processes import wait_until
@@ -40,6 +41,9 @@ SIZES = (1000, 2000, 5000)
 QUICK_SIZES = (100, 200)
 CONTAINERS_PER_NODE = 30
 DAEMONS = 2                 # discovery daemons in the growth table; the nodes spread over them
+# the fleet at rest: measured this long after convergence (the sync's last answers, the first
+# samples), over this window
+REST_SETTLE, REST_WINDOW = 10.0, 30.0
 
 
 def sizes(quick: bool, asked: tuple[int, ...] | None = None) -> tuple[int, ...]:
@@ -153,6 +157,8 @@ def measure_size(nodes: int, quick: bool) -> tuple[list[Row], dict[str, float]]:
         g["convergence"] = cluster.start_converged()
         rows.append(judged(f"{tag} membership convergence, {nodes} joins ({nodes * preloaded} containers synced)",
                            g["convergence"], "s", "<= 60"))
+        rows += convergence_cpu_rows(tag, cluster.convergence_cpu, g["convergence"])
+        rows += rest_rows(tag, cluster, cluster.cpu_at_rest(REST_SETTLE, REST_WINDOW))
 
         seconds, errors = asyncio.run(create_many(cluster.api, api_created, 16, start=False, prefix="api-c"))
         rows.append(judged(f"{tag} API create throughput onto hollow nodes (16 clients, {api_created} creates)",
@@ -203,6 +209,28 @@ def measure_size(nodes: int, quick: bool) -> tuple[list[Row], dict[str, float]]:
     finally:
         cluster.stop()
     return rows, g
+
+
+def convergence_cpu_rows(tag: str, cpu: dict[str, float], seconds: float) -> list[Row]:
+    """Where the CPU of a convergence went: CPU seconds by process kind, and how many CPUs all of
+    them kept busy on average (2 on this machine is the ceiling: above that, the convergence time
+    is CPU-bound)."""
+    rows = [judged(f"{tag} membership convergence: {kind} CPU", cpu.get(kind, 0.0), "CPU s")
+            for kind in PROCESS_KINDS]
+    rows.append(judged(f"{tag} membership convergence: CPUs kept busy on average (all processes)",
+                       sum(cpu.values()) / max(seconds, 1e-9), "CPUs"))
+    return rows
+
+
+def rest_rows(tag: str, cluster: HollowCluster, shares: dict[str, float]) -> list[Row]:
+    """The converged fleet left alone: CPU per process kind, % of one CPU (informational)."""
+    counts = {kind: len(pids) for kind, pids in cluster.pids_by_kind().items()}
+    beat = f"heartbeat {cluster.heartbeat}: {cluster.nodes / config.parse_duration(cluster.heartbeat):.0f} renewals/s"
+    rows = [judged(f"{tag} fleet at rest: {kind} CPU ({counts[kind]} process"
+                   f"{'es' if counts[kind] > 1 else ''}; {beat}), % of one CPU", shares.get(kind, 0.0), "% CPU")
+            for kind in PROCESS_KINDS]
+    rows.append(judged(f"{tag} fleet at rest: every process together, % of one CPU", sum(shares.values()), "% CPU"))
+    return rows
 
 
 def gc_pauses_over(scraped: str, tag: str, bound: str = "0.05") -> list[Row]:

@@ -1,7 +1,8 @@
 """The discovery daemon's Prometheus metrics: nodes per cluster, lease renewals, etcd errors.
 
 Nodes per cluster are counted from etcd by a sampler task (clusters are labelled by the first
-12 hex digits of their token's SHA-256, as stored in etcd: tokens themselves are secrets).
+12 hex digits of their token's SHA-256, as stored in etcd: tokens themselves are secrets), paced
+so that its reads do not grow with the fleet (next_sample_in).
 """
 from __future__ import annotations
 
@@ -102,16 +103,33 @@ NODE_COUNTS = NodeCounts()
 REGISTRY.register(NODE_COUNTS)
 
 
+# Keys the sampler reads a second at most. A sample lists every key of every cluster (two a node:
+# its record and its name), which costs this daemon and etcd about 14 ms of CPU per 1,000 keys: at
+# a sample every 2 s, 7% of a CPU at 5,000 nodes in each discovery daemon and etcd together, for a
+# gauge. Paced to this rate it stays under 1% at any size; small fleets keep the 2 s period.
+SAMPLE_KEYS_PER_SECOND = 500
+
+
+def next_sample_in(keys: int, interval: float) -> float:
+    """Seconds from a sample that listed `keys` keys to the next: `interval`, or longer, so that
+    the sampler reads at most SAMPLE_KEYS_PER_SECOND keys a second."""
+    return max(interval, keys / SAMPLE_KEYS_PER_SECOND)
+
+
 async def sample_nodes(store: EtcdStore, interval: float) -> None:
-    """Runs until cancelled: counts registered nodes per cluster every `interval` seconds."""
+    """Runs until cancelled: counts registered nodes per cluster every `interval` seconds (less
+    often past about 500 nodes: next_sample_in)."""
     prefix = CLUSTERS_ROOT.encode() + b"/"
     while True:
+        keys = 0
         try:
             listing = await store.run(lambda c: c.get_prefix(prefix, keys_only=True))
         except StoreUnavailable:
             ETCD_UP.set(0)
         else:
-            NODE_COUNTS.counts = count_nodes([kv.key for kv in listing])
+            listed = [kv.key for kv in listing]
+            keys = len(listed)
+            NODE_COUNTS.counts = count_nodes(listed)
             NODE_COUNTS.sampled_at = time.monotonic()
             ETCD_UP.set(1)
-        await asyncio.sleep(interval)
+        await asyncio.sleep(next_sample_in(keys, interval))

@@ -13,7 +13,7 @@ import contextlib
 import grpc
 
 from swarmd.common import ca_rotation as rotation
-from swarmd.discovery import tokens
+from swarmd.discovery import leases, tokens
 from swarmd.discovery.ca import Authority, refusal, valid_common_name
 from swarmd.discovery.holders import REFRESH_EVERY, Holders
 from swarmd.discovery.rotation_driver import RotationDriver
@@ -60,6 +60,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         self.join_tokens = tokens.JoinTokens(store)
         self.holders = Holders(store)
         self.rotation = RotationDriver(authority, self.holders) if authority is not None else None
+        self.checked = leases.CheckedLeases()     # heartbeats renewed without reading the node first
 
     async def _removed(self, cluster: str, node_id: str) -> bool:
         key = (intent_prefix(cluster_key(cluster)) + node_intent_key(node_id)).encode()
@@ -137,6 +138,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except StoreUnavailable as exc:
             await self._unavailable(context, exc)
+        self.checked.add(token, info.id, lease_id)
         log.info("node registered", token=tokens.fingerprint(token), node=info.name, id=info.id[:12],
                  addr=info.addr, ttl=f"{seconds}s")
         return discovery_pb2.RegisterResponse(lease_id=lease_id, ttl_ms=seconds * 1000,
@@ -147,8 +149,13 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         await self._guard(context, token, NODES, node_id=request.node_id)
         try:
             nodes = await self._nodes(token, context, known=False)
-            remaining = await nodes.heartbeat(request.node_id, request.lease_id)
+            if self.checked.holds(token, request.node_id, request.lease_id):
+                remaining = await leases.renew(self.store, request.node_id, request.lease_id)
+            else:
+                remaining = await nodes.heartbeat(request.node_id, request.lease_id)
+                self.checked.add(token, request.node_id, request.lease_id)
         except LeaseGone as exc:
+            self.checked.forget(token, request.node_id)
             log.info("heartbeat for a lost registration", token=tokens.fingerprint(token),
                      id=request.node_id[:12], reason=str(exc))
             await context.abort(grpc.StatusCode.NOT_FOUND, f"{exc}: register again")
@@ -162,6 +169,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         await self._guard(context, token, NODES, node_id=request.node_id)
         try:
             nodes = await self._nodes(token, context, known=False)
+            self.checked.forget(token, request.node_id)
             existed = await nodes.deregister(request.node_id)
         except StoreUnavailable as exc:
             await self._unavailable(context, exc)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from swarmd.manager.agent_channel import agent_channel_options
 from swarmd.manager.container_actions import ACTIONS
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.metrics import AGENT_RPC_ERRORS
@@ -254,12 +255,7 @@ class AgentClient:
         self.streamed_changes = True           # False once the agent answered that it lacks them
         self.channel = open_channel(           # mutual TLS when `tls` (swarmd.common.tls.TLSConfig) is given
             addr, tls,
-            options=[
-                ("grpc.max_receive_message_length", 256 << 20),
-                ("grpc.max_send_message_length", 256 << 20),
-                ("grpc.keepalive_time_ms", 10_000),
-                ("grpc.keepalive_timeout_ms", 5_000),
-            ],
+            options=agent_channel_options(),   # keepalive: why a ping a minute, in manager.agent_channel
         )
         self.stub = agent_pb2_grpc.AgentStub(self.channel)
         self.changes = ChangeStream(self)
