@@ -14,7 +14,6 @@ import random
 import socket
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from swarmd.common import pki
 from swarmd.common import ca_rotation as rotation

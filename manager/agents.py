@@ -146,7 +146,7 @@ class ChangeStream:
                     self._call = None
             except grpc.aio.AioRpcError as err:   # the stream broke: its reader fails the rest
                 self._forget(seq)
-                raise self._broken(err) from None
+                raise self._failure(err) from None
             except BaseException:
                 self._forget(seq)
                 raise
@@ -170,8 +170,7 @@ class ChangeStream:
             while (message := await call.read()) is not grpc.aio.EOF:
                 self._take(message)
         except grpc.aio.AioRpcError as err:
-            unimplemented = err.code() == grpc.StatusCode.UNIMPLEMENTED and not engine_status_sent(err)
-            error = _NoChangeStream() if unimplemented else self._broken(err)
+            error = self._failure(err)
         except asyncio.CancelledError:
             error = ApiError(503, f"node {self.client.node_name} ({self.client.addr}) is unreachable: "
                                   "the manager closed its change stream")
@@ -180,6 +179,12 @@ class ChangeStream:
                 self._call = None
             self._fail(call, error or ApiError(502, f"node {self.client.node_name} ({self.client.addr}) "
                                                     "ended its change stream"))
+
+    def _failure(self, err: grpc.aio.AioRpcError) -> Exception:
+        """What a change is told when its stream failed (found by the write or by the reader)."""
+        if err.code() == grpc.StatusCode.UNIMPLEMENTED and not engine_status_sent(err):
+            return _NoChangeStream()
+        return self._broken(err)
 
     def _broken(self, err: grpc.aio.AioRpcError) -> ApiError:
         """A stream that failed without the agent's word (its agent or the connection went: gRPC
