@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import grpc
+import orjson
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from swarmd.agent.daemon import SERVER_OPTIONS, SERVICE_NAME
@@ -382,10 +383,12 @@ class HollowEngine:
         out = [c.summary(self.name) for c in self.containers.values()
                if (all or c.status in ("running", "paused")) and _matches(c, filters)]
         out.sort(key=lambda s: s["Created"], reverse=True)
-        return json.dumps(out).encode()
+        return orjson.dumps(out)
 
     async def inspect_container(self, container_id: str) -> bytes:
-        return json.dumps(self._find(container_id).inspect(self.name)).encode()
+        # compact, as an engine writes it (Go's encoding/json), and a tenth of json.dumps' time:
+        # a fleet of hollow nodes shares the manager's CPUs in the scale bench
+        return orjson.dumps(self._find(container_id).inspect(self.name))
 
     def _start(self, c: HollowContainer, emit: bool = True) -> None:
         c.status, c.pid, c.exit_code = "running", next(self._pids), 0
@@ -488,7 +491,7 @@ class HollowEngine:
                  "scope": "local", "time": ns // 10**9, "timeNano": ns}
         if status:
             event.update(status=status, id=actor, **({"from": from_} if from_ else {}))
-        line = json.dumps(event).encode()
+        line = orjson.dumps(event)
         self._recent.append((ns, line))
         for q in list(self._subscribers):
             q.put_nowait(line)
