@@ -183,21 +183,21 @@ class AgentService(agent_pb2_grpc.AgentServicer):
 
     async def Changes(self, request_iterator, context):
         """The manager's long-lived change stream (agent.proto): each change runs in its own task
-        as it comes, and its messages go out as they are ready, tagged with its number."""
-        answers: asyncio.Queue = asyncio.Queue()
-        taking = asyncio.ensure_future(self._take_changes(request_iterator, answers.put_nowait))
-        try:
-            while (answer := await answers.get()) is not None:
-                yield answer
-        finally:
-            taking.cancel()
+        as it comes and writes its messages, tagged with its number, as soon as they are ready
+        (one write at a time on the stream). Once the manager has half-closed the stream, the
+        changes asked are finished and the stream ends."""
+        writing = asyncio.Lock()
 
-    async def _take_changes(self, requests, put) -> None:
-        """Starts each change asked on the stream; once the manager has half-closed it, waits for
-        the changes asked and ends the stream (`None`)."""
+        async def put(answer) -> None:
+            async with writing:
+                try:
+                    await context.write(answer)
+                except Exception as exc:    # the manager has gone: the change is made all the same
+                    log.debug("change answer not delivered", error=str(exc) or type(exc).__name__)
+
         changes: set[asyncio.Task] = set()
         try:
-            async for change in requests:
+            async for change in request_iterator:
                 task = asyncio.ensure_future(self._change(change, put))
                 changes.add(task)
                 task.add_done_callback(changes.discard)
@@ -206,25 +206,24 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         finally:
             if changes:
                 await asyncio.wait(set(changes))
-            put(None)
 
     async def _change(self, change, put) -> None:
         seq, kind = change.seq, change.WhichOneof("change")
         try:
             if kind == "create":
                 async for message, last in self._create_messages(change.create):
-                    put(agent_pb2.ChangeAnswer(seq=seq, last=last, created=message))
+                    await put(agent_pb2.ChangeAnswer(seq=seq, last=last, created=message))
             elif kind == "action":
                 async for message, last in self._action_messages(change.action):
-                    put(agent_pb2.ChangeAnswer(seq=seq, last=last, acted=message))
+                    await put(agent_pb2.ChangeAnswer(seq=seq, last=last, acted=message))
             else:
                 raise EngineError(400, "a change carries a create or a container action")
         except EngineError as exc:
-            put(agent_pb2.ChangeAnswer(seq=seq, last=True, error=agent_pb2.ChangeError(
+            await put(agent_pb2.ChangeAnswer(seq=seq, last=True, error=agent_pb2.ChangeError(
                 status=exc.status, message=engine_errors.shown_message(exc.status, exc.message))))
         except Exception as exc:    # a bug here: the change still gets an answer, never a hung wait
             log.error("change failed", exc_info=exc, seq=seq, kind=kind)
-            put(agent_pb2.ChangeAnswer(seq=seq, last=True, error=agent_pb2.ChangeError(
+            await put(agent_pb2.ChangeAnswer(seq=seq, last=True, error=agent_pb2.ChangeError(
                 status=500, message=f"the agent failed the change: {type(exc).__name__}")))
 
     async def _create_messages(self, request) -> AsyncIterator[tuple[agent_pb2.CreateContainerResponse, bool]]:

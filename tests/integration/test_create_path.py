@@ -313,8 +313,7 @@ class CountedStreams(AgentService):
 
     async def Changes(self, request_iterator, context):
         type(self).streams += 1
-        async for answer in super().Changes(request_iterator, context):
-            yield answer
+        await super().Changes(request_iterator, context)
 
 
 async def test_changes_share_one_stream_each_answered_first_then_read_back():
