@@ -229,9 +229,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     async def _create_messages(self, request) -> AsyncIterator[tuple[agent_pb2.CreateContainerResponse, bool]]:
         """The messages of a streamed create, each with whether it is the last: the engine's answer,
         then (with read_back) the read-back. EngineError when the engine refuses the create."""
-        clock = stages("agent-create")
-        created = await self._create(request.name, request.config_json)
-        clock.mark("engine_create")
+        created, clock = await self._create_clocked(request)
         answer = agent_pb2.CreateContainerResponse(id=created.get("Id", ""), warnings=created.get("Warnings") or [],
                                                    done_at_ns=self._done_at())
         if not (request.read_back and answer.id):
@@ -272,11 +270,15 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     async def _created(self, request, context) -> tuple[dict, object]:
         """The engine's answer to a CreateContainer request and the call's stage clock; the call
         ends with the engine's error when it refuses."""
-        clock = stages("agent-create")
         try:
-            created = await self._create(request.name, request.config_json)
+            return await self._create_clocked(request)
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
+
+    async def _create_clocked(self, request) -> tuple[dict, object]:
+        """_created without a call to end: EngineError when the engine refuses the create."""
+        clock = stages("agent-create")
+        created = await self._create(request.name, request.config_json)
         clock.mark("engine_create")
         return created, clock
 

@@ -104,7 +104,7 @@ class ChangeStream:
         self._changes: dict[int, _Change] = {}
         self._writing = asyncio.Lock()         # one message written at a time on a call
         self._idle: asyncio.TimerHandle | None = None
-        self._readers: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task] = set()     # its readers and half-closes, until they end
 
     async def ask(self, **change) -> tuple[object, Awaitable[ReadBack]]:
         """(the engine's answer message, an awaitable of the read-back) of one change: `create` or
@@ -161,8 +161,8 @@ class ChangeStream:
     def _open(self) -> None:
         self._call = call = self.client.stub.Changes()
         reader = asyncio.ensure_future(self._read(call))
-        self._readers.add(reader)
-        reader.add_done_callback(self._readers.discard)
+        self._tasks.add(reader)
+        reader.add_done_callback(self._tasks.discard)
 
     async def _read(self, call) -> None:
         error: Exception | None = None
@@ -234,8 +234,8 @@ class ChangeStream:
             return
         self._call = None                      # the next change opens a new stream
         half_close = asyncio.ensure_future(call.done_writing())
-        self._readers.add(half_close)
-        half_close.add_done_callback(self._readers.discard)
+        self._tasks.add(half_close)
+        half_close.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         if self._idle is not None:
@@ -244,10 +244,10 @@ class ChangeStream:
         if self._call is not None:
             self._call.cancel()
             self._call = None
-        for task in list(self._readers):
+        for task in list(self._tasks):
             task.cancel()
-        if self._readers:
-            await asyncio.wait(set(self._readers))
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
 
 
 class AgentClient:
@@ -329,21 +329,14 @@ class AgentClient:
 
     async def create_then_read(self, name: str, config: dict) -> tuple[dict, int, Awaitable[ReadBack]]:
         """create_and_read in two steps: the engine's answer and when it was done, as soon as the
-        agent has them, and an awaitable of the read-back that follows on the same call (which
-        must be awaited). An agent without the streamed call answers both at once."""
+        agent has them, and an awaitable of the read-back that follows (which must be awaited).
+        An agent without the streamed changes answers both at once."""
         request = agent_pb2.CreateContainerRequest(name=name or "", config_json=json.dumps(config).encode(),
                                                    read_back=True)
-        if self.change_stream:
-            try:
-                first, read_back = await self.changes.ask(create=request)
-                return {"Id": first.id, "Warnings": list(first.warnings)}, first.done_at_ns, read_back
-            except _NoChangeStream:
-                self.change_stream = False
-        if self.streamed_changes:
-            call = self.stub.CreateContainerStreamed(request, timeout=UNARY_TIMEOUT)
-            first = await self._first_of_streamed(call)
-            if first is not None:
-                return {"Id": first.id, "Warnings": list(first.warnings)}, first.done_at_ns, _read_back_of(call)
+        changed = await self._changed("create", request, self.stub.CreateContainerStreamed)
+        if changed is not None:
+            first, read_back = changed
+            return {"Id": first.id, "Warnings": list(first.warnings)}, first.done_at_ns, read_back
         result, done_at, read = await self.create_and_read(name, config)
         return result, done_at, _ready(read)
 
@@ -352,19 +345,28 @@ class AgentClient:
         """action_and_read in two steps, as create_then_read."""
         request = agent_pb2.ContainerActionRequest(id=container_id, action=ACTIONS[action].wire, params=params or {},
                                                    read_back=True)
+        changed = await self._changed("action", request, self.stub.ContainerActionStreamed)
+        if changed is not None:
+            first, read_back = changed
+            return first.status or 204, first.done_at_ns, read_back
+        status, done_at, read = await self.action_and_read(container_id, action, params)
+        return status, done_at, _ready(read)
+
+    async def _changed(self, kind: str, request, streamed_call) -> tuple[object, Awaitable[ReadBack]] | None:
+        """A change's first message and an awaitable of its read-back: on the Changes stream, else
+        with `streamed_call`; None when the agent has neither (the caller asks the unary call).
+        Each kind of call an agent lacks is not asked of it again."""
         if self.change_stream:
             try:
-                first, read_back = await self.changes.ask(action=request)
-                return first.status or 204, first.done_at_ns, read_back
+                return await self.changes.ask(**{kind: request})
             except _NoChangeStream:
                 self.change_stream = False
         if self.streamed_changes:
-            call = self.stub.ContainerActionStreamed(request, timeout=UNARY_TIMEOUT)
+            call = streamed_call(request, timeout=UNARY_TIMEOUT)
             first = await self._first_of_streamed(call)
             if first is not None:
-                return first.status or 204, first.done_at_ns, _read_back_of(call)
-        status, done_at, read = await self.action_and_read(container_id, action, params)
-        return status, done_at, _ready(read)
+                return first, _read_back_of(call)
+        return None
 
     async def _first_of_streamed(self, call):
         """The first message of a streamed change; None when the agent predates the streamed calls

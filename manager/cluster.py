@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from swarmd.manager.agents import AgentClient, ReadBack, engine_document
-from swarmd.manager.container_records import SWARM_SHORT_ID_LENGTH, ContainerRecord, snapshot_of
+from swarmd.manager.container_records import (ID_LENGTH, SHORT_ID_LENGTH, SWARM_SHORT_ID_LENGTH, ContainerRecord,
+                                              snapshot_of)
 from swarmd.manager.gc_policy import keep_long_lived
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.intent import (CONTAINER_KEY_PREFIX, NODE_KEY_PREFIX, ContainerIntent, IntentStore, NodeIntent,
@@ -39,10 +40,6 @@ _NO_REFRESH = {"attach", "detach", "resize", "top", "exec_create", "exec_start",
                "exec_detach", "archive-path", "extract-to-dir", "copy", "export", "commit"}
 _SYNC_BATCH = 64          # containers asked for in one InspectContainers call of a node's sync
 _GONE_MAX = 4096           # removed container IDs remembered, so a late read does not bring one back
-
-
-SHORT_ID_LENGTH = 12          # an ID as `docker ps` shows it
-FULL_ID_LENGTH = 64           # every engine's container IDs are 64 hex digits
 
 
 def _swarm_id_keys(rec: ContainerRecord) -> tuple[str, ...]:
@@ -806,20 +803,17 @@ class ClusterView:
         that one only (a `docker start` right after its create, while other clients' creates are
         being stored); any other reference waits for every change, as settled()."""
         task = self._settling.get(container_id)
-        if task is None:
-            await self.settled(timeout)
-            return
-        _, late = await asyncio.wait((task,), timeout=timeout)
-        if late:
-            log.warning("reading the view before a change already answered is in it", id=container_id[:12],
-                        waited=f"{timeout:.1f}s")
+        await self._settle((task,) if task is not None else set(self._settling.values()), timeout)
 
     async def settled(self, timeout: float = SETTLE_WAIT) -> None:
         """Returns once every change answered before this call is in the view (or failed to be
         read), or after `timeout` s: one node whose engine hangs on a read does not hold up every
         read of the cluster."""
-        if self._settling:
-            _, late = await asyncio.wait(set(self._settling.values()), timeout=timeout)
+        await self._settle(set(self._settling.values()), timeout)
+
+    async def _settle(self, changes, timeout: float) -> None:
+        if changes:
+            _, late = await asyncio.wait(changes, timeout=timeout)
             if late:
                 log.warning("reading the view before changes already answered are in it", changes=len(late),
                             waited=f"{timeout:.1f}s")
@@ -853,8 +847,7 @@ class ClusterView:
                                            r.created or datetime.min.replace(tzinfo=timezone.utc)))
 
     def swarm_id_holders(self, swarm_id: str) -> tuple[ContainerRecord, ...]:
-        """Every record carrying the swarm ID (full or short form): usually one (the index holds a
-        record, or a dict of them when copies share it)."""
+        """Every record carrying the swarm ID (full or short form): usually one."""
         return self._by_swarm_id.get(swarm_id)
 
     def _on_healthy_node(self, rec: ContainerRecord) -> bool:
@@ -891,7 +884,7 @@ class ClusterView:
         """The records whose container ID starts with `prefix`. A prefix as long as an ID matches
         nothing the lookup by ID did not find; one of 12 characters or more is looked up by its
         first 12; only a shorter one walks every container."""
-        if len(prefix) >= FULL_ID_LENGTH:
+        if len(prefix) >= ID_LENGTH:
             return []
         if len(prefix) >= SHORT_ID_LENGTH:
             return [r for r in self._by_short_id.get(prefix[:SHORT_ID_LENGTH]) if r.id.startswith(prefix)]

@@ -31,8 +31,8 @@ from swarmd.manager.scheduler.snapshot import ContainerSnapshot, PortBinding
 # classic swarm's own ID for a container (cluster/config.go `SwarmID`): set by the manager at
 # create, kept when the container is rescheduled to another node, where its engine ID changes
 SWARM_ID_LABEL = "com.docker.swarm.id"
-SWARM_ID_LENGTH = 64
-SWARM_SHORT_ID_LENGTH = 12
+ID_LENGTH, SHORT_ID_LENGTH = 64, 12     # an engine's container IDs, whole and as `docker ps` shows them
+SWARM_ID_LENGTH, SWARM_SHORT_ID_LENGTH = ID_LENGTH, SHORT_ID_LENGTH   # classic's swarm IDs take both forms
 ON_NODE_FAILURE = "on-node-failure"     # the reschedule policy manager.intent keeps records for
 DECODED_DOCUMENTS = 256                 # inspect documents kept decoded (recently stored or read)
 STATE_KEYS = ("Status", "Running", "Paused", "Restarting", "Dead", "ExitCode")   # and Health's Status
@@ -384,29 +384,23 @@ EPOCH = datetime.min.replace(tzinfo=timezone.utc)     # the listing key of a rec
 
 # (State, Status) -> the end of a `docker ps` entry: a list of 150,000 entries holds a few hundred
 # distinct ones ("Up 5 minutes"), encoded once each rather than twice per entry
-_TAILS: dict[tuple[str, str], bytes] = {}
+# (and, for a list, the comma that separates it from the next entry)
+_TAILS: dict[tuple[str, str, bytes], bytes] = {}
 _TAILS_MAX = 4096
-# the same ends followed by the comma that separates list entries
-_LISTED_TAILS: dict[tuple[str, str], bytes] = {}
 
 
-def _summary_tail(state: str, status: str) -> bytes:
-    tail = _TAILS.get((state, status))
+def _summary_tail(state: str, status: str, then: bytes = b"") -> bytes:
+    tail = _TAILS.get((state, status, then))
     if tail is None:
         if len(_TAILS) >= _TAILS_MAX:
             _TAILS.clear()
-        tail = _TAILS[(state, status)] = b"".join((b',"State":', json.dumps(state).encode(), b',"Status":',
-                                                   json.dumps(status).encode(), b"}"))
+        tail = _TAILS[(state, status, then)] = b"".join((b',"State":', json.dumps(state).encode(), b',"Status":',
+                                                         json.dumps(status).encode(), b"}", then))
     return tail
 
 
 def _listed_tail(state: str, status: str) -> bytes:
-    tail = _LISTED_TAILS.get((state, status))
-    if tail is None:
-        if len(_LISTED_TAILS) >= _TAILS_MAX:
-            _LISTED_TAILS.clear()
-        tail = _LISTED_TAILS[(state, status)] = _summary_tail(state, status) + b","
-    return tail
+    return _summary_tail(state, status, b",")
 
 
 def listing_json(records: list[ContainerRecord], now: datetime,

@@ -3,6 +3,7 @@ the record skipped, late reads never replacing newer ones; the agent's keep-aliv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import grpc
@@ -49,6 +50,20 @@ async def node():
         yield cluster, view, engine
     finally:
         await cluster.close()
+        await server.stop(0)
+
+
+@contextlib.asynccontextmanager
+async def agent_client(service_type, name: str, node_id: str):
+    """A real agent (`service_type` over a counting hollow engine named `name`) and a manager's
+    AgentClient to it; yields (client, server). Both are closed after."""
+    engine = CountingEngine(name)
+    server, addr = await serve_agent(service_type, engine, node_id, name=name)
+    client = AgentClient(addr, name)
+    try:
+        yield client, server
+    finally:
+        await client.close()
         await server.stop(0)
 
 
@@ -268,19 +283,13 @@ class AgentBeforeStreamedChanges(AgentBeforeChangeStream):
 
 
 async def test_an_agent_without_the_streamed_calls_is_asked_the_unary_ones():
-    engine = CountingEngine("cp-old")
-    server, addr = await serve_agent(AgentBeforeStreamedChanges, engine, "cpnode0003", name=engine.name)
-    client = AgentClient(addr, "cp-old")
-    try:
+    async with agent_client(AgentBeforeStreamedChanges, "cp-old", "cpnode0003") as (client, _):
         result, done_at, read_back = await client.create_then_read("cp-unary", {"Image": "busybox"})
         assert not client.change_stream and not client.streamed_changes
         read = await read_back
         assert read.doc["Id"] == result["Id"] and done_at > 0
         status, _, read_back = await client.action_then_read(result["Id"], "start")
         assert status == 204 and (await read_back).doc["State"]["Running"]
-    finally:
-        await client.close()
-        await server.stop(0)
 
 
 async def test_the_events_of_changes_made_through_the_manager_ask_the_agent_nothing(node):
@@ -317,10 +326,8 @@ class CountedStreams(AgentService):
 
 
 async def test_changes_share_one_stream_each_answered_first_then_read_back():
-    engine = CountingEngine("cp-stream")
-    server, addr = await serve_agent(CountedStreams, engine, "cpnode0004", name=engine.name)
-    client = AgentClient(addr, "cp-stream")
-    try:
+    CountedStreams.streams = 0
+    async with agent_client(CountedStreams, "cp-stream", "cpnode0004") as (client, _):
         made = await asyncio.gather(*(client.create_then_read(f"cp-s{i}", {"Image": "busybox"}) for i in range(8)))
         reads = [await read_back for _, _, read_back in made]
         assert [r.doc["Name"] for r in reads] == [f"/cp-s{i}" for i in range(8)]
@@ -333,52 +340,32 @@ async def test_changes_share_one_stream_each_answered_first_then_read_back():
             await client.action_then_read("cp-no-such", "stop")
         assert err.value.status == 404 and "No such container" in err.value.message
         assert client.change_stream and CountedStreams.streams == 1
-    finally:
-        await client.close()
-        await server.stop(0)
 
 
 async def test_an_idle_change_stream_is_closed_and_opened_again_for_the_next_change():
-    engine = CountingEngine("cp-idle")
-    server, addr = await serve_agent(CountedStreams, engine, "cpnode0005", name=engine.name)
-    client = AgentClient(addr, "cp-idle")
-    client.changes.IDLE_CLOSE = 0.05
     CountedStreams.streams = 0
-    try:
+    async with agent_client(CountedStreams, "cp-idle", "cpnode0005") as (client, _):
+        client.changes.IDLE_CLOSE = 0.05
         await (await client.create_then_read("cp-i1", {"Image": "busybox"}))[2]
         await asyncio.sleep(0.3)                         # idle: half-closed, and the agent ended it
         result, _, read_back = await client.create_then_read("cp-i2", {"Image": "busybox"})
         assert (await read_back).doc["Id"] == result["Id"] and CountedStreams.streams == 2
-    finally:
-        await client.close()
-        await server.stop(0)
 
 
 async def test_a_change_stream_that_breaks_fails_its_changes_and_the_next_change_reopens_it():
-    engine = CountingEngine("cp-gone")
-    server, addr = await serve_agent(AgentService, engine, "cpnode0006", name=engine.name)
-    client = AgentClient(addr, "cp-gone")
-    try:
+    async with agent_client(AgentService, "cp-gone", "cpnode0006") as (client, server):
         await (await client.create_then_read("cp-g1", {"Image": "busybox"}))[2]
         await server.stop(0)                             # the agent goes, the stream with it
         with pytest.raises(ApiError) as err:
             await client.create_then_read("cp-g2", {"Image": "busybox"})
         assert err.value.status == 503 and "cp-gone" in err.value.message and "unreachable" in err.value.message
         assert client.change_stream                      # a broken stream is not an old agent
-    finally:
-        await client.close()
 
 
 async def test_an_agent_without_the_change_stream_is_asked_the_streamed_calls():
-    engine = CountingEngine("cp-mid")
-    server, addr = await serve_agent(AgentBeforeChangeStream, engine, "cpnode0007", name=engine.name)
-    client = AgentClient(addr, "cp-mid")
-    try:
+    async with agent_client(AgentBeforeChangeStream, "cp-mid", "cpnode0007") as (client, _):
         result, done_at, read_back = await client.create_then_read("cp-streamed", {"Image": "busybox"})
         assert not client.change_stream and client.streamed_changes
         assert (await read_back).doc["Id"] == result["Id"] and done_at > 0
         status, _, read_back = await client.action_then_read(result["Id"], "start")
         assert status == 204 and (await read_back).doc["State"]["Running"]
-    finally:
-        await client.close()
-        await server.stop(0)

@@ -188,6 +188,11 @@ def _garbage_among_frozen() -> list:
     return found
 
 
+def _assert_no_cycles(garbage: list) -> None:
+    kinds = collections.Counter(type(o).__name__ for o in garbage)
+    assert not garbage, f"cycles the frozen objects would keep forever: {kinds.most_common(10)}"
+
+
 def _clean_slate() -> None:
     gc.unfreeze()
     gc.collect()
@@ -196,8 +201,7 @@ def _clean_slate() -> None:
 def test_churning_the_view_leaves_no_cycle_among_frozen_objects():
     _clean_slate()
     garbage = asyncio.run(_churn(rounds=3))
-    kinds = collections.Counter(type(o).__name__ for o in garbage)
-    assert not garbage, f"cycles the frozen objects would keep forever: {kinds.most_common(10)}"
+    _assert_no_cycles(garbage)
 
 
 def test_churning_the_view_with_the_old_generation_frozen_often_leaves_no_cycle_among_frozen_objects():
@@ -206,16 +210,14 @@ def test_churning_the_view_with_the_old_generation_frozen_often_leaves_no_cycle_
     _clean_slate()
     policy = GcPolicy(old_max=1)                 # after every middle collection
     garbage = asyncio.run(_churn(rounds=3, policy=policy))
-    kinds = collections.Counter(type(o).__name__ for o in garbage)
     assert policy.old_freezes > 0
-    assert not garbage, f"cycles the frozen objects would keep forever: {kinds.most_common(10)}"
+    _assert_no_cycles(garbage)
 
 
 def test_api_calls_through_the_http_server_leave_no_cycle_among_frozen_objects():
     _clean_slate()
     garbage = asyncio.run(_api_churn(rounds=3))
-    kinds = collections.Counter(type(o).__name__ for o in garbage)
-    assert not garbage, f"cycles the frozen objects would keep forever: {kinds.most_common(10)}"
+    _assert_no_cycles(garbage)
 
 
 def test_a_cycle_that_dies_after_it_was_frozen_is_found_by_the_check():
