@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
@@ -89,11 +91,11 @@ class _Change:
 
 
 class ChangeStream:
-    """The manager's side of one agent's Changes stream (agent.proto): opened with the first change
-    asked, one message each way per change instead of a new call (half the time each way here),
-    half-closed once it has been idle for IDLE_CLOSE seconds so that a large fleet holds no
-    stream it does not use. A stream that breaks fails the changes waiting on it as a failed call
-    would, and the next change opens a new one."""
+    """The manager's side of one agent's Changes stream (agent.proto): opened with the second change
+    asked within IDLE_CLOSE seconds (`wanted`), one message each way per change instead of a new
+    call (half the time each way here), half-closed once it has been idle for IDLE_CLOSE seconds so
+    that a large fleet holds no stream it does not use. A stream that breaks fails the changes
+    waiting on it as a failed call would, and the next change opens a new one."""
 
     IDLE_CLOSE = 30.0
 
@@ -105,6 +107,16 @@ class ChangeStream:
         self._writing = asyncio.Lock()         # one message written at a time on a call
         self._idle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()     # its readers and half-closes, until they end
+        self._last_wanted = -math.inf              # monotonic time of the last change `wanted` saw
+
+    def wanted(self) -> bool:
+        """Whether the change being asked should go on the stream: it is open, or another change
+        was asked of this node within IDLE_CLOSE seconds. A node changed once (one create of many
+        spread over a large fleet lands on each node once) costs less over one streamed call than
+        over a stream opened, written, read and half-closed for that one change."""
+        now = time.monotonic()
+        recent, self._last_wanted = now - self._last_wanted < self.IDLE_CLOSE, now
+        return recent or (self._call is not None and not self._call.done())
 
     async def ask(self, **change) -> tuple[object, Awaitable[ReadBack]]:
         """(the engine's answer message, an awaitable of the read-back) of one change: `create` or
@@ -353,10 +365,11 @@ class AgentClient:
         return status, done_at, _ready(read)
 
     async def _changed(self, kind: str, request, streamed_call) -> tuple[object, Awaitable[ReadBack]] | None:
-        """A change's first message and an awaitable of its read-back: on the Changes stream, else
-        with `streamed_call`; None when the agent has neither (the caller asks the unary call).
+        """A change's first message and an awaitable of its read-back: on the Changes stream when
+        `ChangeStream.wanted` (or the agent lacks the streamed calls), else with `streamed_call`;
+        None when the agent has neither (the caller asks the unary call).
         Each kind of call an agent lacks is not asked of it again."""
-        if self.change_stream:
+        if self.change_stream and (self.changes.wanted() or not self.streamed_changes):
             try:
                 return await self.changes.ask(**{kind: request})
             except _NoChangeStream:

@@ -285,11 +285,12 @@ class AgentBeforeStreamedChanges(AgentBeforeChangeStream):
 async def test_an_agent_without_the_streamed_calls_is_asked_the_unary_ones():
     async with agent_client(AgentBeforeStreamedChanges, "cp-old", "cpnode0003") as (client, _):
         result, done_at, read_back = await client.create_then_read("cp-unary", {"Image": "busybox"})
-        assert not client.change_stream and not client.streamed_changes
+        assert not client.streamed_changes           # a node's first change: the streamed call was tried
         read = await read_back
         assert read.doc["Id"] == result["Id"] and done_at > 0
-        status, _, read_back = await client.action_then_read(result["Id"], "start")
+        status, _, read_back = await client.action_then_read(result["Id"], "start")   # the stream was tried
         assert status == 204 and (await read_back).doc["State"]["Running"]
+        assert not client.change_stream and not client.streamed_changes
 
 
 async def test_the_events_of_changes_made_through_the_manager_ask_the_agent_nothing(node):
@@ -345,11 +346,23 @@ async def test_changes_share_one_stream_each_answered_first_then_read_back():
 async def test_an_idle_change_stream_is_closed_and_opened_again_for_the_next_change():
     CountedStreams.streams = 0
     async with agent_client(CountedStreams, "cp-idle", "cpnode0005") as (client, _):
-        client.changes.IDLE_CLOSE = 0.05
-        await (await client.create_then_read("cp-i1", {"Image": "busybox"}))[2]
-        await asyncio.sleep(0.3)                         # idle: half-closed, and the agent ended it
-        result, _, read_back = await client.create_then_read("cp-i2", {"Image": "busybox"})
-        assert (await read_back).doc["Id"] == result["Id"] and CountedStreams.streams == 2
+        client.changes.IDLE_CLOSE = 0.2
+        made = await asyncio.gather(*(client.create_then_read(f"cp-i{i}", {"Image": "busybox"}) for i in (1, 2)))
+        await asyncio.gather(*(read_back for _, _, read_back in made))
+        assert CountedStreams.streams == 1
+        await asyncio.sleep(0.6)                         # idle: half-closed, and the agent ended it
+        made = await asyncio.gather(*(client.create_then_read(f"cp-i{i}", {"Image": "busybox"}) for i in (3, 4)))
+        reads = await asyncio.gather(*(read_back for _, _, read_back in made))
+        assert [r.doc["Id"] for r in reads] == [m[0]["Id"] for m in made] and CountedStreams.streams == 2
+
+
+async def test_a_node_changed_once_is_asked_with_one_streamed_call_and_the_next_change_opens_the_stream():
+    CountedStreams.streams = 0
+    async with agent_client(CountedStreams, "cp-once", "cpnode0008") as (client, _):
+        result, _, read_back = await client.create_then_read("cp-o1", {"Image": "busybox"})
+        assert (await read_back).doc["Id"] == result["Id"] and CountedStreams.streams == 0
+        status, _, read_back = await client.action_then_read(result["Id"], "start")
+        assert status == 204 and (await read_back).doc["State"]["Running"] and CountedStreams.streams == 1
 
 
 async def test_a_change_stream_that_breaks_fails_its_changes_and_the_next_change_reopens_it():
@@ -365,7 +378,7 @@ async def test_a_change_stream_that_breaks_fails_its_changes_and_the_next_change
 async def test_an_agent_without_the_change_stream_is_asked_the_streamed_calls():
     async with agent_client(AgentBeforeChangeStream, "cp-mid", "cpnode0007") as (client, _):
         result, done_at, read_back = await client.create_then_read("cp-streamed", {"Image": "busybox"})
-        assert not client.change_stream and client.streamed_changes
         assert (await read_back).doc["Id"] == result["Id"] and done_at > 0
-        status, _, read_back = await client.action_then_read(result["Id"], "start")
+        status, _, read_back = await client.action_then_read(result["Id"], "start")   # the stream is tried
         assert status == 204 and (await read_back).doc["State"]["Running"]
+        assert not client.change_stream and client.streamed_changes
