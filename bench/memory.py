@@ -50,6 +50,7 @@ import grpc
 
 from bench.report import Row, judged
 from swarmd.agent.daemon import SERVER_OPTIONS
+from swarmd.agent.engine import EngineError
 from swarmd.agent.hollow import HollowEngine
 from swarmd.agent.node_info import NodeInfoSource, NodeSettings
 from swarmd.agent.service import AgentService
@@ -60,6 +61,7 @@ from swarmd.manager.api.context import ManagerContext
 from swarmd.manager.cluster import ClusterView
 from swarmd.manager.container_records import SWARM_ID_LABEL
 from swarmd.manager.gc_policy import GcPolicy
+from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.httpd.request import Headers, Request
 from swarmd.manager.scheduler import Scheduler
 from swarmd.proto.swarm.v1 import agent_pb2_grpc, types_pb2
@@ -90,7 +92,10 @@ class InProcessAgent:
         return json.loads(await self.engine.list_containers(all, json.dumps(filters).encode() if filters else b""))
 
     async def inspect_container_at(self, container_id: str, since: int = 0) -> tuple[dict, int]:
-        raw = await self.engine.inspect_container(container_id)    # the bytes the agent relays
+        try:
+            raw = await self.engine.inspect_container(container_id)    # the bytes the agent relays
+        except EngineError as err:          # as AgentClient raises it: the engine's status and words
+            raise ApiError(err.status, err.message) from None
         doc = EngineDocument(json.loads(raw))
         doc.raw = raw
         return doc, time.time_ns()

@@ -296,8 +296,12 @@ class ClusterView:
         self._container_intents_generation = 0        # counts changes of container_intents
         self._intents_written_for: object = None      # the view state the primary's last write pass matched
         # node ID -> (its generation, node_container_intents): a pass reads again only the nodes
-        # that changed since the last one
+        # that changed since the last one (`_intents_dirty`; every node after one joined or left)
         self._intent_cache: dict[str, tuple[int, dict[str, tuple[datetime, ContainerIntent]]]] = {}
+        self._intents_dirty: set[str] = set()
+        self._intents_full = True
+        self._intents_healthy: set[str] = set()    # healthy listed nodes, as of the last pass
+        self._intents_holders: set[str] = set()    # nodes whose cached intents are not empty
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -491,17 +495,10 @@ class ClusterView:
         signature = (self.changes, self._container_intents_generation)   # any node view changed, or a record
         if signature == self._intents_written_for:
             return
-        healthy = {v.id for v in self.nodes.values() if v.listed and v.healthy}
+        healthy = self._intents_read_again()
         seen: dict[str, tuple[datetime, ContainerIntent]] = {}
-        cache, self._intent_cache = self._intent_cache, {}
-        for view in self.nodes.values():
-            if view.id not in healthy:
-                continue
-            hit = cache.get(view.id)
-            if hit is None or hit[0] != view.generation:
-                hit = (view.generation, node_container_intents(view))
-            self._intent_cache[view.id] = hit
-            for swarm_id, (created, intent) in hit[1].items():
+        for node_id in self._intents_holders & healthy:
+            for swarm_id, (created, intent) in self._intent_cache[node_id][1].items():
                 if swarm_id not in seen or seen[swarm_id][0] < created:
                     seen[swarm_id] = (created, intent)
         removed = frozenset(node_id for node_id, intent in self.intents.items() if intent.removed)
@@ -514,6 +511,34 @@ class ClusterView:
             ok &= await self._write_container_intent(swarm_id, None)
         if ok:
             self._intents_written_for = signature
+
+    def _intents_read_again(self) -> set[str]:
+        """The healthy listed nodes, with `_intent_cache` brought up to date for the nodes changed
+        since the last pass only: at 5,000 nodes, a pass while creates come no longer walks every
+        node (all of them after a node joined or left)."""
+        dirty, self._intents_dirty = self._intents_dirty, set()
+        if self._intents_full:
+            self._intents_full = False
+            dirty = set(self.nodes) | set(self._intent_cache)
+        for node_id in dirty:
+            view = self.nodes.get(node_id)
+            if view is None:
+                self._intent_cache.pop(node_id, None)
+                self._intents_healthy.discard(node_id)
+                self._intents_holders.discard(node_id)
+                continue
+            if view.listed and view.healthy:
+                self._intents_healthy.add(node_id)
+            else:
+                self._intents_healthy.discard(node_id)
+            hit = self._intent_cache.get(node_id)
+            if hit is None or hit[0] != view.generation:
+                hit = self._intent_cache[node_id] = (view.generation, node_container_intents(view))
+            if hit[1]:
+                self._intents_holders.add(node_id)
+            else:
+                self._intents_holders.discard(node_id)
+        return self._intents_healthy
 
     async def _write_container_intent(self, swarm_id: str, intent: ContainerIntent | None) -> bool:
         try:
@@ -921,7 +946,9 @@ class ClusterView:
         self.changes += 1
         if view is None:
             self.health_changes += 1
+            self._intents_full = True
         else:
+            self._intents_dirty.add(view.id)
             health = (view.healthy, view.node.state)
             if self._health.get(view.id) != health:
                 self._health[view.id] = health
