@@ -7,6 +7,14 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from swarmd.common import logs
+
+log = logs.get("manager.metrics")
+
+# a collection pausing longer than this is logged: which generation, its CPU, what it freed (a
+# wall pause far above its CPU time is the host's CPUs busy elsewhere, not the collector's work)
+LONG_GC_PAUSE = 0.05
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 API_REQUESTS = Counter("swarmd_manager_api_requests_total", "Docker API requests served",
@@ -105,7 +113,12 @@ class GcPauses:
             return
         pause = time.perf_counter() - self._started
         cpu = time.thread_time() - self._started_cpu
-        self._children[min(2, int(info.get("generation", 2)))].observe(pause)
+        generation = min(2, int(info.get("generation", 2)))
+        self._children[generation].observe(pause)
+        if pause > LONG_GC_PAUSE:
+            log.warning("long garbage collection pause", generation=generation, wall_ms=round(pause * 1e3, 1),
+                        cpu_ms=round(cpu * 1e3, 1), collected=info.get("collected", 0),
+                        uncollectable=info.get("uncollectable", 0))
         if pause > self.longest:
             self.longest = pause
             GC_PAUSE_MAX.set(pause)

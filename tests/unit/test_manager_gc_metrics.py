@@ -36,3 +36,28 @@ def test_the_scheduling_histogram_resolves_two_milliseconds():
     # the scale bench reads placement p99 from these buckets against a 2 ms target
     bounds = metrics.SCHEDULING_LATENCY._upper_bounds
     assert 0.002 in bounds and 0.0015 in bounds and 0.003 in bounds
+
+
+def test_a_long_pause_is_logged_with_its_generation_cpu_and_what_it_freed(caplog, monkeypatch):
+    pauses = metrics.GcPauses()
+    monkeypatch.setattr(metrics, "LONG_GC_PAUSE", 0.0)             # every pause is long
+    caplog.set_level("WARNING")
+    pauses.install()
+    try:
+        cycle = [[]]
+        cycle[0].append(cycle)
+        del cycle
+        gc.collect(1)                                             # a middle collection, freeing the cycle
+    finally:
+        pauses.uninstall()
+    logged = [r.fields for r in caplog.records if r.getMessage() == "long garbage collection pause"]
+    assert logged and logged[-1]["generation"] == 1 and logged[-1]["collected"] >= 2
+    assert logged[-1]["cpu_ms"] >= 0 and logged[-1]["wall_ms"] >= 0
+    monkeypatch.setattr(metrics, "LONG_GC_PAUSE", 3600.0)          # none is long: nothing logged
+    caplog.clear()
+    pauses.install()
+    try:
+        gc.collect(1)
+    finally:
+        pauses.uninstall()
+    assert not [r for r in caplog.records if "long garbage collection pause" in r.getMessage()]
