@@ -99,8 +99,11 @@ class HollowCluster:
 
     def __init__(self, nodes: int, containers_per_node: int, manager_args: tuple[str, ...] = (),
                  daemons: int = 1, heartbeat: str = HEARTBEAT, ttl: str = TTL,
-                 nodes_per_process: int = NODES_PER_PROCESS):
+                 nodes_per_process: int = NODES_PER_PROCESS, fleet_nice: int = 0):
         self.nodes = nodes
+        # the hollow processes' niceness: above 0 they stand aside when the manager wants a CPU,
+        # as the machines they stand for would (bench/scale.py: FLEET_NICE)
+        self.fleet_nice = fleet_nice
         self.manager_args = manager_args     # e.g. `--ui-addr` for the web view's suite
         self.containers_per_node = containers_per_node
         self.heartbeat, self.ttl = heartbeat, ttl
@@ -155,9 +158,10 @@ class HollowCluster:
         per_node = self.containers_per_node if containers is None else containers
         for first in range(0, self.nodes, self.nodes_per_process):
             count = min(self.nodes_per_process, self.nodes - first)
+            niced = ["nice", "-n", str(self.fleet_nice)] if self.fleet_nice else []   # nice execs: same pid
             self.fleets.append(Daemon(
                 f"hollow{first}",
-                [sys.executable, "-m", "swarmd.agent.hollow", "--count", str(count), "--first-index", str(first),
+                [*niced, sys.executable, "-m", "swarmd.agent.hollow", "--count", str(count), "--first-index", str(first),
                  "--containers", str(per_node), "--heartbeat", self.heartbeat, "--ttl", self.ttl,
                  "--log-level", "warning", "--discovery-addr", self.swarm.discovery_addr,
                  self.swarm.discovery_url],
