@@ -7,6 +7,7 @@ daemon its ID hashes to, see swarmd.common.membership.spread).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -94,6 +95,14 @@ def node_statuses(info: dict) -> dict[str, str]:
     return out
 
 
+def group_nice(pid: int, nice: int) -> None:
+    """Sets the niceness of `pid`'s autogroup (Linux with CONFIG_SCHED_AUTOGROUP): each daemon
+    starts its own session, so its own scheduling group, and a process's niceness only weighs
+    against the processes of its group; across groups, each group's own niceness does."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+
+
 class HollowCluster:
     """etcd + discovery daemon(s) + one manager + hollow fleets, all real processes under one temp dir."""
 
@@ -159,13 +168,16 @@ class HollowCluster:
         for first in range(0, self.nodes, self.nodes_per_process):
             count = min(self.nodes_per_process, self.nodes - first)
             niced = ["nice", "-n", str(self.fleet_nice)] if self.fleet_nice else []   # nice execs: same pid
-            self.fleets.append(Daemon(
+            fleet = Daemon(
                 f"hollow{first}",
                 [*niced, sys.executable, "-m", "swarmd.agent.hollow", "--count", str(count), "--first-index", str(first),
                  "--containers", str(per_node), "--heartbeat", self.heartbeat, "--ttl", self.ttl,
                  "--log-level", "warning", "--discovery-addr", self.swarm.discovery_addr,
                  self.swarm.discovery_url],
-                self.root / f"hollow{first}.log").start())
+                self.root / f"hollow{first}.log").start()
+            if self.fleet_nice:
+                group_nice(fleet.pid, self.fleet_nice)
+            self.fleets.append(fleet)
 
     def start_converged(self, timeout: float = 900) -> float:
         """Manager, then the fleets; seconds from the fleets' start until every node is synced (the

@@ -44,12 +44,13 @@ DAEMONS = 2                 # discovery daemons in the growth table; the nodes s
 # the fleet at rest: measured this long after convergence (the sync's last answers, the first
 # samples), over this window
 REST_SETTLE, REST_WINDOW = 10.0, 30.0
-# The hollow fleet's processes run at this niceness. They stand for 5,000 other machines, yet
-# share this machine's 2 CPUs with the manager, which they kept ~1.8 CPUs busy beside: at equal
-# priority the manager waited for a CPU in the middle of its own work, and its wall-clock rows
-# (placement p99, GC pauses) measured that wait. Niced, the fleet uses the CPU the manager leaves;
-# the rows' names say so.
-FLEET_NICE = 10
+# The hollow fleet's processes run at this niceness (their scheduling groups' too: each daemon
+# is a session of its own, so an autogroup of its own). They stand for 5,000 other machines, yet
+# share this machine's 2 CPUs with the manager, and 20 fleet processes each weighed as much as the
+# manager: it waited for a CPU in the middle of its own work (a 6 ms collection took 144 ms of
+# wall time), and its wall-clock rows (placement p99, GC pauses) measured that wait. Niced, the
+# fleet uses the CPU the manager leaves; the rows' names say so.
+FLEET_NICE = 19
 
 
 def sizes(quick: bool, asked: tuple[int, ...] | None = None) -> tuple[int, ...]:
