@@ -183,6 +183,8 @@ def measure_size(nodes: int, quick: bool) -> tuple[list[Row], dict[str, float]]:
         g["placement p99"] = histogram_quantile(metrics, "swarmd_manager_scheduling_seconds", 0.99) * 1e3
         rows.append(judged(f"{tag} placement latency p99 in the manager (histogram bound)",
                            g["placement p99"], "ms", "<= 2"))
+        rows.append(judged(f"{tag} placement p99 in the manager, the deciding thread's CPU time (histogram bound)",
+                           histogram_quantile(metrics, "swarmd_manager_scheduling_cpu_seconds", 0.99) * 1e3, "ms"))
 
         count = len(json.loads(urllib.request.urlopen(f"http://{cluster.api}/containers/json?all=1",
                                                       timeout=120).read()))

@@ -141,7 +141,7 @@ class Placement:
         `image_affinity` adds `affinity:image==IMAGE` to this decision only (never to the container)."""
         if not body.get("Image"):
             raise InvalidCreate("No command specified" if not body.get("Cmd") else "image is required")
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         try:
             body = pinned_to_network_node(body, self.cluster.node_by_name)   # `--net node/name`
             spec = ContainerSpec.from_create(body, name or None)
@@ -160,6 +160,7 @@ class Placement:
             raise InvalidCreate(str(exc)) from None
         metrics.SCHEDULING.labels("placed").inc()
         metrics.SCHEDULING_LATENCY.observe(time.perf_counter() - started)
+        metrics.SCHEDULING_CPU.observe(time.thread_time() - started_cpu)
         return self.cluster.nodes[node.id], engine_body
 
     async def create(self, name: str, body: dict, replacing: ContainerRecord | None = None,
