@@ -315,7 +315,7 @@ class AgentClient:
         """The engine's create answer and when the engine had answered (engine clock, 0 if unknown)."""
         resp, done_at = await self._unary(
             self.stub.CreateContainer,
-            agent_pb2.CreateContainerRequest(name=name or "", config_json=json.dumps(config).encode()),
+            agent_pb2.CreateContainerRequest(name=name or "", config_json=json_parse.dumps(config)),
             UNARY_TIMEOUT, engine_clock.DONE_AT)
         return {"Id": resp.id, "Warnings": list(resp.warnings)}, done_at
 
@@ -323,7 +323,7 @@ class AgentClient:
         """create_container_at, answered with the created container's document (read-back)."""
         resp, done_at = await self._unary(
             self.stub.CreateContainer,
-            agent_pb2.CreateContainerRequest(name=name or "", config_json=json.dumps(config).encode(), read_back=True),
+            agent_pb2.CreateContainerRequest(name=name or "", config_json=json_parse.dumps(config), read_back=True),
             UNARY_TIMEOUT, engine_clock.DONE_AT)
         read = ReadBack(engine_document(resp.json) if resp.json else None, resp.read_at_ns)
         return {"Id": resp.id, "Warnings": list(resp.warnings)}, done_at, read
@@ -343,7 +343,7 @@ class AgentClient:
         """create_and_read in two steps: the engine's answer and when it was done, as soon as the
         agent has them, and an awaitable of the read-back that follows (which must be awaited).
         An agent without the streamed changes answers both at once."""
-        request = agent_pb2.CreateContainerRequest(name=name or "", config_json=json.dumps(config).encode(),
+        request = agent_pb2.CreateContainerRequest(name=name or "", config_json=json_parse.dumps(config),
                                                    read_back=True)
         changed = await self._changed("create", request, self.stub.CreateContainerStreamed)
         if changed is not None:

@@ -83,6 +83,9 @@ class Drainer:
             await asyncio.sleep(self.interval)
 
     async def tick(self) -> None:
+        # a node drains only by its intent record: the records (a few) are looked at, not 5,000 views
+        if not any(intent.availability == "drain" for intent in self.cluster.intents.values()):
+            return
         views = list(self.cluster.nodes.values())
         if not any(v.availability == "drain" for v in views):
             return

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from swarmd.common import json_parse
 from swarmd.common.json_parse import loads
 
 
@@ -34,3 +35,11 @@ def test_fails_where_the_standard_library_fails(text):
 
 def test_integers_beyond_what_go_writes_are_the_one_difference():
     assert loads(b"18446744073709551616") == float(2 ** 64) and json.loads(b"18446744073709551616") == 2 ** 64
+
+
+def test_dumps_writes_what_json_loads_reads_back_and_falls_back_to_the_standard_library():
+    body = {"Image": "busybox", "Cmd": ["sh", "-c", "echo é"], "Labels": {"a": "b"}, "HostConfig": {"Memory": 0},
+            "Big": 2**70, "Odd": "\ud800"}
+    assert json.loads(json_parse.dumps(body)) == body          # beyond 64 bits and a lone surrogate included
+    assert json_parse.dumps({"a": [1, None]}) == b'{"a":[1,null]}'
+    assert json.loads(json_parse.dumps({"x": float("nan")})) == {"x": None}
