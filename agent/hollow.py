@@ -16,6 +16,7 @@ import functools
 import hashlib
 import itertools
 import json
+import os
 import secrets
 import signal
 import sys
@@ -581,8 +582,9 @@ async def start_agent(cfg: FleetConfig, index: int) -> HollowAgent:
 
 
 async def run_fleet(cfg: FleetConfig, stop: asyncio.Event, started: asyncio.Event | None = None,
-                    agents_out: list[HollowAgent] | None = None) -> int:
-    """Serves `cfg.count` hollow nodes and keeps them registered until `stop` is set.
+                    agents_out: list[HollowAgent] | None = None, go: asyncio.Event | None = None) -> int:
+    """Serves `cfg.count` hollow nodes and keeps them registered until `stop` is set; with `go`,
+    the nodes serve (`started` is set) and register once `go` is set.
 
     Returns 1 when a registration failed for good (refused token), else 0 after deregistering."""
     agents = agents_out if agents_out is not None else []
@@ -594,6 +596,10 @@ async def run_fleet(cfg: FleetConfig, stop: asyncio.Event, started: asyncio.Even
                  last=agents[-1].name if agents else "")
         if started is not None:
             started.set()
+        if go is not None:
+            await _first_of(go.wait(), stop.wait())
+            if stop.is_set():
+                return 0
         gate = asyncio.Semaphore(REGISTERING_AT_ONCE)
         for a in agents:
             if isinstance(a.registrar, LeaseRegistrar):
@@ -610,6 +616,15 @@ async def run_fleet(cfg: FleetConfig, stop: asyncio.Event, started: asyncio.Even
     finally:
         await _stop_agents(agents, deregister=code == 0)
     return code
+
+
+async def _first_of(*waits) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 async def _stop_agents(agents: list[HollowAgent], deregister: bool) -> None:
@@ -640,6 +655,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="how long a registration lives without a heartbeat")
     config.add_flag(p, "--discovery-addr", default=None, help="discovery daemon HOST:PORT (for token://)")
     config.add_flag(p, "--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    config.add_flag(p, "--ready-file", default=None,
+                    help="once every node serves, write this file and wait for SIGUSR1 before registering "
+                         "(a bench starts its clock at the registrations, not at the simulation's own start)")
     p.add_argument("discovery_url", help="token://TOKEN or etcd://HOST:PORT/PREFIX")
     return p.parse_args(argv)
 
@@ -661,11 +679,24 @@ async def _main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    started = go = None
+    if args.ready_file:
+        started, go = asyncio.Event(), asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR1, go.set)
+        ready = asyncio.ensure_future(_write_when_set(started, args.ready_file))
     try:
-        return await run_fleet(cfg, stop)
+        return await run_fleet(cfg, stop, started=started, go=go)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, *((signal.SIGUSR1,) if go is not None else ())):
             loop.remove_signal_handler(sig)
+        if go is not None:
+            ready.cancel()
+
+
+async def _write_when_set(event: asyncio.Event, path: str) -> None:
+    await event.wait()
+    with open(path, "w") as f:
+        f.write(f"{os.getpid()}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import shutil
 import sys
 import tempfile
@@ -126,7 +127,8 @@ class HollowCluster:
         self.discovery_metrics = [f"127.0.0.1:{free_port()}" for _ in range(daemons)]
         self.discoveries: list[Daemon] = []
         self.fleets: list[Daemon] = []
-        self.convergence_cpu: dict[str, float] = {}   # CPU seconds by process kind, fleets started -> converged
+        self.convergence_cpu: dict[str, float] = {}   # CPU seconds by process kind, registrations -> converged
+        self.fleet_prepared = 0.0                     # seconds the held fleet took to build its nodes
 
     @property
     def manager(self) -> Daemon:
@@ -163,7 +165,9 @@ class HollowCluster:
         self.swarm.start_manager("--metrics-addr", self.metrics_addr, *self.manager_args)
         wait_until(lambda: self.swarm.info() is not None, 20, "the manager to answer")
 
-    def start_fleets(self, containers: int | None = None) -> None:
+    def start_fleets(self, containers: int | None = None, held: bool = False) -> None:
+        """Starts the hollow processes; `held`: each builds its nodes, writes its ready file and
+        waits for `release_fleets` before registering them."""
         per_node = self.containers_per_node if containers is None else containers
         for first in range(0, self.nodes, self.nodes_per_process):
             count = min(self.nodes_per_process, self.nodes - first)
@@ -173,19 +177,40 @@ class HollowCluster:
                 [*niced, sys.executable, "-m", "swarmd.agent.hollow", "--count", str(count), "--first-index", str(first),
                  "--containers", str(per_node), "--heartbeat", self.heartbeat, "--ttl", self.ttl,
                  "--log-level", "warning", "--discovery-addr", self.swarm.discovery_addr,
-                 self.swarm.discovery_url],
+                 *(["--ready-file", str(self._ready_file(first))] if held else []), self.swarm.discovery_url],
                 self.root / f"hollow{first}.log").start()
             if self.fleet_nice:
                 group_nice(fleet.pid, self.fleet_nice)
             self.fleets.append(fleet)
 
-    def start_converged(self, timeout: float = 900) -> float:
-        """Manager, then the fleets; seconds from the fleets' start until every node is synced (the
-        CPU each process kind used meanwhile: `convergence_cpu`)."""
-        self.start()
+    def _ready_file(self, first: int) -> Path:
+        return self.root / f"hollow{first}.ready"
+
+    def fleets_ready(self, timeout: float = 300) -> float:
+        """Waits until every held fleet process serves its nodes; the seconds it took."""
         t0 = time.perf_counter()
+        files = [self._ready_file(first) for first in range(0, self.nodes, self.nodes_per_process)]
+        wait_until(lambda: self.check_running() or all(f.exists() for f in files), timeout,
+                   "the hollow processes to build their nodes", interval=0.2)
+        return time.perf_counter() - t0
+
+    def release_fleets(self) -> None:
+        """Lets every held fleet process register its nodes (SIGUSR1, to each by pid)."""
+        for f in self.fleets:
+            os.kill(f.pid, signal.SIGUSR1)
+
+    def start_converged(self, timeout: float = 900) -> float:
+        """Manager, then the fleets; seconds from the nodes' registrations until every node is synced
+        (the CPU each process kind used meanwhile: `convergence_cpu`). The hollow processes build
+        their nodes first (Python's start, the in-memory engines, the gRPC servers: what the machines
+        they stand for would have done before joining; `fleet_prepared` seconds), held until all of
+        them serve."""
+        self.start()
+        self.start_fleets(held=True)
+        self.fleet_prepared = self.fleets_ready()
         before = self.cpu_by_kind()
-        self.start_fleets()
+        t0 = time.perf_counter()
+        self.release_fleets()
         # each poll is a `docker info` over every node: polled every 0.5 s it took a fifth of the
         # manager's CPU at 1,000 nodes, slowing the very convergence it measures
         wait_until(self.converged, timeout, f"{self.nodes} hollow nodes with their containers",

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -81,3 +84,27 @@ def test_spread_places_new_containers_on_distinct_hollow_nodes(hollow):
     finally:
         for cid in ids:
             call(hollow, "DELETE", f"/containers/{cid}?force=1")
+
+
+def _node_names(cluster: SwarmCluster) -> list[str]:
+    return [row[0].strip() for row in cluster.info()["SystemStatus"] if row[0].startswith(" ") and
+            not row[0].startswith("  ")]
+
+
+def test_a_held_fleet_serves_its_nodes_and_registers_them_only_when_released(hollow, tmp_path):
+    ready = tmp_path / "held.ready"
+    held = Daemon("held", [sys.executable, "-m", "swarmd.agent.hollow", "--count", "3", "--name-prefix", "held",
+                           "--first-index", "100", "--heartbeat", "1s", "--ttl", "3s", "--ready-file", str(ready),
+                           "--discovery-addr", hollow.discovery_addr, hollow.discovery_url],
+                  tmp_path / "held.log").start()
+    try:
+        wait_until(ready.exists, 30, "the held fleet to serve its nodes", interval=0.1)
+        assert ready.read_text().strip() == str(held.pid)
+        time.sleep(1.5)             # a heartbeat and a half later, not one of them has registered
+        assert held.running() and not [n for n in _node_names(hollow) if n.startswith("held")]
+        os.kill(held.pid, signal.SIGUSR1)
+        hollow.wait_nodes(COUNT + 3, timeout=30)
+        assert sorted(n for n in _node_names(hollow) if n.startswith("held")) == ["held0100", "held0101", "held0102"]
+    finally:
+        held.stop()
+    hollow.wait_nodes(COUNT, timeout=30)            # deregistered as it stopped
