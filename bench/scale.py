@@ -40,6 +40,7 @@ __all__ = ["HollowCluster", "run"]      # bench.ui starts its fleet through Holl
 SIZES = (1000, 2000, 5000)
 QUICK_SIZES = (100, 200)
 CONTAINERS_PER_NODE = 30
+FULL_CONTAINERS = 150_000   # the envelope: 5,000 nodes of 30
 DAEMONS = 2                 # discovery daemons in the growth table; the nodes spread over them
 # the fleet at rest: measured this long after convergence (the sync's last answers, the first
 # samples), over this window
@@ -205,7 +206,10 @@ def measure_size(nodes: int, quick: bool) -> tuple[list[Row], dict[str, float]]:
         rss = rss_bytes(cluster.manager.pid)
         g["RSS"] = rss / 2**20
         rows.append(judged(f"{tag} manager RSS, {count} containers", g["RSS"], "MiB", "<= 1536"))
-        rows.append(judged(f"{tag} manager RSS per container", rss / max(1, count) / 1024, "KiB", "<= 10"))
+        # the target is 1.5 GiB at 150,000 containers, 10 KiB each; below that the fixed cost (the
+        # interpreter, its modules, the per-node objects) weighs on each container, informational
+        rows.append(judged(f"{tag} manager RSS per container", rss / max(1, count) / 1024, "KiB",
+                           "<= 10" if count >= FULL_CONTAINERS else ""))
         scraped = cluster.metrics()
         gc_max = metric_sum(scraped, "swarmd_manager_gc_pause_max_seconds") * 1e3
         rows.append(judged(f"{tag} longest GC pause in the manager (whole run)", gc_max, "ms", "<= 50"))
