@@ -40,7 +40,7 @@ __all__ = ["HollowCluster", "run"]      # bench.ui starts its fleet through Holl
 SIZES = (1000, 2000, 5000)
 QUICK_SIZES = (100, 200)
 CONTAINERS_PER_NODE = 30
-FULL_CONTAINERS = 150_000   # the envelope: 5,000 nodes of 30
+FULL_CONTAINERS = 150_000   # the envelope the targets are set for: 5,000 nodes of 30
 DAEMONS = 2                 # discovery daemons in the growth table; the nodes spread over them
 # the fleet at rest: measured this long after convergence (the sync's last answers, the first
 # samples), over this window
