@@ -341,16 +341,19 @@ class NodeSet:
         removal_key = (intent_prefix(self.base) + node_intent_key(info.id)).encode()
 
         async def op(c: aetcd.Client) -> int:
-            removal = await c.get(removal_key)
-            if removal is not None and is_removed(removal.value):
-                raise NodeRemoved(removed_message(info.id))
-            lease = await c.lease(seconds)
             tx = c.transactions
+            # the removal record and the node's previous registration in one round trip: three etcd
+            # calls in the common case (this read, the lease grant, the write), where there were four
+            _, (removals, previous_kvs) = await c.transaction(compare=[], success=[tx.get(removal_key), tx.get(nkey)],
+                                                              failure=[])
+            if removals and is_removed(removals[0][0]):
+                raise NodeRemoved(removed_message(info.id))
+            previous = previous_kvs[0][1] if previous_kvs else None
+            if previous is not None and not same_instance(decode_node(previous.value).info, info):
+                raise IdTaken(id_taken_message(decode_node(previous.value).info, info))
+            lease = await c.lease(seconds)
             puts = [tx.put(mkey, node_id, lease=lease.id), tx.put(nkey, value, lease=lease.id)]
             try:
-                previous = await c.get(nkey)
-                if previous is not None and not same_instance(decode_node(previous.value).info, info):
-                    raise IdTaken(id_taken_message(decode_node(previous.value).info, info))
                 # the node key as read: a registration racing in between is seen on the next try
                 unchanged = (tx.mod(nkey) == previous.mod_revision) if previous is not None \
                     else (tx.version(nkey) == 0)
