@@ -21,6 +21,7 @@ from swarmd.manager.cluster import ClusterView
 from swarmd.manager.gc_policy import KEEP_EVERY, GcPolicy, keep_long_lived
 from swarmd.manager.httpd.server import HttpServer
 from swarmd.manager.scheduler import Scheduler
+from tests.unit.view_helpers import joined, until
 
 NODES, PER_NODE = 6, 4
 
@@ -36,50 +37,31 @@ def _freeze_all() -> None:
     gc.freeze()
 
 
-async def _until(cond) -> None:
-    for _ in range(1000):
-        if cond():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the view did not get there")
-
-
-async def _joined(cluster: ClusterView, engines: dict) -> list[str]:
-    ids = list(engines)
-    for i, nid in enumerate(ids):
-        cluster.node_joined(node_of(nid, engines[nid], i))
-    cluster.synced.set()
-    cluster.intents_synced.set()
-    cluster.reconcile_standing()
-    await _until(lambda: all(v.listed and v.connected for v in cluster.nodes.values()))
-    return ids
-
-
 async def _containers_come_and_go(cluster: ClusterView, engine, nid: str, tag: str) -> None:
     c = engine.add_container(f"churn-{tag}", {"Image": "busybox", "Labels": {"app": tag}}, running=True)
-    await _until(lambda: c.id in cluster.nodes[nid].containers)
+    await until(lambda: c.id in cluster.nodes[nid].containers)
     _freeze_all()
     await engine.container_action(c.id, "kill", {})
-    await _until(lambda: cluster.nodes[nid].containers[c.id].state.get("Status") == "exited")
+    await until(lambda: cluster.nodes[nid].containers[c.id].state.get("Status") == "exited")
     _freeze_all()
     await engine.container_action(c.id, "remove", {})
-    await _until(lambda: c.id not in cluster.nodes[nid].containers)
+    await until(lambda: c.id not in cluster.nodes[nid].containers)
 
 
 async def _node_lost_and_back(cluster: ClusterView, engines: dict, nid: str, index: int) -> None:
     view = cluster.nodes[nid]
     task = view.task
     cluster.node_left(nid, "lease expired")
-    await _until(task.done)
+    await until(task.done)
     _freeze_all()
     cluster.node_joined(node_of(nid, engines[nid], index))
-    await _until(lambda: view.connected)
+    await until(lambda: view.connected)
 
 
 async def _node_moved_then_removed(cluster: ClusterView, engines: dict, nid: str, index: int) -> None:
     old = cluster.nodes[nid]
     cluster.node_joined(node_of(nid, engines[nid], index + 100))        # same ID, a new address
-    await _until(lambda: cluster.nodes[nid] is not old and cluster.nodes[nid].connected)
+    await until(lambda: cluster.nodes[nid] is not old and cluster.nodes[nid].connected)
     _freeze_all()
     cluster.remove_node(nid)
     await asyncio.sleep(0.01)
@@ -92,7 +74,7 @@ async def _churn(rounds: int, extra=None, policy: GcPolicy | None = None) -> lis
     policy.install()
     try:
         cluster = ClusterView(client_factory=lambda node: InProcessAgent(engines[node.info.id]))
-        ids = await _joined(cluster, engines)
+        ids = await joined(cluster, engines)
         _freeze_all()
         for r in range(rounds):
             for i, nid in enumerate(ids[:2]):
@@ -118,7 +100,7 @@ class Client:
         self.sock = socket.create_connection((host, int(port)), timeout=10)
         self.buf = b""
 
-    def _until(self, marker: bytes) -> bytes:
+    def until(self, marker: bytes) -> bytes:
         while marker not in self.buf:
             chunk = self.sock.recv(65536)
             if not chunk:
@@ -129,7 +111,7 @@ class Client:
 
     def get(self, path: str, body: bool = True) -> bytes:
         self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: swarm\r\n\r\n".encode())
-        head = self._until(b"\r\n\r\n")
+        head = self.until(b"\r\n\r\n")
         if not body:
             return b""
         length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
@@ -150,7 +132,7 @@ async def _api_churn(rounds: int) -> list:
     server = HttpServer(build_router(ManagerContext(cluster, Scheduler("spread"))), api_version="1.41",
                         min_api_version="1.12", server_header="Docker/1.41 swarmd")
     try:
-        await _joined(cluster, engines)
+        await joined(cluster, engines)
         await server.start(["tcp://127.0.0.1:0"])
         addr = server.addresses[0]
         _freeze_all()

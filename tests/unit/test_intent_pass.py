@@ -8,19 +8,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-from bench.memory import InProcessAgent, hollow_engines, node_of
+from bench.memory import InProcessAgent, hollow_engines
 from swarmd.manager.cluster import ClusterView
 from swarmd.manager.container_records import SWARM_ID_LABEL
 from swarmd.manager.intent import MemoryIntentStore
 from swarmd.manager.scheduler.container_spec import RESCHEDULE_LABEL
-
-
-async def _until(cond) -> None:
-    for _ in range(1000):
-        if cond():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the view did not get there")
+from tests.unit.view_helpers import joined, until
 
 
 def _reschedulable(engine, name: str):
@@ -44,37 +37,32 @@ def test_the_intent_pass_reads_changed_nodes_only_and_writes_what_a_whole_pass_w
         engines = hollow_engines(6, 3)
         cluster = ClusterView(client_factory=lambda node: InProcessAgent(engines[node.info.id]))
         cluster.intent_store = MemoryIntentStore()
-        ids = list(engines)
-        for i, nid in enumerate(ids):
-            cluster.node_joined(node_of(nid, engines[nid], i))
-        cluster.synced.set()
-        cluster.intents_synced.set()
-        await _until(lambda: all(v.listed and v.connected for v in cluster.nodes.values()))
+        ids = await joined(cluster, engines)
         assert await _pass(cluster) == {}                  # no container has a reschedule policy
 
         a = _reschedulable(engines[ids[0]], "ip-a")
         b = _reschedulable(engines[ids[1]], "ip-b")
-        await _until(lambda: a.id in cluster.nodes[ids[0]].containers and b.id in cluster.nodes[ids[1]].containers)
+        await until(lambda: a.id in cluster.nodes[ids[0]].containers and b.id in cluster.nodes[ids[1]].containers)
         sid_a, sid_b = (cluster.nodes[n].containers[c.id].swarm_id for n, c in ((ids[0], a), (ids[1], b)))
         assert await _pass(cluster) == {sid_a: ids[0], sid_b: ids[1]}
 
         c = _reschedulable(engines[ids[2]], "ip-c")         # one node changed: one record more
-        await _until(lambda: c.id in cluster.nodes[ids[2]].containers)
+        await until(lambda: c.id in cluster.nodes[ids[2]].containers)
         sid_c = cluster.nodes[ids[2]].containers[c.id].swarm_id
         assert await _pass(cluster) == {sid_a: ids[0], sid_b: ids[1], sid_c: ids[2]}
 
         await engines[ids[0]].container_action(a.id, "remove", {"force": "1"})   # removed: its record goes
-        await _until(lambda: a.id not in cluster.nodes[ids[0]].containers)
+        await until(lambda: a.id not in cluster.nodes[ids[0]].containers)
         assert await _pass(cluster) == {sid_b: ids[1], sid_c: ids[2]}
 
         task = cluster.nodes[ids[1]].task
         cluster.node_left(ids[1], "lease expired")          # down: its record stands for the container
-        await _until(task.done)
+        await until(task.done)
         assert await _pass(cluster) == {sid_b: ids[1], sid_c: ids[2]}
 
         cluster.remove_node(ids[4])                          # a node leaves the view: every node read again
         d = _reschedulable(engines[ids[3]], "ip-d")
-        await _until(lambda: d.id in cluster.nodes[ids[3]].containers)
+        await until(lambda: d.id in cluster.nodes[ids[3]].containers)
         sid_d = cluster.nodes[ids[3]].containers[d.id].swarm_id
         assert await _pass(cluster) == {sid_b: ids[1], sid_c: ids[2], sid_d: ids[3]}
         await cluster.close()
