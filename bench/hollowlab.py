@@ -96,10 +96,14 @@ def node_statuses(info: dict) -> dict[str, str]:
     return out
 
 
-def group_nice(pid: int, nice: int) -> None:
-    """Sets the niceness of `pid`'s autogroup (Linux with CONFIG_SCHED_AUTOGROUP): each daemon
-    starts its own session, so its own scheduling group, and a process's niceness only weighs
-    against the processes of its group; across groups, each group's own niceness does."""
+def renice(pid: int, nice: int) -> None:
+    """Sets the niceness of every thread of `pid` and of its autogroup (Linux with
+    CONFIG_SCHED_AUTOGROUP): each daemon starts its own session, so its own scheduling group, and
+    a thread's niceness only weighs against the threads of its group; across groups, each
+    group's own niceness does."""
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            os.setpriority(os.PRIO_PROCESS, int(task), nice)
     with contextlib.suppress(OSError):
         Path(f"/proc/{pid}/autogroup").write_text(str(nice))
 
@@ -109,11 +113,8 @@ class HollowCluster:
 
     def __init__(self, nodes: int, containers_per_node: int, manager_args: tuple[str, ...] = (),
                  daemons: int = 1, heartbeat: str = HEARTBEAT, ttl: str = TTL,
-                 nodes_per_process: int = NODES_PER_PROCESS, fleet_nice: int = 0):
+                 nodes_per_process: int = NODES_PER_PROCESS):
         self.nodes = nodes
-        # the hollow processes' niceness: above 0 they stand aside when the manager wants a CPU,
-        # as the machines they stand for would (bench/scale.py: FLEET_NICE)
-        self.fleet_nice = fleet_nice
         self.manager_args = manager_args     # e.g. `--ui-addr` for the web view's suite
         self.containers_per_node = containers_per_node
         self.heartbeat, self.ttl = heartbeat, ttl
@@ -171,16 +172,13 @@ class HollowCluster:
         per_node = self.containers_per_node if containers is None else containers
         for first in range(0, self.nodes, self.nodes_per_process):
             count = min(self.nodes_per_process, self.nodes - first)
-            niced = ["nice", "-n", str(self.fleet_nice)] if self.fleet_nice else []   # nice execs: same pid
             fleet = Daemon(
                 f"hollow{first}",
-                [*niced, sys.executable, "-m", "swarmd.agent.hollow", "--count", str(count), "--first-index", str(first),
+                [sys.executable, "-m", "swarmd.agent.hollow", "--count", str(count), "--first-index", str(first),
                  "--containers", str(per_node), "--heartbeat", self.heartbeat, "--ttl", self.ttl,
                  "--log-level", "warning", "--discovery-addr", self.swarm.discovery_addr,
                  *(["--ready-file", str(self._ready_file(first))] if held else []), self.swarm.discovery_url],
                 self.root / f"hollow{first}.log").start()
-            if self.fleet_nice:
-                group_nice(fleet.pid, self.fleet_nice)
             self.fleets.append(fleet)
 
     def _ready_file(self, first: int) -> Path:
@@ -193,6 +191,11 @@ class HollowCluster:
         wait_until(lambda: self.check_running() or all(f.exists() for f in files), timeout,
                    "the hollow processes to build their nodes", interval=0.2)
         return time.perf_counter() - t0
+
+    def renice_fleets(self, nice: int) -> None:
+        """Every hollow process (all its threads, its scheduling group) at niceness `nice`."""
+        for f in self.fleets:
+            renice(f.pid, nice)
 
     def release_fleets(self) -> None:
         """Lets every held fleet process register its nodes (SIGUSR1, to each by pid)."""

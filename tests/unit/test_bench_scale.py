@@ -54,3 +54,16 @@ def test_growth_rows_compare_the_largest_size_with_the_smallest():
     assert rows == {"scale growth 1000 -> 5000 nodes (x5): RSS": 5.0,
                     "scale growth 1000 -> 5000 nodes (x5): info": 2.0}
     assert growth_rows({1000: {"RSS": 1.0}}) == []
+
+
+def test_gc_rows_tell_the_sync_from_what_followed():
+    from bench.scale import gc_rows
+    at_sync = ('swarmd_manager_gc_pause_seconds_count{generation="0"} 10.0\n'
+               'swarmd_manager_gc_pause_seconds_bucket{generation="0",le="0.05"} 9.0\n'
+               'swarmd_manager_gc_pause_max_seconds 0.07\nswarmd_manager_gc_pause_cpu_max_seconds 0.01\n')
+    at_end = at_sync.replace("count{generation=\"0\"} 10.0", "count{generation=\"0\"} 20.0") \
+                    .replace('le="0.05"} 9.0', 'le="0.05"} 17.0')
+    rows = {r.name: (r.value, r.pass_) for r in gc_rows(at_sync, at_end, "s:", "s niced:")}
+    assert rows["s: longest GC pause in the manager, its CPU time (whole run)"] == (10.0, True)
+    assert rows["s: GC pauses over 50 ms in the manager during the sync, generation 0 (of 10)"] == (1.0, None)
+    assert rows["s niced: GC pauses over 50 ms in the manager after the sync (of 10 collections)"] == (2.0, False)
