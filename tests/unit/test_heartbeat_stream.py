@@ -14,6 +14,7 @@ from swarmd.common.membership import MembershipUnavailable
 from swarmd.common.membership import token_client
 from swarmd.common.membership.registrar import RegistrationLost
 from swarmd.common.membership.token_client import TokenRegistrar
+from swarmd.common.tls import RenewingChannel
 from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc, types_pb2
 
 pytestmark = pytest.mark.timeout(60)
@@ -253,3 +254,27 @@ async def test_nothing_is_left_running_after_close(daemon):
     left = {t.get_coro().__qualname__ for t in asyncio.all_tasks() - before}
     assert {name for name in left if not name.startswith(("AioServer.", "_handle_exceptions", "_schedule_rpc"))} \
         == set()
+
+
+class Credentials:
+    """What tls.RenewingChannel reads of live credentials: their generation, which a renewal bumps."""
+    generation = 0
+
+
+async def test_a_renewed_certificate_moves_the_stream_to_the_new_channel(daemon):
+    # the daemon checks the caller's certificate on every message: a stream left on the connection
+    # made with the old certificate would be refused once a CA rotation drops the old root
+    leases, addr = daemon
+    live = Credentials()
+    registrar = TokenRegistrar(TOKEN, addr)
+    registrar._channel = RenewingChannel(lambda: grpc.aio.insecure_channel(addr), live)
+    registrar._stub = discovery_pb2_grpc.DiscoveryStub(registrar._channel)
+    await registrar.register(info(), 0.15)
+    await registrar._heartbeat()
+    await registrar._heartbeat()
+    assert (leases.opened, leases.streamed) == (1, 2)
+    live.generation += 1                              # renewed: new calls go over a new channel
+    await registrar._heartbeat()
+    await leases.until(lambda: leases.open == 1 and leases.opened == 2, "the stream to move to the new channel")
+    assert leases.streamed == 3 and leases.unary == 0
+    await registrar.close()

@@ -12,7 +12,7 @@ from swarmd.common.membership import (Membership, MemberEvent, MembershipError, 
 from swarmd.common.membership.registrar import LeaseRegistrar, RegistrationLost
 from swarmd.common.membership.spread import spread
 from swarmd.common.membership.watch import converging_watch
-from swarmd.common.tls import open_channel
+from swarmd.common.tls import RenewingChannel, open_channel
 
 log = logs.get("membership.token")
 
@@ -118,6 +118,7 @@ class HeartbeatStream:
 
     def __init__(self) -> None:
         self._call = None
+        self._via = None                   # the connection the open stream went over
         self._lock = asyncio.Lock()        # one heartbeat on the stream at a time: answers in order
 
     @property
@@ -125,12 +126,15 @@ class HeartbeatStream:
         return self._call is not None
 
     async def exchange(self, stub: discovery_pb2_grpc.DiscoveryStub, request: discovery_pb2.HeartbeatRequest,
-                       timeout: float) -> discovery_pb2.HeartbeatResponse:
+                       timeout: float, via: object = None) -> discovery_pb2.HeartbeatResponse:
         """The answer to `request`; raises grpc.aio.AioRpcError as the stream failed (UNIMPLEMENTED:
-        the daemon predates it), TimeoutError, or _StreamEnded."""
+        the daemon predates it), TimeoutError, or _StreamEnded. `via`: the channel a new call would
+        take now; a stream opened over another one is replaced (see TokenRegistrar._heartbeat)."""
         async with self._lock:
-            if self._call is None or self._call.done():
-                self._call = stub.Heartbeats()
+            if self._call is not None and (self._call.done() or via is not self._via):
+                self.drop()
+            if self._call is None:
+                self._call, self._via = stub.Heartbeats(), via
             call = self._call
             try:
                 async with asyncio.timeout(timeout):
@@ -149,7 +153,7 @@ class HeartbeatStream:
 
     def drop(self) -> None:
         """Cancels the stream, if one is open (the daemon sees the agent's stream end)."""
-        call, self._call = self._call, None
+        call, self._call, self._via = self._call, None, None
         if call is not None:
             call.cancel()
 
@@ -193,8 +197,13 @@ class TokenRegistrar(_Client, LeaseRegistrar):
         """The answer on the Heartbeats stream; None when the daemon predates the stream (the
         registrar then keeps to the Heartbeat call, as an older agent did). Raises grpc.RpcError
         as the Heartbeat call would, MembershipUnavailable for a timeout or an ended stream."""
+        # bootstrap mode: a renewed certificate opens a new channel (tls.RenewingChannel), and the
+        # daemon checks the caller's certificate on every message, so the stream follows it there;
+        # kept on the old connection, it would present the old certificate until a CA rotation
+        # made the daemon refuse it
+        via = self._channel.current() if isinstance(self._channel, RenewingChannel) else self._channel
         try:
-            return await self.heartbeats.exchange(stub, request, CALL_TIMEOUT)
+            return await self.heartbeats.exchange(stub, request, CALL_TIMEOUT, via)
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.UNIMPLEMENTED:
                 raise
