@@ -22,7 +22,7 @@ from swarmd.common.membership.etcd_store import (EtcdStore, cluster_key, intent_
 from swarmd.localcluster.processes import Daemon, free_port, wait_until
 from swarmd.localcluster.swarm import SwarmCluster, swarm_argv
 from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc, types_pb2
-from tests.integration.conftest import DockerCLI, docker_cli_binary
+from tests.integration.conftest import DockerCLI, docker_cli_binary, own_cluster
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,14 +37,8 @@ REGISTRATIONS = "swarmd_discovery_registrations_total"
 def beating(lab, tmp_path_factory):
     """Discovery, an agent per lab engine and a manager; a 10 s lease (a heartbeat every 3.3 s), long
     enough that the daemon's restart below cannot outlast it on a busy machine."""
-    cluster = SwarmCluster(lab, root=tmp_path_factory.mktemp("heartbeats"), heartbeat="1s", ttl="10s", metrics=True)
-    try:
-        cluster.start()
-    except BaseException:
-        print(cluster.logs())
-        raise
-    yield cluster
-    cluster.stop()
+    with own_cluster(lab, tmp_path_factory.mktemp("heartbeats"), ttl="10s", metrics=True) as cluster:
+        yield cluster
 
 
 @pytest.fixture(params=["28", "20.10"])
