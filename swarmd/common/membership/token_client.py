@@ -1,4 +1,6 @@
-"""The `token://` scheme: membership through the discovery daemon's gRPC service."""
+"""The `token://` scheme: membership through the discovery daemon's gRPC service. An agent's
+heartbeats go as messages on one Heartbeats stream it keeps open (HeartbeatStream), or as Heartbeat
+calls to a daemon that predates the stream."""
 from __future__ import annotations
 
 import asyncio
@@ -120,10 +122,6 @@ class HeartbeatStream:
         self._call = None
         self._via = None                   # the connection the open stream went over
         self._lock = asyncio.Lock()        # one heartbeat on the stream at a time: answers in order
-
-    @property
-    def open(self) -> bool:
-        return self._call is not None
 
     async def exchange(self, stub: discovery_pb2_grpc.DiscoveryStub, request: discovery_pb2.HeartbeatRequest,
                        timeout: float, via: object = None) -> discovery_pb2.HeartbeatResponse:
