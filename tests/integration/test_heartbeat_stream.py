@@ -129,7 +129,7 @@ async def test_a_lease_revoked_under_an_open_stream_registers_the_agent_again(la
     await asyncio.to_thread(beating.wait_nodes, AGENTS)
 
 
-def test_agents_resume_their_streams_on_a_restarted_daemon_keeping_their_leases(lab, beating, beating_cli):
+def test_agents_resume_their_streams_on_a_restarted_daemon_keeping_their_leases(lab, beating):
     settled(beating)
     leases = {e.name: asyncio.run(node_lease(lab, beating, e.name)) for e in lab.engines}
     beating.discovery.kill9()
@@ -141,7 +141,7 @@ def test_agents_resume_their_streams_on_a_restarted_daemon_keeping_their_leases(
     ok = total(after, RENEWALS, code="OK")
     wait_until(lambda: total(scrape(beating), RENEWALS, code="OK") >= ok + AGENTS, 30, "a heartbeat from each agent")
     assert {e.name: asyncio.run(node_lease(lab, beating, e.name)) for e in lab.engines} == leases
-    wait_until(lambda: healthy(beating_cli) == AGENTS, 30, "every node healthy")
+    beating.wait_nodes(AGENTS)
 
 
 # -- a daemon that predates the stream ---------------------------------------------------------------
