@@ -44,7 +44,10 @@ class LeaseKeeper:
         error: BaseException = ConnectionError("etcd closed the lease keep-alive stream")
         requests = self._requests
         try:
-            call = self.client.leasestub.LeaseKeepAlive(self._stream(requests), metadata=self.client.metadata)
+            stub = getattr(self.client, "leasestub", None)
+            if stub is None:      # a client closed (another operation reset the connection) or not connected
+                raise ConnectionError("the etcd client is closed")
+            call = stub.LeaseKeepAlive(self._stream(requests), metadata=self.client.metadata)
             async for reply in call:
                 waiting = self._waiting.get(reply.ID)
                 if not waiting:
