@@ -305,8 +305,24 @@ def print_growth(table: dict[int, dict[str, float]]) -> None:
         print(f"{n:>7}  " + "  ".join(f"{g.get(k, float('nan')):>14.4g}" for k in keys), file=sys.stderr)
 
 
+def yardstick_ms(rounds: int = 5) -> float:
+    """This machine's speed at the time of the run: the median CPU time of a fixed pure-Python
+    workload (dicts, strings, JSON). The shared machine's speed moves by half over a day; runs of
+    the growth table compare only beside this row."""
+    doc = {"Id": "a" * 64, "Labels": {f"k{i}": f"v{i}" for i in range(20)}, "State": {"Running": True}}
+    times = []
+    for _ in range(rounds):
+        t = time.thread_time()
+        for i in range(20_000):
+            d = json.loads(json.dumps(doc))
+            d["Labels"][str(i)] = d["Id"][:12]
+        times.append(time.thread_time() - t)
+    return statistics.median(times) * 1e3
+
+
 def run(quick: bool = False, nodes: tuple[int, ...] | None = None) -> list[Row]:
-    rows: list[Row] = []
+    rows: list[Row] = [judged("scale: this machine's speed, a fixed Python workload's CPU time (lower is faster)",
+                              yardstick_ms(), "ms")]
     table: dict[int, dict[str, float]] = {}
     chosen = sizes(quick, nodes)
     for n in chosen:
