@@ -45,14 +45,14 @@ DAEMONS = 2                 # discovery daemons in the growth table; the nodes s
 # the fleet at rest: measured this long after convergence (the sync's last answers, the first
 # samples), over this window
 REST_SETTLE, REST_WINDOW = 10.0, 30.0
-# Once converged, the hollow fleet's processes run at this niceness (their threads and their
-# scheduling groups: each daemon is a session, so an autogroup, of its own). They stand for 5,000
-# other machines, yet share this machine's 2 CPUs with the manager, and each of the 20 weighed as
-# much as the manager: it waited for a CPU in the middle of its own work (a 6 ms collection took
-# 144 ms of wall time), and its wall-clock rows (placement p99, GC pauses) measured that wait.
-# Niced, the fleet uses the CPU the manager leaves; the rows' names say so. Not during the
-# convergence: there the fleet's own work (registering, answering the sync) is on the path, and
-# a starved fleet's answers timed out (2,300 nodes found unreachable once, and synced again).
+# After the creates, the hollow fleet's processes run at this niceness (their threads and their
+# scheduling groups: each daemon is a session, so an autogroup, of its own). They stand for
+# 5,000 other machines, yet share this machine's 2 CPUs with the manager, and each of the 20
+# weighed as much as the manager: it waited for a CPU in the middle of its own work (a 6 ms
+# collection took 144 ms of wall time). Niced, the fleet uses the CPU the manager leaves, and the
+# rows measured then (`ps -a`, `info`, RSS, the collector, a kill) are the manager's own; their
+# names say so. Not while the fleet works for what is measured: starved during the sync, its
+# answers timed out (2,300 nodes found unreachable once), and the creates wait for its engines.
 FLEET_NICE = 19
 
 
@@ -173,8 +173,6 @@ def measure_size(nodes: int, quick: bool) -> tuple[list[Row], dict[str, float]]:
         rows += convergence_cpu_rows(tag, cluster.convergence_cpu, g["convergence"])
         rows += rest_rows(tag, cluster, cluster.cpu_at_rest(REST_SETTLE, REST_WINDOW))
         synced = cluster.metrics()                 # the collector's pauses until here: the sync
-        cluster.renice_fleets(FLEET_NICE)
-        tag = niced
 
         seconds, errors = asyncio.run(create_many(cluster.api, api_created, 16, start=False, prefix="api-c"))
         rows.append(judged(f"{tag} API create throughput onto hollow nodes (16 clients, {api_created} creates)",
@@ -193,6 +191,9 @@ def measure_size(nodes: int, quick: bool) -> tuple[list[Row], dict[str, float]]:
                            g["placement p99"], "ms", "<= 2"))
         rows.append(judged(f"{tag} placement p99 in the manager, the deciding thread's CPU time (histogram bound)",
                            histogram_quantile(metrics, "swarmd_manager_scheduling_cpu_seconds", 0.99) * 1e3, "ms"))
+        created = cluster.metrics()                # … and until here: the sync and the creates
+        cluster.renice_fleets(FLEET_NICE)          # what follows asks nothing of the fleet
+        tag = niced
 
         count = len(json.loads(urllib.request.urlopen(f"http://{cluster.api}/containers/json?all=1",
                                                       timeout=120).read()))
@@ -216,7 +217,7 @@ def measure_size(nodes: int, quick: bool) -> tuple[list[Row], dict[str, float]]:
         rows.append(judged(f"{tag} manager RSS per container", rss / max(1, count) / 1024, "KiB",
                            "<= 10" if count >= FULL_CONTAINERS else ""))
         scraped = cluster.metrics()
-        rows += gc_rows(synced, scraped, f"scale {nodes}:", tag)
+        rows += gc_rows((synced, created, scraped), f"scale {nodes}:", tag)
 
         first, every, killed = seen_lost(cluster)
         lease = config.parse_duration(cluster.ttl)
@@ -250,24 +251,25 @@ def rest_rows(tag: str, cluster: HollowCluster, shares: dict[str, float]) -> lis
     return rows
 
 
-def gc_rows(synced: str, scraped: str, tag: str, niced: str) -> list[Row]:
-    """The manager's collector over the run (`scraped`, its /metrics at the end): the most CPU
-    one pause took, the longest wall pause, and the pauses over 50 ms by generation, apart for the
-    sync (`synced`, scraped at convergence; the fleet at equal priority) and for what followed
-    (the fleet niced: a wall pause there is the manager's own)."""
+def gc_rows(scrapes: tuple[str, str, str], tag: str, niced: str) -> list[Row]:
+    """The manager's collector over the run, from its /metrics scraped at convergence, after the
+    creates and at the end: the most CPU one pause took (the collector's own work, judged: on 2
+    CPUs shared with 24 other processes a wall pause also holds the wait for a CPU), the longest
+    wall pause, and the pauses over 50 ms of wall time by phase (the sync and the creates, the
+    fleet at equal priority: it works for them; then `ps -a`, `info` and the rest, the fleet niced)."""
+    synced, created, scraped = scrapes
     rows = [judged(f"{tag} longest GC pause in the manager, its CPU time (whole run)",
                    metric_sum(scraped, "swarmd_manager_gc_pause_cpu_max_seconds") * 1e3, "ms", "<= 50"),
             judged(f"{tag} longest GC pause in the manager, wall time (whole run)",
                    metric_sum(scraped, "swarmd_manager_gc_pause_max_seconds") * 1e3, "ms")]
-    during_sync, every_sync = pauses_over(synced)
-    whole, every_whole = pauses_over(scraped)
-    for g in ("0", "1", "2"):
-        rows.append(judged(f"{tag} GC pauses over 50 ms in the manager during the sync, generation {g} "
-                           f"(of {every_sync[g]:.0f})", during_sync[g], "count"))
-    after = sum(whole[g] - during_sync[g] for g in whole)
-    collections = sum(every_whole[g] - every_sync[g] for g in whole)
-    rows.append(judged(f"{niced} GC pauses over 50 ms in the manager after the sync (of {collections:.0f} "
-                       "collections)", after, "count", "<= 0"))
+    before = ({g: 0.0 for g in "012"}, {g: 0.0 for g in "012"})
+    for phase, name, at in (("the sync", tag, synced), ("the creates", tag, created),
+                            ("the listings that followed", niced, scraped)):
+        over, every = pauses_over(at)
+        rows.append(judged(f"{name} GC pauses over 50 ms of wall time in the manager during {phase}, by generation "
+                           f"0/1/2 ({'/'.join(f'{every[g] - before[1][g]:.0f}' for g in '012')} collections)",
+                           sum(over[g] - before[0][g] for g in "012"), "count"))
+        before = (over, every)
     return rows
 
 

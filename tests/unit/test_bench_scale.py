@@ -56,14 +56,20 @@ def test_growth_rows_compare_the_largest_size_with_the_smallest():
     assert growth_rows({1000: {"RSS": 1.0}}) == []
 
 
-def test_gc_rows_tell_the_sync_from_what_followed():
+def test_gc_rows_count_each_phase_apart():
     from bench.scale import gc_rows
     at_sync = ('swarmd_manager_gc_pause_seconds_count{generation="0"} 10.0\n'
                'swarmd_manager_gc_pause_seconds_bucket{generation="0",le="0.05"} 9.0\n'
                'swarmd_manager_gc_pause_max_seconds 0.07\nswarmd_manager_gc_pause_cpu_max_seconds 0.01\n')
-    at_end = at_sync.replace("count{generation=\"0\"} 10.0", "count{generation=\"0\"} 20.0") \
-                    .replace('le="0.05"} 9.0', 'le="0.05"} 17.0')
-    rows = {r.name: (r.value, r.pass_) for r in gc_rows(at_sync, at_end, "s:", "s niced:")}
+    at_creates = at_sync.replace('count{generation="0"} 10.0', 'count{generation="0"} 20.0') \
+                        .replace('le="0.05"} 9.0', 'le="0.05"} 17.0')
+    at_end = at_creates.replace('count{generation="0"} 20.0', 'count{generation="0"} 25.0') \
+                       .replace('le="0.05"} 17.0', 'le="0.05"} 22.0')
+    rows = {r.name: (r.value, r.pass_) for r in gc_rows((at_sync, at_creates, at_end), "s:", "s niced:")}
     assert rows["s: longest GC pause in the manager, its CPU time (whole run)"] == (10.0, True)
-    assert rows["s: GC pauses over 50 ms in the manager during the sync, generation 0 (of 10)"] == (1.0, None)
-    assert rows["s niced: GC pauses over 50 ms in the manager after the sync (of 10 collections)"] == (2.0, False)
+    assert rows["s: GC pauses over 50 ms of wall time in the manager during the sync, by generation 0/1/2 "
+                "(10/0/0 collections)"] == (1.0, None)
+    assert rows["s: GC pauses over 50 ms of wall time in the manager during the creates, by generation 0/1/2 "
+                "(10/0/0 collections)"] == (2.0, None)
+    assert rows["s niced: GC pauses over 50 ms of wall time in the manager during the listings that followed, "
+                "by generation 0/1/2 (5/0/0 collections)"] == (0.0, None)
