@@ -1,4 +1,4 @@
-"""The discovery daemon's Prometheus metrics: nodes per cluster, lease renewals, etcd errors.
+"""The discovery daemon's Prometheus metrics: nodes per cluster, lease renewals, heartbeat streams, etcd errors.
 
 Nodes per cluster are counted from etcd by a sampler task (clusters are labelled by the first
 12 hex digits of their token's SHA-256, as stored in etcd: tokens themselves are secrets), paced
@@ -7,6 +7,7 @@ so that its reads do not grow with the fleet (next_sample_in).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -32,12 +33,34 @@ ETCD_ERRORS = Counter("swarmd_discovery_etcd_errors_total", "etcd calls that fai
 ETCD_UP = Gauge("swarmd_discovery_etcd_up", "1 while etcd answered the last sample", registry=REGISTRY)
 
 
+HEARTBEAT_STREAMS = Gauge("swarmd_discovery_heartbeat_streams", "Heartbeats streams open (one per agent "
+                          "heartbeating over a stream)", registry=REGISTRY)
+
+
 class DiscoveryRpcMetrics(RpcMetrics):
     def _observe(self, method, context, started, exc) -> None:
         super()._observe(method, context, started, exc)
-        if method in ("Discovery/Heartbeat", "Discovery/Register"):
-            counter = LEASE_RENEWALS if method == "Discovery/Heartbeat" else REGISTRATIONS
-            counter.labels(code_name(context, exc)).inc()
+        if method == "Discovery/Register":
+            REGISTRATIONS.labels(code_name(context, exc)).inc()
+
+
+_RENEWED = LEASE_RENEWALS.labels("OK")      # looked up once: nearly every heartbeat counts here
+
+
+def renewal_answered(code: str) -> None:
+    """Counts one heartbeat answered, by its status code name. Counted by the service rather than
+    by the interceptor: heartbeats on a Heartbeats stream are many to a call."""
+    (_RENEWED if code == "OK" else LEASE_RENEWALS.labels(code)).inc()
+
+
+@contextlib.contextmanager
+def heartbeat_stream_open():
+    """Counts a Heartbeats stream open for as long as the block runs."""
+    HEARTBEAT_STREAMS.inc()
+    try:
+        yield
+    finally:
+        HEARTBEAT_STREAMS.dec()
 
 
 def interceptor() -> RpcMetrics:

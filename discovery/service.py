@@ -13,13 +13,14 @@ import contextlib
 import grpc
 
 from swarmd.common import ca_rotation as rotation
-from swarmd.discovery import leases, tokens
+from swarmd.discovery import leases, metrics, tokens
 from swarmd.discovery.ca import Authority, refusal, valid_common_name
 from swarmd.discovery.holders import REFRESH_EVERY, Holders
 from swarmd.discovery.rotation_driver import RotationDriver
 from swarmd.discovery.liveness import Heartbeats, while_alive
 from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
 from swarmd.common import join_tokens, logs
+from swarmd.common.grpc_metrics import code_name
 from swarmd.common.pki import NODE_ROLES, ROLE_ADMIN, ROLE_MANAGER, ROLE_WORKER, PKIError, csr_common_name, load_csr
 from swarmd.common.membership.etcd_election import campaign, confirm_within, current_leader, leader_key
 from swarmd.common.membership.etcd_store import (EtcdStore, IdTaken, LeaseGone, NameTaken, NodeRemoved, NodeSet,
@@ -144,7 +145,9 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         return discovery_pb2.RegisterResponse(lease_id=lease_id, ttl_ms=seconds * 1000,
                                               heartbeat_period_ms=heartbeat_period_ms(seconds))
 
-    async def Heartbeat(self, request, context):
+    async def _renew(self, request, context) -> discovery_pb2.HeartbeatResponse:
+        """One heartbeat answered: the Heartbeat call's and each message's of a Heartbeats stream
+        (a refusal aborts the call or ends the stream with the same status and text)."""
         token = request.token.lower()
         await self._guard(context, token, NODES, node_id=request.node_id)
         try:
@@ -163,6 +166,27 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
             await self._unavailable(context, exc)
         return discovery_pb2.HeartbeatResponse(heartbeat_period_ms=heartbeat_period_ms(remaining),
                                                remaining_ttl_ms=remaining * 1000)
+
+    async def _counted_renewal(self, request, context) -> discovery_pb2.HeartbeatResponse:
+        """`_renew`, counted by its status code (swarmd_discovery_lease_renewals_total): per
+        heartbeat, whether it came as a call or as a message on a stream."""
+        try:
+            reply = await self._renew(request, context)
+        except BaseException as exc:
+            metrics.renewal_answered(code_name(context, exc))
+            raise
+        metrics.renewal_answered("OK")
+        return reply
+
+    async def Heartbeat(self, request, context):
+        return await self._counted_renewal(request, context)
+
+    async def Heartbeats(self, request_iterator, context):
+        # read and written through the context rather than as a generator: one layer less per
+        # message, on the path every agent takes every heartbeat
+        with metrics.heartbeat_stream_open():
+            while (request := await context.read()) is not grpc.aio.EOF:
+                await context.write(await self._counted_renewal(request, context))
 
     async def Deregister(self, request, context):
         token = request.token.lower()

@@ -15,11 +15,11 @@ from swarmd.localcluster.swarm import SwarmCluster
 
 
 @contextlib.contextmanager
-def own_cluster(lab, root, replicated_managers: int = 0):
-    """A test module's own discovery daemon, agents (heartbeat 1 s, TTL 3 s) and manager(s) on the
-    session lab, for tests that kill, stop or restart daemons; its logs are printed if it fails
-    to start."""
-    cluster = SwarmCluster(lab, root=root, heartbeat="1s", ttl="3s")
+def own_cluster(lab, root, replicated_managers: int = 0, ttl: str = "3s", metrics: bool = False):
+    """A test module's own discovery daemon, agents (heartbeat 1 s, TTL 3 s unless told) and
+    manager(s) on the session lab, for tests that kill, stop or restart daemons; its logs are
+    printed if it fails to start."""
+    cluster = SwarmCluster(lab, root=root, heartbeat="1s", ttl=ttl, metrics=metrics)
     try:
         if replicated_managers:
             cluster.start_replicated(managers=replicated_managers)

@@ -1,6 +1,9 @@
-"""The `token://` scheme: membership through the discovery daemon's gRPC service."""
+"""The `token://` scheme: membership through the discovery daemon's gRPC service. An agent's
+heartbeats go as messages on one Heartbeats stream it keeps open (HeartbeatStream), or as Heartbeat
+calls to a daemon that predates the stream."""
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator
 
 import grpc
@@ -11,7 +14,7 @@ from swarmd.common.membership import (Membership, MemberEvent, MembershipError, 
 from swarmd.common.membership.registrar import LeaseRegistrar, RegistrationLost
 from swarmd.common.membership.spread import spread
 from swarmd.common.membership.watch import converging_watch
-from swarmd.common.tls import open_channel
+from swarmd.common.tls import RenewingChannel, open_channel
 
 log = logs.get("membership.token")
 
@@ -104,6 +107,55 @@ class TokenMembership(_Client, Membership):
             call.cancel()
 
 
+class _StreamEnded(Exception):
+    """The daemon ended a Heartbeats stream without an error (it shut down between two heartbeats)."""
+
+
+class HeartbeatStream:
+    """One agent's Heartbeats stream (discovery.proto): opened by the first heartbeat that needs it
+    and kept open, each heartbeat one request and its answer on it instead of a new Heartbeat call
+    (about half the CPU of a call, on both sides). A heartbeat that fails or is given up on (its
+    timeout, a cancellation) drops the stream, so that no answer is ever read for another
+    heartbeat's request: the next heartbeat opens a new one."""
+
+    def __init__(self) -> None:
+        self._call = None
+        self._via = None                   # the connection the open stream went over
+        self._lock = asyncio.Lock()        # one heartbeat on the stream at a time: answers in order
+
+    async def exchange(self, stub: discovery_pb2_grpc.DiscoveryStub, request: discovery_pb2.HeartbeatRequest,
+                       timeout: float, via: object = None) -> discovery_pb2.HeartbeatResponse:
+        """The answer to `request`; raises grpc.aio.AioRpcError as the stream failed (UNIMPLEMENTED:
+        the daemon predates it), TimeoutError, or _StreamEnded. `via`: the channel a new call would
+        take now; a stream opened over another one is replaced (see TokenRegistrar._heartbeat)."""
+        async with self._lock:
+            if self._call is not None and (self._call.done() or via is not self._via):
+                self.drop()
+            if self._call is None:
+                self._call, self._via = stub.Heartbeats(), via
+            call = self._call
+            try:
+                async with asyncio.timeout(timeout):
+                    try:
+                        await call.write(request)
+                    except asyncio.InvalidStateError:
+                        pass                 # the stream had already ended: the read says how
+                    reply = await call.read()
+                if reply is grpc.aio.EOF:
+                    raise _StreamEnded("discovery ended the heartbeat stream")
+                return reply
+            except BaseException:
+                if self._call is call:
+                    self.drop()
+                raise
+
+    def drop(self) -> None:
+        """Cancels the stream, if one is open (the daemon sees the agent's stream end)."""
+        call, self._call, self._via = self._call, None, None
+        if call is not None:
+            call.cancel()
+
+
 class TokenRegistrar(_Client, LeaseRegistrar):
     source = "discovery"
 
@@ -111,8 +163,11 @@ class TokenRegistrar(_Client, LeaseRegistrar):
         _Client.__init__(self, token, addr, tls)
         LeaseRegistrar.__init__(self)
         self.lease_id = 0
+        self.heartbeats = HeartbeatStream()
+        self.heartbeat_stream = True     # False once the daemon answered that it lacks the Heartbeats stream
 
     async def _register(self, info: types_pb2.NodeInfo, ttl: float) -> float | None:
+        self.heartbeats.drop()           # a new lease: its heartbeats go on a new stream
         request = discovery_pb2.RegisterRequest(token=self.token, node=info, ttl_ms=int(ttl * 1000))
         try:
             reply = await self._open(info.id).Register(request, timeout=CALL_TIMEOUT)
@@ -124,17 +179,49 @@ class TokenRegistrar(_Client, LeaseRegistrar):
     async def _heartbeat(self) -> float | None:
         request = discovery_pb2.HeartbeatRequest(token=self.token, node_id=self.node_id or "",
                                                  lease_id=self.lease_id)
+        # over the channel the registration used (membership.spread): the same daemon
+        stub = self._open(self.node_id or "")
         try:
-            reply = await self._open(self.node_id or "").Heartbeat(request, timeout=CALL_TIMEOUT)
+            reply = await self._streamed_heartbeat(stub, request) if self.heartbeat_stream else None
+            if reply is None:
+                reply = await stub.Heartbeat(request, timeout=CALL_TIMEOUT)
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 raise RegistrationLost(err.details() or "lease not found") from None
             raise translate(err, self.addr) from None
         return reply.heartbeat_period_ms / 1000 if reply.heartbeat_period_ms > 0 else None
 
+    async def _streamed_heartbeat(self, stub, request) -> discovery_pb2.HeartbeatResponse | None:
+        """The answer on the Heartbeats stream; None when the daemon predates the stream (the
+        registrar then keeps to the Heartbeat call, as an older agent did). Raises grpc.RpcError
+        as the Heartbeat call would, MembershipUnavailable for a timeout or an ended stream."""
+        # bootstrap mode: a renewed certificate opens a new channel (tls.RenewingChannel), and the
+        # daemon checks the caller's certificate on every message, so the stream follows it there;
+        # kept on the old connection, it would present the old certificate until a CA rotation
+        # made the daemon refuse it
+        via = self._channel.current() if isinstance(self._channel, RenewingChannel) else self._channel
+        try:
+            return await self.heartbeats.exchange(stub, request, CALL_TIMEOUT, via)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            log.info("discovery predates the heartbeat stream; heartbeats go as calls", discovery=self.addr)
+            self.heartbeat_stream = False
+            return None
+        except TimeoutError:
+            raise MembershipUnavailable(f"discovery at {self.addr}: heartbeat not answered "
+                                        f"within {CALL_TIMEOUT:.0f}s") from None
+        except _StreamEnded as exc:
+            raise MembershipUnavailable(f"discovery at {self.addr}: {exc}") from None
+
     async def _deregister(self, node_id: str) -> None:
+        self.heartbeats.drop()
         try:
             await self._open(node_id).Deregister(discovery_pb2.DeregisterRequest(token=self.token, node_id=node_id),
                                                  timeout=CALL_TIMEOUT)
         except grpc.RpcError as err:
             raise translate(err, self.addr) from None
+
+    async def close(self) -> None:
+        self.heartbeats.drop()
+        await _Client.close(self)
