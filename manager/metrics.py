@@ -1,6 +1,7 @@
 """The manager's Prometheus metrics: cluster state on scrape, counters and histograms as it works."""
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 
@@ -120,16 +121,27 @@ class GcPauses:
         cpu = time.thread_time() - self._started_cpu
         generation = min(2, int(info.get("generation", 2)))
         self._children[generation].observe(pause)
-        if pause > LONG_GC_PAUSE:
-            log.warning("long garbage collection pause", generation=generation, wall_ms=round(pause * 1e3, 1),
-                        cpu_ms=round(cpu * 1e3, 1), collected=info.get("collected", 0),
-                        uncollectable=info.get("uncollectable", 0))
         if pause > self.longest:
             self.longest = pause
             GC_PAUSE_MAX.set(pause)
         if cpu > self.longest_cpu:
             self.longest_cpu = cpu
             GC_PAUSE_CPU_MAX.set(cpu)
+        if pause > LONG_GC_PAUSE:
+            # logged from the event loop, not here: a collection can run inside any allocation,
+            # and logging inside one (handlers, locks, I/O) broke CPython 3.11's AST constructor
+            # when the collection ran within `ast.parse` ("recursion depth mismatch")
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:          # no loop in this thread: the metrics alone keep the pause
+                return
+            loop.call_soon_threadsafe(_log_long_pause, generation, pause, cpu, info.get("collected", 0),
+                                      info.get("uncollectable", 0))
+
+
+def _log_long_pause(generation: int, pause: float, cpu: float, collected: int, uncollectable: int) -> None:
+    log.warning("long garbage collection pause", generation=generation, wall_ms=round(pause * 1e3, 1),
+                cpu_ms=round(cpu * 1e3, 1), collected=collected, uncollectable=uncollectable)
 
 
 _gc_pauses: GcPauses | None = None
