@@ -130,6 +130,7 @@ class HollowCluster:
         self.fleets: list[Daemon] = []
         self.convergence_cpu: dict[str, float] = {}   # CPU seconds by process kind, registrations -> converged
         self.fleet_prepared = 0.0                     # seconds the held fleet took to build its nodes
+        self._ready_files: list[Path] = []            # one per held fleet process
 
     @property
     def manager(self) -> Daemon:
@@ -177,18 +178,19 @@ class HollowCluster:
                 [sys.executable, "-m", "swarmd.agent.hollow", "--count", str(count), "--first-index", str(first),
                  "--containers", str(per_node), "--heartbeat", self.heartbeat, "--ttl", self.ttl,
                  "--log-level", "warning", "--discovery-addr", self.swarm.discovery_addr,
-                 *(["--ready-file", str(self._ready_file(first))] if held else []), self.swarm.discovery_url],
+                 *(["--ready-file", str(self._held(first))] if held else []), self.swarm.discovery_url],
                 self.root / f"hollow{first}.log").start()
             self.fleets.append(fleet)
 
-    def _ready_file(self, first: int) -> Path:
-        return self.root / f"hollow{first}.ready"
+    def _held(self, first: int) -> Path:
+        """The ready file of the held fleet process whose first node is `first`."""
+        self._ready_files.append(self.root / f"hollow{first}.ready")
+        return self._ready_files[-1]
 
     def fleets_ready(self, timeout: float = 300) -> float:
         """Waits until every held fleet process serves its nodes; the seconds it took."""
         t0 = time.perf_counter()
-        files = [self._ready_file(first) for first in range(0, self.nodes, self.nodes_per_process)]
-        wait_until(lambda: self.check_running() or all(f.exists() for f in files), timeout,
+        wait_until(lambda: self.check_running() or all(f.exists() for f in self._ready_files), timeout,
                    "the hollow processes to build their nodes", interval=0.2)
         return time.perf_counter() - t0
 

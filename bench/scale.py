@@ -2,7 +2,8 @@
 
 Real etcd, a real discovery daemon and a real `swarm manage` process; the nodes are hollow agents
 (`python -m swarmd.agent.hollow`: real gRPC servers, registrations and heartbeats, in-memory engines),
-NODES_PER_PROCESS to a process, at niceness FLEET_NICE (they stand for other machines). Each node joins with containers already running, and the rest of
+NODES_PER_PROCESS to a process (niced to FLEET_NICE once the creates are measured: they stand for other
+machines). Each node joins with containers already running, and the rest of
 its 30 are created through the manager's API, which measures create throughput on the way.
 
 Per fleet size (a growth table: `--scale-nodes 1000,2000,5000`, or SWARMD_BENCH_SCALE_NODES):
@@ -262,26 +263,23 @@ def gc_rows(scrapes: tuple[str, str, str], tag: str, niced: str) -> list[Row]:
                    metric_sum(scraped, "swarmd_manager_gc_pause_cpu_max_seconds") * 1e3, "ms", "<= 50"),
             judged(f"{tag} longest GC pause in the manager, wall time (whole run)",
                    metric_sum(scraped, "swarmd_manager_gc_pause_max_seconds") * 1e3, "ms")]
-    before = ({g: 0.0 for g in "012"}, {g: 0.0 for g in "012"})
+    before_over, before_every = 0.0, (0.0, 0.0, 0.0)
     for phase, name, at in (("the sync", tag, synced), ("the creates", tag, created),
                             ("the listings that followed", niced, scraped)):
         over, every = pauses_over(at)
+        ran = "/".join(f"{now - then:.0f}" for now, then in zip(every, before_every))
         rows.append(judged(f"{name} GC pauses over 50 ms of wall time in the manager during {phase}, by generation "
-                           f"0/1/2 ({'/'.join(f'{every[g] - before[1][g]:.0f}' for g in '012')} collections)",
-                           sum(over[g] - before[0][g] for g in "012"), "count"))
-        before = (over, every)
+                           f"0/1/2 ({ran} collections)", over - before_over, "count"))
+        before_over, before_every = over, every
     return rows
 
 
-def pauses_over(scraped: str, bound: str = "0.05") -> tuple[dict[str, float], dict[str, float]]:
-    """Per generation: how many of the manager's collections paused longer than `bound` seconds
-    (its `swarmd_manager_gc_pause_seconds` histogram), and how many ran."""
-    over, every = {}, {}
-    for generation in ("0", "1", "2"):
-        every[generation] = metric_sum(scraped, "swarmd_manager_gc_pause_seconds_count", generation=generation)
-        over[generation] = every[generation] - metric_sum(scraped, "swarmd_manager_gc_pause_seconds_bucket",
-                                                          generation=generation, le=bound)
-    return over, every
+def pauses_over(scraped: str, bound: str = "0.05") -> tuple[float, tuple[float, float, float]]:
+    """How many of the manager's collections paused longer than `bound` seconds (its
+    `swarmd_manager_gc_pause_seconds` histogram), and how many of each generation ran."""
+    every = tuple(metric_sum(scraped, "swarmd_manager_gc_pause_seconds_count", generation=g) for g in "012")
+    short = sum(metric_sum(scraped, "swarmd_manager_gc_pause_seconds_bucket", generation=g, le=bound) for g in "012")
+    return sum(every) - short, every
 
 
 def growth_rows(table: dict[int, dict[str, float]]) -> list[Row]:
