@@ -8,6 +8,7 @@ which must not have been removed from the cluster. Certificates are issued again
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import grpc
@@ -48,6 +49,13 @@ def heartbeat_period_ms(lease_ttl_seconds: int) -> int:
     return max(1, lease_ttl_seconds * 1000 // 3)
 
 
+# A registration costs etcd three calls and this daemon several times a renewal's CPU. A burst of
+# them (a fleet starting, or nodes that lost their lease registering again) is let through a few
+# at a time, so that the heartbeats of the nodes already registered keep being answered within
+# their lease: were renewals queued behind thousands of registrations, leases would run out,
+# their nodes register again, and the queue grow faster than it drains.
+REGISTERING_AT_ONCE = 8
+
 MANAGERS = (ROLE_MANAGER,)
 NODES = (ROLE_WORKER, ROLE_MANAGER)
 NOT_A_CA = "this discovery daemon issues no certificates: start it with --ca-dir"
@@ -62,6 +70,8 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         self.holders = Holders(store)
         self.rotation = RotationDriver(authority, self.holders) if authority is not None else None
         self.checked = leases.CheckedLeases()     # heartbeats renewed without reading the node first
+        # registrations in flight at once; the rest wait their turn (see Register)
+        self.registering = asyncio.Semaphore(REGISTERING_AT_ONCE)
 
     async def _removed(self, cluster: str, node_id: str) -> bool:
         key = (intent_prefix(cluster_key(cluster)) + node_intent_key(node_id)).encode()
@@ -130,7 +140,8 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             ttl = request.ttl_ms / 1000 if request.ttl_ms > 0 else self.default_ttl
-            lease_id, seconds = await nodes.register(info, ttl)
+            async with self.registering:
+                lease_id, seconds = await nodes.register(info, ttl)
         except (NameTaken, IdTaken) as exc:
             log.warning("registration refused", token=tokens.fingerprint(token), reason=str(exc))
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))

@@ -4,9 +4,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 
+import grpc
 import pytest
 
-from swarmd.common.membership.etcd_store import EtcdStore, LeaseGone, NodeSet, cluster_key
+from swarmd.discovery.service import REGISTERING_AT_ONCE, DiscoveryService
+from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
+from swarmd.common.membership.etcd_store import EtcdStore, LeaseGone, NodeSet, StoreUnavailable, cluster_key
 from swarmd.proto.swarm.v1 import types_pb2
 
 
@@ -66,3 +69,76 @@ async def _alive(nodes: NodeSet, node_id: str, lease: int) -> bool:
     except LeaseGone:
         return False
     return True
+
+
+async def _slow_then_answered(store: EtcdStore, seconds: float):
+    """An operation that gets its answer from etcd only after `seconds` (a busy process's call)."""
+    async def op(c):
+        await asyncio.sleep(seconds)
+        return await c.get(b"/swarmd/slow-call")
+    return await store.run(op)
+
+
+async def test_a_call_that_runs_out_of_time_while_etcd_answers_others_keeps_the_client(nodes):
+    # an overloaded daemon, not etcd: the connection and every other call in flight survive
+    store = nodes.store
+    info = node(2, secrets.token_hex(3))
+    lease, _ = await nodes.register(info, 30)
+    client_before = store._current()
+    store.timeout = 0.6
+    slow = asyncio.ensure_future(_slow_then_answered(store, 5))
+    await asyncio.sleep(0.2)
+    assert await nodes.heartbeat(info.id, lease) > 0          # answered while the slow call waits
+    with pytest.raises(StoreUnavailable, match="overloaded"):
+        await slow
+    assert store._current() == client_before
+    assert await nodes.heartbeat(info.id, lease) > 0
+
+
+async def test_a_call_that_runs_out_of_time_with_etcd_silent_resets_the_client(nodes):
+    store = nodes.store
+    await store.ping()
+    client_before = store._current()
+    store.timeout = 0.3
+    with pytest.raises(StoreUnavailable, match="timed out"):
+        await _slow_then_answered(store, 5)
+    assert store._current() != client_before                  # a new client, the next endpoint
+    store.timeout = 5.0
+    await store.ping()
+
+
+async def test_a_burst_of_registrations_is_let_through_a_few_at_a_time(nodes, monkeypatch):
+    # renewals of the nodes already registered must not queue behind a fleet's registrations
+    service = DiscoveryService(nodes.store)
+    server = grpc.aio.server()
+    discovery_pb2_grpc.add_DiscoveryServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    at_once = highest = 0
+    register = NodeSet.register
+
+    async def counted(self, info, ttl):
+        nonlocal at_once, highest
+        at_once += 1
+        highest = max(highest, at_once)
+        try:
+            return await register(self, info, ttl)
+        finally:
+            at_once -= 1
+
+    monkeypatch.setattr(NodeSet, "register", counted)
+    token = secrets.token_hex(16)
+    await nodes.store.create_cluster(token)
+    run = secrets.token_hex(3)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = discovery_pb2_grpc.DiscoveryStub(channel)
+            replies = await asyncio.gather(*(stub.Register(discovery_pb2.RegisterRequest(token=token, node=node(i, run)),
+                                                           timeout=30) for i in range(40)))
+            # a heartbeat is not gated: answered at once on the same daemon
+            reply = await stub.Heartbeat(discovery_pb2.HeartbeatRequest(token=token, node_id=node(0, run).id,
+                                                                       lease_id=replies[0].lease_id), timeout=5)
+    finally:
+        await server.stop(0)
+    assert all(r.lease_id for r in replies) and reply.remaining_ttl_ms > 0
+    assert highest == REGISTERING_AT_ONCE

@@ -170,6 +170,7 @@ class EtcdStore:
         self._client: aetcd.Client | None = None
         self._generation = 0
         self._keeper: LeaseKeeper | None = None
+        self._answered_at = float("-inf")   # loop time of the last call etcd answered
 
     @property
     def endpoint(self) -> str:
@@ -191,14 +192,32 @@ class EtcdStore:
         await _close_quietly(client)
 
     async def run(self, op: Callable[[aetcd.Client], Awaitable[T]]) -> T:
-        """Runs `op(client)` with a deadline; connection failures become StoreUnavailable."""
+        """Runs `op(client)` with a deadline; connection failures become StoreUnavailable.
+
+        A call that runs out of time while other calls on the same client were answered meanwhile
+        says the process is behind (its event loop, its queue of calls), not that etcd or the
+        connection is gone: the client is kept. Resetting it there would fail every call in
+        flight, the lease keep-alive stream with them, and turn an overload into an outage."""
         client, generation = self._current()
         endpoint = self.endpoint
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            return await asyncio.wait_for(op(client), self.timeout)
+            result = await asyncio.wait_for(op(client), self.timeout)
+        except _TIMED_OUT as exc:
+            if self._answered_at > started and generation == self._generation:
+                raise StoreUnavailable(f"etcd at {endpoint} did not answer within {self.timeout:g}s: "
+                                       "this process is overloaded") from exc
+            await self._reset(generation)
+            raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
         except _UNAVAILABLE as exc:
             await self._reset(generation)
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
+        except Exception:
+            self._answered_at = loop.time()     # a refusal (LeaseGone, NameTaken…) is an answer too
+            raise
+        self._answered_at = loop.time()
+        return result
 
     async def watch_prefix(self, prefix: bytes, start_revision: int) -> AsyncIterator:
         """Events under `prefix` from `start_revision`; raises StoreUnavailable when the watch breaks.
@@ -292,6 +311,8 @@ class EtcdStore:
 # what an etcd operation raises when etcd or the connection to it is gone; grpc.aio.BaseError
 # (UsageError "channel closed", InternalError) comes from a channel another operation just reset
 _UNAVAILABLE = (aetcd.exceptions.ClientError, grpc.RpcError, grpc.aio.BaseError, asyncio.TimeoutError, OSError)
+# a call's own deadline (asyncio's) or the one the client gives each gRPC call (DEADLINE_EXCEEDED)
+_TIMED_OUT = (asyncio.TimeoutError, aetcd.exceptions.ConnectionTimeoutError)
 
 
 async def _close_quietly(client: aetcd.Client) -> None:
