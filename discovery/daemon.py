@@ -68,6 +68,7 @@ async def serve(cfg: DiscoveryConfig) -> int:
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[metrics.interceptor()])
     authority = Authority.from_dir(cfg.ca_dir, cfg.cert_expiry, cfg.listen) if cfg.ca_dir else None
     service = DiscoveryService(store, default_ttl=cfg.ttl, authority=authority)
+    metrics.RENEWALS_IN_FLIGHT.set_function(lambda: store.renewals_in_flight)
     discovery_pb2_grpc.add_DiscoveryServicer_to_server(service, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

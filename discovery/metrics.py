@@ -33,6 +33,8 @@ ETCD_ERRORS = Counter("swarmd_discovery_etcd_errors_total", "etcd calls that fai
 ETCD_UP = Gauge("swarmd_discovery_etcd_up", "1 while etcd answered the last sample", registry=REGISTRY)
 
 
+RENEWALS_IN_FLIGHT = Gauge("swarmd_discovery_renewals_in_flight", "Lease renewals sent to etcd and not "
+                           "answered yet", registry=REGISTRY)
 HEARTBEAT_STREAMS = Gauge("swarmd_discovery_heartbeat_streams", "Heartbeats streams open (one per agent "
                           "heartbeating over a stream)", registry=REGISTRY)
 

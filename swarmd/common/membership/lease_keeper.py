@@ -4,8 +4,16 @@ A discovery daemon renews one lease per heartbeat of every node it serves: 2,500
 5,000 nodes at the default 2 s period. aetcd's `refresh_lease` opens a new bidirectional stream
 for each renewal and closes it after the one answer, which costs the daemon more CPU than the
 renewal itself. etcd answers the requests of one stream in order, each answer naming its lease,
-so one long-lived stream carries every renewal: a request is queued, its answer goes to the
+so one long-lived stream carries many renewals: a request is queued, its answer goes to the
 oldest caller waiting on that lease.
+
+`LeaseKeepers` spreads the leases over a few such streams, a lease always on the same one. etcd
+serves the requests of one stream one after another, and a renewal there can wait: for the
+leader's apply loop to catch up with the writes committed before it, and, for a lease that has
+run out but is not revoked yet, for its revocation, which etcd paces. On a single stream every
+renewal behind such a one waits too. At 5,000 nodes heartbeating every 2 s while others
+registered, that queue reached 3,000 renewals in flight, the leases waiting there ran out, and
+their renewals then waited on revocations in turn: thousands of nodes lost at once.
 """
 from __future__ import annotations
 
@@ -13,6 +21,8 @@ import asyncio
 from collections import deque
 
 from aetcd import rpc
+
+STREAMS = 32    # keep-alive streams per client
 
 
 class LeaseKeeper:
@@ -23,6 +33,7 @@ class LeaseKeeper:
         self._requests: asyncio.Queue[int] = asyncio.Queue()
         self._waiting: dict[int, deque[asyncio.Future]] = {}
         self._task: asyncio.Task | None = None
+        self.in_flight = 0          # renewals asked and not answered yet
 
     async def refresh(self, lease_id: int) -> int:
         """Renews `lease_id`; its remaining seconds (0: the lease is gone). Raises the error the
@@ -34,7 +45,11 @@ class LeaseKeeper:
         self._requests.put_nowait(lease_id)
         # a caller that gives up (its deadline) leaves its future cancelled: the answer meant for it
         # is then dropped when it comes, and later callers of the same lease keep their order
-        return await answer
+        self.in_flight += 1
+        try:
+            return await answer
+        finally:
+            self.in_flight -= 1
 
     async def _stream(self, requests: asyncio.Queue):
         while True:
@@ -77,3 +92,23 @@ class LeaseKeeper:
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+class LeaseKeepers:
+    """Renews leases through `streams` keep-alive streams of `client`, each lease on one of them."""
+
+    def __init__(self, client, streams: int = STREAMS):
+        self.client = client
+        self._keepers = [LeaseKeeper(client) for _ in range(streams)]
+
+    async def refresh(self, lease_id: int) -> int:
+        """As LeaseKeeper.refresh, on the lease's own stream (its renewals answered in order)."""
+        return await self._keepers[lease_id % len(self._keepers)].refresh(lease_id)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(k.in_flight for k in self._keepers)
+
+    def close(self) -> None:
+        for k in self._keepers:
+            k.close()
