@@ -51,12 +51,12 @@ def heartbeat_period_ms(lease_ttl_seconds: int) -> int:
 
 # A registration costs etcd three calls (two of them writes, each waiting for a raft commit) and
 # this daemon several times a renewal's CPU. A burst of them (a fleet starting, or nodes that lost
-# their lease registering again) goes through a few dozen at a time, so that the heartbeats of the
+# their lease registering again) goes through a few at a time, so that the heartbeats of the
 # nodes already registered keep being answered within their lease: were renewals queued behind
 # thousands of registrations, leases would run out, their nodes register again, and the queue
-# grow faster than it drains. 32 rather than fewer: etcd batches the writes in flight into one
-# commit, and at 8 a fleet of 5,000 took minutes to join here.
-REGISTERING_AT_ONCE = 32
+# grow faster than it drains. Paired at 5,000 nodes every 2 s on one daemon (docs/benchmarks.md,
+# "Fifth pass"), 8 at a time lost 103 and 357 leases in 20 s where 32 lost 916 and 408.
+REGISTERING_AT_ONCE = 8
 
 MANAGERS = (ROLE_MANAGER,)
 NODES = (ROLE_WORKER, ROLE_MANAGER)
