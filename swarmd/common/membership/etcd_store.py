@@ -292,7 +292,7 @@ class EtcdStore:
 
     @property
     def renewals_in_flight(self) -> int:
-        """Lease renewals sent on the keep-alive stream and not answered yet."""
+        """Lease renewals sent on the keep-alive streams and not answered yet."""
         return self._keeper.in_flight if self._keeper is not None else 0
 
     async def ping(self) -> None:
