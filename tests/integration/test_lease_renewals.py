@@ -151,7 +151,11 @@ async def test_renewals_spread_over_several_keep_alive_streams_a_lease_always_on
     run = secrets.token_hex(3)
     leases = [(info.id, (await nodes.register(info, 30))[0]) for info in (node(100 + i, run) for i in range(32))]
     keepers = nodes.store.keeper(nodes.store._current()[0])
-    answers = await asyncio.gather(*(nodes.heartbeat(nid, lid) for _ in range(3) for nid, lid in leases))
+    renewals = [asyncio.ensure_future(nodes.store.run(lambda c, lid=lid: nodes.store.keeper(c).refresh(lid)))
+                for _ in range(3) for _, lid in leases]
+    await asyncio.sleep(0)                   # each has asked; no answer can be back yet
+    assert keepers.in_flight == len(renewals) == nodes.store.renewals_in_flight
+    answers = await asyncio.gather(*renewals)
     assert all(25 <= ttl <= 30 for ttl in answers)
     used = {id(keepers._keepers[lid % len(keepers._keepers)]) for _, lid in leases}
     streaming = {id(k) for k in keepers._keepers if k._task is not None}

@@ -33,7 +33,6 @@ class LeaseKeeper:
         self._requests: asyncio.Queue[int] = asyncio.Queue()
         self._waiting: dict[int, deque[asyncio.Future]] = {}
         self._task: asyncio.Task | None = None
-        self.in_flight = 0          # renewals asked and not answered yet
 
     async def refresh(self, lease_id: int) -> int:
         """Renews `lease_id`; its remaining seconds (0: the lease is gone). Raises the error the
@@ -45,11 +44,13 @@ class LeaseKeeper:
         self._requests.put_nowait(lease_id)
         # a caller that gives up (its deadline) leaves its future cancelled: the answer meant for it
         # is then dropped when it comes, and later callers of the same lease keep their order
-        self.in_flight += 1
-        try:
-            return await answer
-        finally:
-            self.in_flight -= 1
+        return await answer
+
+    @property
+    def in_flight(self) -> int:
+        """Renewals sent on the stream and not answered yet (those of callers that gave up included:
+        etcd still has them to answer)."""
+        return sum(map(len, self._waiting.values()))
 
     async def _stream(self, requests: asyncio.Queue):
         while True:
