@@ -80,7 +80,7 @@ def supervise(nodes: int, state_dir: Path) -> int:
         signal.signal(sig, lambda *_: stop.set())
     supervisor = Process("supervisor", os.getpid(), "swarmd.localcluster.devcluster")
     _write_state(state_dir, {"status": "starting", "processes": [vars(supervisor)]})
-    lab = Lab(engines=nodes)
+    lab = Lab(engines=nodes, daemons_hold_slot=True)
     cluster: SwarmCluster | None = None
     try:
         lab.start()
@@ -102,6 +102,7 @@ def supervise(nodes: int, state_dir: Path) -> int:
             "metrics": cluster.metrics_addrs,
             "engines": {e.name: e.url for e in lab.engines},
             "engine_specs": [e.spec() for e in lab.engines],
+            "slot": lab.slot.index,
             "logs": str(state_dir / "swarm"),
             "processes": [vars(p) for p in procs],
         })
@@ -170,16 +171,26 @@ def down(state_dir: Path = DEFAULT_STATE_DIR, timeout: float = 60.0) -> list[str
     if supervisor is not None and supervisor.alive():
         stop_pid(supervisor.pid, timeout=timeout)     # it stops everything else, then exits
     leftovers = [p for p in procs if p.name != "supervisor" and p.alive()]
-    for p in leftovers:
-        stop_pid(p.pid, timeout=20)
     if leftovers:
-        # the supervisor did not stop the engines: clear what they leave on the host (mounts,
-        # shims, the bridges of their networks) as the lab would have
-        from swarmd.localcluster.engine import DockerEngine
-        for spec in state.get("engine_specs", []):
-            DockerEngine(**spec).clean_leftovers()
+        _stop_leftovers(leftovers, state.get("engine_specs", []))
     state_path(state_dir).unlink(missing_ok=True)
     return [p.name for p in leftovers]
+
+
+def _stop_leftovers(leftovers: list[Process], engine_specs: list[dict]) -> None:
+    """Stops what a dead supervisor left running. Every lab daemon holds the slot's lock, so
+    etcd and the registry go last: until the engines' mounts, shims and bridges are cleared
+    (as the lab would have), no other lab can take the slot and start on them."""
+    from swarmd.localcluster.engine import DockerEngine
+    engines = {spec["name"] for spec in engine_specs}
+    last = [p for p in leftovers if p.name in ("etcd", "registry")]
+    for p in leftovers:
+        if p not in last and p.name not in engines:
+            stop_pid(p.pid, timeout=20)        # the swarm daemons
+    for spec in engine_specs:
+        DockerEngine(**spec).clean_leftovers()  # stops the engine by its pidfile, then clears
+    for p in last:
+        stop_pid(p.pid, timeout=20)
 
 
 def main(argv: list[str] | None = None) -> int:

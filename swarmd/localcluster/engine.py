@@ -13,7 +13,7 @@ from pathlib import Path
 
 import docker
 
-from swarmd.localcluster.processes import Daemon, DaemonExited, pid_alive, stop_pid, wait_until
+from swarmd.localcluster.processes import Daemon, DaemonExited, held_fds, pid_alive, stop_pid, wait_until
 
 
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -125,6 +125,7 @@ class DockerEngine:
         self.bridge_cidr = bridge_cidr
         self.host_ip = host_ip
         self.labels = labels or {}
+        self.slot_lock_fd: int | None = None     # set by a lab whose daemons hold its slot
         self.daemon: Daemon | None = None
 
     def spec(self) -> dict:
@@ -182,7 +183,8 @@ class DockerEngine:
         for k, v in self.labels.items():
             argv += ["--label", f"{k}={v}"]
         self._argv = argv
-        self.daemon = Daemon(self.name, argv, self.root / "dockerd.log").start()
+        self.daemon = Daemon(self.name, argv, self.root / "dockerd.log",
+                             pass_fds=held_fds(self.slot_lock_fd)).start()
         wait_until(self._ping, timeout, f"dockerd {self.name} on {self.socket_path}", interval=0.1)
         return self
 
@@ -192,7 +194,8 @@ class DockerEngine:
         self.daemon.stop(timeout=20)
         if down_for:
             time.sleep(down_for)
-        self.daemon = Daemon(self.name, self._argv, self.root / "dockerd.log").start()
+        self.daemon = Daemon(self.name, self._argv, self.root / "dockerd.log",
+                             pass_fds=held_fds(self.slot_lock_fd)).start()
         wait_until(self._ping, timeout, f"dockerd {self.name} to come back", interval=0.1)
         return self
 

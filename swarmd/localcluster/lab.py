@@ -1,7 +1,6 @@
 """A local cluster's infrastructure: etcd, N engines with the lab images, a registry."""
 from __future__ import annotations
 
-import contextlib
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,12 @@ IMAGE_CACHE = slots.STATE_ROOT / "image-cache"
 class Lab:
     """Starts and stops the real daemons a cluster runs on. Use as a context manager."""
 
-    def __init__(self, engines: int = 3, registry: bool = True, prefix: str = "slot"):
+    def __init__(self, engines: int = 3, registry: bool = True, prefix: str = "slot",
+                 daemons_hold_slot: bool = False):
+        """`daemons_hold_slot`: every daemon inherits the slot's lock, so the slot stays taken
+        while any of them lives, even after the process that started them died (a dev cluster
+        whose supervisor was killed): no other lab then starts in its directories and on its
+        bridges while `swarm down` still clears them."""
         if not 1 <= engines <= slots.MAX_ENGINES:
             raise ValueError(f"engines must be 1..{slots.MAX_ENGINES}")
         self.slot = slots.acquire(prefix)
@@ -33,6 +37,12 @@ class Lab:
             )
             for i in range(engines)
         ]
+        if daemons_hold_slot:
+            for part in self._parts():
+                part.slot_lock_fd = self.slot.lock_fd
+
+    def _parts(self) -> list:
+        return [*self.engines, self.etcd, *([self.registry] if self.registry else [])]
 
     def start(self) -> "Lab":
         try:
@@ -52,6 +62,10 @@ class Lab:
         return self
 
     def stop(self) -> None:
+        """Stops every daemon and gives the slot back; a second call does nothing (the slot
+        may be another lab's by then, and so its bridges and directories)."""
+        if not self.slot.held:
+            return
         with ThreadPoolExecutor(len(self.engines) + 2) as pool:
             futures = [pool.submit(e.stop) for e in self.engines]
             futures.append(pool.submit(self.etcd.stop))
@@ -60,8 +74,6 @@ class Lab:
             errors = [f.exception() for f in futures if f.exception()]
         for sub in ("etcd", "registry"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
-        with contextlib.suppress(OSError):       # only when empty: nothing of a caller's is lost
-            self.root.rmdir()
         self.slot.release()
         if errors:
             raise errors[0]

@@ -40,6 +40,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def held_fds(fd: int | None) -> tuple[int, ...]:
+    """The descriptors a daemon inherits to hold a lock: none, or the one given."""
+    return () if fd is None else (fd,)
+
+
 class DaemonExited(RuntimeError):
     """Raised by a readiness check when the daemon it waits for has died: stop waiting."""
 
@@ -114,6 +119,9 @@ class Daemon:
     log_path: Path
     env: dict[str, str] | None = None
     cwd: str | None = None
+    # open descriptors the process inherits: a slot's lock file, so the slot stays held while
+    # the process lives even if the one that started it dies
+    pass_fds: tuple[int, ...] = ()
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self) -> "Daemon":
@@ -124,7 +132,7 @@ class Daemon:
             env.update(self.env)
         self.proc = subprocess.Popen(
             self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=self.cwd, start_new_session=True,
+            env=env, cwd=self.cwd, start_new_session=True, pass_fds=self.pass_fds,
         )
         log.close()
         return self

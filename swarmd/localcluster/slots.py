@@ -6,6 +6,7 @@ runs (or a test run and `swarm up`) on one machine never collide.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from dataclasses import dataclass
@@ -42,8 +43,19 @@ class Slot:
         """Loopback address an engine publishes ports on: unique per slot and engine."""
         return f"127.0.{100 + self.index}.{engine + 1}"
 
+    @property
+    def lock_fd(self) -> int:
+        """The open lock file: a process that inherits it holds the slot for as long as it lives."""
+        return self._fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd >= 0
+
     def release(self) -> None:
         if self._fd >= 0:
+            with contextlib.suppress(OSError):   # only when empty: nothing of a caller's is lost
+                self.root.rmdir()
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = -1

@@ -1,6 +1,7 @@
 """`swarm up --nodes N` starts a whole local cluster in the background; `swarm down` stops it by pid."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -8,6 +9,7 @@ import subprocess
 
 import docker
 
+from swarmd.localcluster import slots
 from swarmd.localcluster.devcluster import Process, read_state
 from swarmd.localcluster.engine import host_bridges
 from swarmd.localcluster.processes import wait_until
@@ -66,6 +68,25 @@ def test_up_prints_docker_host_and_down_stops_every_process(tmp_path):
     assert swarm("down", "--state-dir", state_dir).returncode == 1     # nothing left to stop
 
 
+def _slot_taken(index: int) -> bool:
+    fd = os.open(slots.STATE_ROOT / f"slot-{index}.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)            # closing drops a lock this test took
+    return False
+
+
+def _holds_no_files(pid: int) -> bool:
+    """A killed process's descriptors (and so its locks) are closed once its last thread exits."""
+    try:
+        return not os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return True
+
+
 def test_down_after_the_supervisor_died_still_clears_the_engines_bridges(tmp_path):
     state_dir = str(tmp_path / "dev")
     up = swarm("up", "--nodes", "1", "--state-dir", state_dir)
@@ -80,6 +101,9 @@ def test_down_after_the_supervisor_died_still_clears_the_engines_bridges(tmp_pat
         supervisor = next(Process(**p) for p in state["processes"] if p["name"] == "supervisor")
         os.kill(supervisor.pid, signal.SIGKILL)
         wait_until(lambda: not supervisor.alive(), 10, "the supervisor to die")
+        wait_until(lambda: _holds_no_files(supervisor.pid), 10, "the supervisor's files to close")
+        # its daemons still hold its slot: no other lab starts in its directories or bridges
+        assert _slot_taken(state["slot"])
     finally:
         down = swarm("down", "--state-dir", state_dir)
     assert down.returncode == 0, down.stderr
