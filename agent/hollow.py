@@ -100,8 +100,30 @@ class HollowContainer:
     pid: int = 0
     started_at: str = _ZERO_TIME
     finished_at: str = _ZERO_TIME
+    # the inspect bytes and list entry last made, and the state they were made in: a sync asks
+    # for every container of a node, and a fleet of hollow nodes shares the manager's CPUs
+    _made: tuple | None = field(default=None, repr=False, compare=False)
+    _inspect_bytes: bytes = field(default=b"", repr=False, compare=False)
+    _summary: dict | None = field(default=None, repr=False, compare=False)
 
-    def inspect(self, node_name: str) -> dict:
+    def _state(self) -> tuple:
+        return self.status, self.exit_code, self.pid, self.started_at, self.finished_at
+
+    def _fresh(self) -> None:
+        state = self._state()
+        if self._made != state:
+            doc = self.inspect()
+            # compact, as an engine writes it (Go's encoding/json)
+            self._inspect_bytes = orjson.dumps(doc)
+            self._summary = self._summary_of(doc)
+            self._made = state
+
+    def inspect_bytes(self) -> bytes:
+        """`inspect()` as the engine sends it, made again only after the state changed."""
+        self._fresh()
+        return self._inspect_bytes
+
+    def inspect(self, node_name: str = "") -> dict:
         """The engine's `GET /containers/{id}/json` document for this container."""
         cfg = self.config
         cmd = cfg.get("Cmd") or ["sh"]
@@ -201,9 +223,12 @@ class HollowContainer:
                 "DriverOpts": None}},
         }
 
-    def summary(self, node_name: str) -> dict:
-        """The `GET /containers/json` entry for this container."""
-        doc = self.inspect(node_name)
+    def summary(self, node_name: str = "") -> dict:
+        """The `GET /containers/json` entry for this container (shared: not to be changed)."""
+        self._fresh()
+        return self._summary
+
+    def _summary_of(self, doc: dict) -> dict:
         ports = []
         for key, bindings in (doc["NetworkSettings"]["Ports"] or {}).items():
             port, _, proto = key.partition("/")
@@ -393,9 +418,7 @@ class HollowEngine:
         return orjson.dumps(out)
 
     async def inspect_container(self, container_id: str) -> bytes:
-        # compact, as an engine writes it (Go's encoding/json), and a tenth of json.dumps' time:
-        # a fleet of hollow nodes shares the manager's CPUs in the scale bench
-        return orjson.dumps(self._find(container_id).inspect(self.name))
+        return self._find(container_id).inspect_bytes()
 
     def _start(self, c: HollowContainer, emit: bool = True) -> None:
         c.status, c.pid, c.exit_code = "running", next(self._pids), 0

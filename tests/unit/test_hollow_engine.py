@@ -77,6 +77,22 @@ async def test_stop_kill_pause_states():
         await engine.container_action(cid, "pause", {})
 
 
+async def test_inspect_and_list_follow_every_change_of_state():
+    # the answers are kept between calls: each change of state must still show in both
+    engine = HollowEngine("h1")
+    cid = (await engine.create_container("a", body()))["Id"]
+    seen = []
+    for action in ("start", "pause", "unpause", "restart", "stop", "start", "kill"):
+        await engine.container_action(cid, action, {})
+        state = json.loads(await engine.inspect_container(cid))["State"]
+        listed = json.loads(await engine.list_containers(all=True))[0]
+        seen.append((state["Status"], state["Pid"], listed["State"], listed["Status"]))
+    assert [s[0] for s in seen] == ["running", "paused", "running", "running", "exited", "running", "exited"]
+    assert [s[2] for s in seen] == [s[0] for s in seen]
+    assert seen[3][1] != seen[2][1], "a restart gives the container a new pid"
+    assert seen[4][3] == "Exited (0)" and seen[6][3] == "Exited (137)" and seen[1][3] == "Up (Paused)"
+
+
 async def test_events_stream_and_since_replay():
     engine = HollowEngine("h1")
     stream = engine.events()
