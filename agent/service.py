@@ -29,7 +29,7 @@ from swarmd.common.http_upgrade import asks_for_upgrade
 from swarmd.agent.local_engine import CONTAINER_ACTIONS, LocalEngine
 from swarmd.agent.node_info import NodeInfoSource
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd.common import engine_clock, engine_errors, logs
+from swarmd.common import engine_clock, engine_errors, json_parse, logs
 from swarmd.common.stage_times import stages
 
 log = logs.get("agent.service")
@@ -132,9 +132,9 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         self._stamp(context, engine_clock.READ_AT, asked_at)
         return agent_pb2.JsonDocument(json=body)
 
-    async def InspectContainers(self, request, context):
-        clock = stages("agent-inspect-many")
-        asked_at = time.time_ns()
+    async def _inspect_many(self, ids) -> list[bytes]:
+        """The inspect documents of the containers `ids` the engine still has, in that order (one
+        removed since it was listed is left out); raises the first other EngineError."""
         sem = asyncio.Semaphore(INSPECT_CONCURRENCY)
 
         async def read(container_id: str) -> bytes | None:
@@ -146,16 +146,40 @@ class AgentService(agent_pb2_grpc.AgentServicer):
                         return None
                     raise
         # every read ends before the answer (none left running after a failure)
-        docs = await asyncio.gather(*(read(i) for i in request.ids), return_exceptions=True)
+        docs = await asyncio.gather(*(read(i) for i in ids), return_exceptions=True)
         for doc in docs:
-            if isinstance(doc, EngineError):
-                await engine_errors.abort(context, doc.status, doc.message)
             if isinstance(doc, BaseException):
                 raise doc
+        return [d for d in docs if d is not None]
+
+    async def InspectContainers(self, request, context):
+        clock = stages("agent-inspect-many")
+        asked_at = time.time_ns()
+        try:
+            docs = await self._inspect_many(request.ids)
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
         clock.mark("engine")
         clock.done(log)
         self._stamp(context, engine_clock.READ_AT, asked_at)
-        return agent_pb2.InspectContainersResponse(json=[d for d in docs if d is not None])
+        return agent_pb2.InspectContainersResponse(json=docs)
+
+    async def SyncNode(self, request, context):
+        clock = stages("agent-sync")
+        try:
+            facts = await self.node.read()
+            listed = json_parse.loads(await self.engine.list_containers(True) or b"[]")
+            asked_at = time.time_ns()
+            docs = await self._inspect_many([c["Id"] for c in listed])
+            images = await self.engine.request("GET", "/images/json")
+        except EngineError as exc:
+            await engine_errors.abort(context, exc.status, exc.message)
+        clock.mark("engine")
+        clock.done(log)
+        return agent_pb2.SyncNodeResponse(
+            engine=agent_pb2.EngineInfo(node=facts.node, info_json=facts.info_json, version_json=facts.version_json),
+            containers=docs, read_at_ns=asked_at if self.engine.same_clock else 0,
+            images_json=images.body if images.status == 200 else b"")
 
     async def CreateContainer(self, request, context):
         created, clock = await self._created(request, context)

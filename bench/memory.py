@@ -64,7 +64,7 @@ from swarmd.manager.gc_policy import GcPolicy
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.httpd.request import Headers, Request
 from swarmd.manager.scheduler import Scheduler
-from swarmd.proto.swarm.v1 import agent_pb2_grpc, types_pb2
+from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 CONTAINERS_PER_NODE = 30
 KiB = 1024
@@ -84,6 +84,15 @@ class InProcessAgent:
 
     def __init__(self, engine: HollowEngine):
         self.engine = engine
+
+    async def sync_node(self) -> agent_pb2.SyncNodeResponse:
+        """SyncNode's answer, as the agent service makes it from the engine."""
+        listed = json.loads(await self.engine.list_containers(True))
+        read_at = time.time_ns()
+        return agent_pb2.SyncNodeResponse(
+            engine=agent_pb2.EngineInfo(info_json=await self.engine.info()),
+            containers=[await self.engine.inspect_container(c["Id"]) for c in listed], read_at_ns=read_at,
+            images_json=(await self.engine.request("GET", "/images/json")).body)
 
     async def engine_info(self):
         return types.SimpleNamespace(info_json=await self.engine.info())
@@ -124,8 +133,13 @@ class RecordedAgent(InProcessAgent):
     def __init__(self, engine: HollowEngine):
         super().__init__(engine)
         self.info, self.listed, self.images, self.docs = b"", b"", b"", {}
+        self.synced: agent_pb2.SyncNodeResponse | None = None
+
+    async def sync_node(self) -> agent_pb2.SyncNodeResponse:
+        return self.synced
 
     async def record(self) -> None:
+        self.synced = await super().sync_node()
         self.info = await self.engine.info()
         self.listed = await self.engine.list_containers(True)
         self.images = (await self.engine.request("GET", "/images/json")).body

@@ -270,6 +270,7 @@ class AgentClient:
         self.node_name = node_name or addr
         self.change_stream = True              # False once the agent answered that it lacks the Changes stream
         self.streamed_changes = True           # False once the agent answered that it lacks them
+        self.node_sync = True                  # False once the agent answered that it lacks SyncNode
         self.channel = open_channel(           # mutual TLS when `tls` (swarmd.common.tls.TLSConfig) is given
             addr, tls,
             options=agent_channel_options(),   # keepalive: why a ping a minute, in manager.agent_channel
@@ -297,6 +298,18 @@ class AgentClient:
             return await self.stub.GetEngineInfo(agent_pb2.GetEngineInfoRequest(), timeout=INFO_TIMEOUT)
         except grpc.aio.AioRpcError as err:
             raise self.rpc_error(err) from None
+
+    async def sync_node(self) -> agent_pb2.SyncNodeResponse | None:
+        """The node's engine facts, every container's inspect document and its images, in one call
+        (SyncNode); None from an agent that predates it: the caller makes the four calls instead."""
+        if self.node_sync:
+            try:
+                return await self.stub.SyncNode(agent_pb2.SyncNodeRequest(), timeout=UNARY_TIMEOUT)
+            except grpc.aio.AioRpcError as err:
+                if not _lacks_method(err):
+                    raise self.rpc_error(err) from None
+            self.node_sync = False
+        return None
 
     async def _unary(self, method, request, timeout: float, clock_key: str):
         """(response, the engine-clock time the agent sent under `clock_key`, or 0)."""

@@ -619,16 +619,18 @@ class ClusterView:
                 backoff = min(backoff * 2, 5.0)
 
     async def _resync(self, view: NodeView) -> None:
-        engine = await view.client.engine_info()
-        view.info = json.loads(engine.info_json or b"{}")
-        ids = [c["Id"] for c in await view.client.list_containers(all=True)]
-        records: list[ContainerRecord] = []
-        for start in range(0, len(ids), _SYNC_BATCH):
-            # one call for many (a call per container cost the manager more than its record), each
-            # document made a compact record at once: a node's decoded documents are never all held
-            # together, nor kept decoded (none of them was just asked about, and each dies young)
-            docs, read_at = await view.client.inspect_containers(ids[start:start + _SYNC_BATCH])
-            records += [self._record(view, engine_document(raw), read_at, remember=False) for raw in docs]
+        # each document is made a compact record at once: a node's decoded documents are never all
+        # held together, nor kept decoded (none of them was just asked about, and each dies young)
+        synced = await view.client.sync_node()      # one call: facts, documents and images
+        images = None
+        if synced is not None:
+            view.info = json.loads(synced.engine.info_json or b"{}")
+            records = [self._record(view, engine_document(raw), synced.read_at_ns, remember=False)
+                       for raw in synced.containers]
+            if synced.images_json:
+                images = json.loads(synced.images_json)
+        else:
+            records = await self._read_node_by_calls(view)
         for rec in list(view.containers.values()):
             self._unindex(rec)
         view.containers = {}
@@ -637,8 +639,24 @@ class ClusterView:
         keep_long_lived()                    # the node's records: no young collection walks them again
         view.listed = True
         self.reconcile_standing()            # what stood for its containers gives way to what it has
-        await self.refresh_images(view)
+        if images is not None:
+            view.images = images
+        else:
+            await self.refresh_images(view)
         view.changed()
+
+    async def _read_node_by_calls(self, view: NodeView) -> list[ContainerRecord]:
+        """_resync's reads from an agent without SyncNode: its engine facts, then its containers'
+        documents in batches (one call for many: a call per container cost the manager more than
+        its record)."""
+        engine = await view.client.engine_info()
+        view.info = json.loads(engine.info_json or b"{}")
+        ids = [c["Id"] for c in await view.client.list_containers(all=True)]
+        records: list[ContainerRecord] = []
+        for start in range(0, len(ids), _SYNC_BATCH):
+            docs, read_at = await view.client.inspect_containers(ids[start:start + _SYNC_BATCH])
+            records += [self._record(view, engine_document(raw), read_at, remember=False) for raw in docs]
+        return records
 
     async def _refresh_after_answers(self, view: NodeView, container_id: str, since: int) -> None:
         await view.changes_answered(ANSWER_WAIT)

@@ -156,14 +156,31 @@ def test_calls_on_an_unhealthy_node_say_so_and_a_rescheduled_container_keeps_its
 def test_an_engine_that_does_not_answer_shows_no_agent_path(swarm, cli, lab):
     engine = lab.engines[0]
     cli.run("run", "-d", "--name", "quiet-engine", "-e", f"constraint:node=={engine.name}", "busybox", "sleep", "300")
+    # an image the other nodes pull from the lab's registry, so that the one error shown is this
+    # node's (a pull from the default registry fails on every node, and the CLI shows the first)
+    ref = f"{lab.registry.address}/swarmd/quiet-engine:{uuid.uuid4().hex[:8]}"
+    pusher = lab.engines[1].client()
+    pusher.images.get("busybox").tag(ref)
+    for line in pusher.images.push(ref, stream=True, decode=True):
+        assert "error" not in line, line
+    pusher.images.remove(ref)
+    pusher.close()
     hidden = engine.socket_path.with_name("docker.sock.hidden")
     engine.socket_path.rename(hidden)            # the agent's new connections fail; its engine lives on
     try:
-        for args in (("pull", "busybox"), ("exec", "quiet-engine", "true"), ("logs", "quiet-engine")):
+        for args in (("pull", ref), ("exec", "quiet-engine", "true"), ("logs", "quiet-engine")):
             proc = cli.run(*args, check=False)
             assert ".sock" not in proc.stdout + proc.stderr, (args, proc.stdout, proc.stderr)
             assert str(engine.root) not in proc.stdout + proc.stderr
-        pulled = cli.run("pull", "busybox", check=False)
-        assert "its Docker engine does not answer" in pulled.stdout + pulled.stderr
+        pulled = cli.run("pull", ref, check=False)
+        assert pulled.returncode != 0
+        assert f"{engine.name}: its Docker engine does not answer" in pulled.stdout + pulled.stderr
     finally:
         hidden.rename(engine.socket_path)
+        for other in lab.engines[1:]:
+            client = other.client()
+            try:
+                client.images.remove(ref)
+            except Exception:      # not pulled there: nothing to remove
+                pass
+            client.close()

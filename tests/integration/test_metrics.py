@@ -89,8 +89,8 @@ def test_manager_metrics_queried_back(prometheus, metered):
 
 def test_agent_metrics_queried_back(prometheus):
     assert value_of(prometheus, "swarmd_agent_engine_up == 1") == 1
-    # the manager read the engine through the agent when the node joined
-    assert value_of(prometheus, 'sum(swarmd_agent_rpc_seconds_count{method="Agent/GetEngineInfo",code="OK"}) > 0') >= 1
+    # the manager read the node through the agent when the node joined (one SyncNode call)
+    assert value_of(prometheus, 'sum(swarmd_agent_rpc_seconds_count{method="Agent/SyncNode",code="OK"}) > 0') >= 1
     assert value_of(prometheus, 'swarmd_agent_heartbeats_total{kind="heartbeat",result="ok"} > 0') >= 1
     lag = value_of(prometheus, "swarmd_agent_heartbeat_lag_seconds")
     assert 0 <= lag < 3          # below the cluster's 3s TTL: the node is a member

@@ -1,9 +1,11 @@
-"""A node's sync reads its containers' inspect documents in batches (InspectContainers): on a real
-lab engine through the agent's gRPC service, from an older agent without the RPC, and end to end:
-a manager started after the containers were made shows them as the manager that watched them
-being made does, to both docker CLIs."""
+"""A node's sync reads the node in one call (SyncNode: engine facts, every container's inspect
+document, images), or from an older agent in four (GetEngineInfo, ListContainers, InspectContainers
+in batches, the images): on a real lab engine through the agent's gRPC service, both ways into a
+real cluster view, and end to end: a manager started after the containers were made shows them as
+the manager that watched them being made does, to both docker CLIs."""
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -13,8 +15,9 @@ import pytest
 from swarmd.agent.sdk_engine import SdkEngine
 from swarmd.agent.service import AgentService
 from swarmd.manager.agents import AgentClient
+from swarmd.manager.cluster import ClusterView
 from swarmd.manager.httpd.errors import ApiError
-from swarmd.proto.swarm.v1 import agent_pb2_grpc
+from swarmd.proto.swarm.v1 import agent_pb2_grpc, types_pb2
 from swarmd.localcluster.processes import Daemon, free_port, wait_until
 from swarmd.localcluster.swarm import swarm_argv
 
@@ -24,9 +27,11 @@ pytestmark = pytest.mark.timeout(120)
 
 
 class OlderAgentService(AgentService):
-    """An agent from before InspectContainers: the generated servicer's answer, UNIMPLEMENTED."""
+    """An agent from before InspectContainers and SyncNode: the generated servicer's answer,
+    UNIMPLEMENTED."""
 
     InspectContainers = agent_pb2_grpc.AgentServicer.InspectContainers
+    SyncNode = agent_pb2_grpc.AgentServicer.SyncNode
 
 
 async def serve(lab, service_class) -> tuple[grpc.aio.Server, AgentClient]:
@@ -81,6 +86,69 @@ async def test_one_by_one_and_in_a_batch_read_the_same_documents(agent, made):
 async def test_an_empty_batch_and_a_batch_of_removed_containers_answer_nothing(agent, made):
     assert (await agent.inspect_containers([]))[0] == []
     assert (await agent.inspect_containers([made[1], "0" * 64]))[0] == []
+
+
+async def test_one_sync_call_answers_what_the_four_calls_do(lab, made):
+    server, client = await serve(lab, AgentService)
+    try:
+        synced = await client.sync_node()
+        info = await client.engine_info()
+        ids = [c["Id"] for c in await client.list_containers(all=True)]
+        docs, _ = await client.inspect_containers(ids)
+        images = await client.engine_call("GET", "/images/json")
+    finally:
+        await client.close()
+        await server.stop(0)
+    assert json.loads(synced.engine.info_json)["ID"] == json.loads(info.info_json)["ID"]
+    assert synced.engine.node.id == info.node.id == "syncbatch0001"
+    assert [json.loads(d)["Id"] for d in synced.containers] == [json.loads(d)["Id"] for d in docs] == ids
+    assert made[0] in ids and made[1] not in ids
+    assert [json.loads(d) for d in synced.containers] == [json.loads(d) for d in docs]
+    by_id = lambda body: sorted(json.loads(body), key=lambda i: i["Id"])      # the engine's order varies
+    assert by_id(synced.images_json) == by_id(images.body)
+    assert any("busybox:latest" in (i["RepoTags"] or []) for i in json.loads(synced.images_json))
+    assert synced.read_at_ns > 0        # the lab's engines share the agent's clock
+
+
+async def test_an_older_agent_is_asked_with_the_four_calls(lab):
+    server, client = await serve(lab, OlderAgentService)
+    try:
+        assert await client.sync_node() is None
+        assert client.node_sync is False       # not asked again
+        assert await client.sync_node() is None
+    finally:
+        await client.close()
+        await server.stop(0)
+
+
+async def test_a_view_syncs_a_node_alike_in_one_call_or_in_four(lab, made):
+    """The cluster view's records, names and images of the node, read from a current agent and
+    from an older one."""
+    engine = lab.engines[0]
+    seen = []
+    for service in (AgentService, OlderAgentService):
+        server, addr = await serve_agent(service, SdkEngine(engine.url), "syncbatch0001", host_ip=engine.host_ip)
+        cluster = ClusterView(client_factory=lambda node: AgentClient(node.info.addr, node.info.name))
+        try:
+            node = types_pb2.Node(info=types_pb2.NodeInfo(id="syncbatch0001", name="node1", addr=addr,
+                                                          host_ip=engine.host_ip),
+                                  state=types_pb2.NODE_STATE_HEALTHY)
+            cluster.node_joined(node)
+            view = cluster.nodes["syncbatch0001"]
+            wait_started = asyncio.get_running_loop().time()
+            while not (view.listed and view.images):
+                assert asyncio.get_running_loop().time() - wait_started < 30, "the node was not synced"
+                await asyncio.sleep(0.02)
+            seen.append(({cid: (rec.name, rec.state.get("Status"), rec.doc["Config"]["Labels"])
+                          for cid, rec in view.containers.items()},
+                         sorted(i["Id"] for i in view.images), view.info.get("ID")))
+        finally:
+            await cluster.close()
+            await server.stop(0)
+    assert seen[0] == seen[1]
+    records = seen[0][0]
+    assert made[0] in records and made[1] not in records and records[made[2]][0].startswith("sync-batch-")
+    assert seen[0][1] and seen[0][2]
 
 
 async def test_an_agent_that_cannot_be_reached_is_an_error_not_an_empty_node(lab):
