@@ -20,6 +20,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
+from swarmd.common import json_parse
 from swarmd.common.http_upgrade import asks_for_upgrade
 
 API_VERSION = "1.41"
@@ -448,6 +449,9 @@ class Engine:
         if filters_json.strip():
             params.append(("filters", filters_json.decode()))
         return (await self._ok("GET", "/containers/json", urllib.parse.urlencode(params))).body
+
+    async def container_ids(self) -> list[str]:
+        return [c["Id"] for c in json_parse.loads(await self.list_containers(True) or b"[]")]
 
     async def inspect_container(self, container_id: str) -> bytes:
         return (await self._ok("GET", f"/containers/{_q(container_id)}/json")).body

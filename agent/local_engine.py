@@ -46,6 +46,11 @@ class LocalEngine(Protocol):
         the Engine API's filters (list or map values), empty for none. A JSON array as bytes."""
         ...
 
+    async def container_ids(self) -> list[str]:
+        """The ID of every container, in `list_containers`' order (newest first): what a node's
+        sync reads the documents of."""
+        ...
+
     async def inspect_container(self, container_id: str) -> bytes:
         """`GET /containers/{id}/json` for an ID, ID prefix or name, as JSON bytes (404 if none)."""
         ...

@@ -29,7 +29,7 @@ from swarmd.common.http_upgrade import asks_for_upgrade
 from swarmd.agent.local_engine import CONTAINER_ACTIONS, LocalEngine
 from swarmd.agent.node_info import NodeInfoSource
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd.common import engine_clock, engine_errors, json_parse, logs
+from swarmd.common import engine_clock, engine_errors, logs
 from swarmd.common.stage_times import stages
 
 log = logs.get("agent.service")
@@ -168,9 +168,9 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         clock = stages("agent-sync")
         try:
             facts = await self.node.read()
-            listed = json_parse.loads(await self.engine.list_containers(True) or b"[]")
+            ids = await self.engine.container_ids()
             asked_at = time.time_ns()
-            docs = await self._inspect_many([c["Id"] for c in listed])
+            docs = await self._inspect_many(ids)
             images = await self.engine.request("GET", "/images/json")
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)

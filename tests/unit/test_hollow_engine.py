@@ -93,6 +93,16 @@ async def test_inspect_and_list_follow_every_change_of_state():
     assert seen[4][3] == "Exited (0)" and seen[6][3] == "Exited (137)" and seen[1][3] == "Up (Paused)"
 
 
+async def test_container_ids_come_in_the_listing_order():
+    engine = HollowEngine("h1")
+    ids = [(await engine.create_container(f"c{i}", body()))["Id"] for i in range(4)]
+    engine.containers[ids[1]].created = "2020-01-01T00:00:00.000000001Z"      # the oldest
+    engine.containers[ids[2]].created = "2099-01-01T00:00:00.000000001Z"      # the newest
+    listed = [c["Id"] for c in json.loads(await engine.list_containers(all=True))]
+    assert await engine.container_ids() == listed
+    assert listed[0] == ids[2] and listed[-1] == ids[1] and listed[1:3] == [ids[0], ids[3]]
+
+
 async def test_events_stream_and_since_replay():
     engine = HollowEngine("h1")
     stream = engine.events()
