@@ -118,6 +118,21 @@ def sdk(swarm) -> docker.DockerClient:
     client.close()
 
 
+def push_to_lab_registry(lab, ref: str, image: str = "busybox") -> str:
+    """`image` of the lab's first engine pushed to the lab's registry as `ref` (a reference with
+    its tag); the engine keeps no new tag. Returns the image's ID."""
+    client = lab.engines[0].client()
+    try:
+        source = client.images.get(image)
+        source.tag(ref)
+        for line in client.images.push(ref, stream=True, decode=True):
+            assert "error" not in line, line
+        client.images.remove(ref)
+        return source.id
+    finally:
+        client.close()
+
+
 async def serve_agent(service_type, engine, node_id: str, host_ip: str = "127.0.0.1", name: str = "",
                       labels: dict | None = None):
     """A started grpc.aio server running the agent service `service_type` over `engine` (what

@@ -11,6 +11,8 @@ import urllib.request
 
 import pytest
 
+from tests.integration.conftest import push_to_lab_registry
+
 pytestmark = pytest.mark.usefixtures("clean_containers")
 
 
@@ -38,15 +40,11 @@ def test_images_are_listed_once_with_the_nodes_that_hold_them(cli, lab):
 
 def test_pull_through_the_manager_from_the_local_registry(cli, lab):
     ref = f"{lab.registry.address}/swarmd/pulled:1"
-    pusher = lab.engines[0].client()
-    pusher.images.get("busybox").tag(ref)
-    for line in pusher.images.push(ref, stream=True, decode=True):
-        assert "error" not in line, line
-    pusher.images.remove(ref)
+    image_id = push_to_lab_registry(lab, ref)
     out = cli.out("pull", ref)
     assert ref in out
     for engine in lab.engines:
-        assert engine.client().images.get(ref).id == pusher.images.get("busybox").id
+        assert engine.client().images.get(ref).id == image_id
     cli.run("tag", ref, "swarmd/retagged:1")
     assert "swarmd/retagged" in cli.out("images", "--format", "{{.Repository}}")
     cli.run("rmi", "swarmd/retagged:1", ref)
@@ -59,11 +57,7 @@ def test_pull_through_the_manager_from_the_local_registry(cli, lab):
 
 def test_pull_on_one_node(swarm, lab):
     ref = f"{lab.registry.address}/swarmd/one-node"
-    pusher = lab.engines[0].client()
-    pusher.images.get("busybox").tag(f"{ref}:1")
-    for line in pusher.images.push(f"{ref}:1", stream=True, decode=True):
-        assert "error" not in line, line
-    pusher.images.remove(f"{ref}:1")
+    push_to_lab_registry(lab, f"{ref}:1")
     req = urllib.request.Request(f"http://{swarm.manager_addrs[0]}/v1.41/images/create?fromImage={ref}&tag=1"
                                  f"&node={lab.engines[1].name}", method="POST", data=b"")
     with urllib.request.urlopen(req, timeout=60) as r:
@@ -76,11 +70,7 @@ def test_pull_on_one_node(swarm, lab):
 
 def test_run_pulls_an_image_missing_on_the_chosen_node(cli, lab):
     ref = f"{lab.registry.address}/swarmd/only-in-registry:1"
-    pusher = lab.engines[0].client()
-    pusher.images.get("busybox").tag(ref)
-    for line in pusher.images.push(ref, stream=True, decode=True):
-        assert "error" not in line, line
-    pusher.images.remove(ref)
+    push_to_lab_registry(lab, ref)
     target = lab.engines[2].name
     out = cli.out("run", "--rm", "-e", f"constraint:node=={target}", ref, "echo", "pulled-and-ran")
     assert "pulled-and-ran" in out
@@ -173,13 +163,9 @@ def test_unsupported_and_unknown_endpoints_answer_clearly(swarm):
 def test_sdk_images_networks_volumes_events(sdk, lab):
     assert {t for img in sdk.images.list() for t in img.tags} >= {"busybox:latest", "hello-world:latest"}
     ref = f"{lab.registry.address}/swarmd/sdk-pulled"
-    pusher = lab.engines[0].client()
-    pusher.images.get("hello-world").tag(f"{ref}:1")
-    for line in pusher.images.push(f"{ref}:1", stream=True, decode=True):
-        assert "error" not in line, line
-    pusher.images.remove(f"{ref}:1")
+    image_id = push_to_lab_registry(lab, f"{ref}:1", image="hello-world")
     pulled = sdk.images.pull(ref, tag="1")
-    assert pulled.id == pusher.images.get("hello-world").id
+    assert pulled.id == image_id
     sdk.images.remove(f"{ref}:1")
     net = sdk.networks.create(f"{lab.engines[0].name}/sdknet")
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from swarmd.localcluster.processes import wait_until
 from swarmd.localcluster.swarm import SwarmCluster
-from tests.integration.conftest import DockerCLI, docker_cli_binary, own_cluster
+from tests.integration.conftest import DockerCLI, docker_cli_binary, own_cluster, push_to_lab_registry
 
 pytestmark = pytest.mark.usefixtures("clean_containers")
 
@@ -159,12 +159,7 @@ def test_an_engine_that_does_not_answer_shows_no_agent_path(swarm, cli, lab):
     # an image the other nodes pull from the lab's registry, so that the one error shown is this
     # node's (a pull from the default registry fails on every node, and the CLI shows the first)
     ref = f"{lab.registry.address}/swarmd/quiet-engine:{uuid.uuid4().hex[:8]}"
-    pusher = lab.engines[1].client()
-    pusher.images.get("busybox").tag(ref)
-    for line in pusher.images.push(ref, stream=True, decode=True):
-        assert "error" not in line, line
-    pusher.images.remove(ref)
-    pusher.close()
+    push_to_lab_registry(lab, ref)
     hidden = engine.socket_path.with_name("docker.sock.hidden")
     engine.socket_path.rename(hidden)            # the agent's new connections fail; its engine lives on
     try:
