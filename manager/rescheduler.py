@@ -62,6 +62,11 @@ def node_state(view: NodeView) -> NodeState:
                      healthy=view.healthy, containers=view.containers.values())
 
 
+def _hold_the_policy(views: Iterable[NodeView]) -> bool:
+    """Whether any of the nodes holds a named container with the reschedule policy."""
+    return any(rec.reschedules and rec.name for v in views for rec in v.containers.values())
+
+
 def _created(rec: ContainerRecord) -> datetime:
     return rec.created or _EPOCH
 
@@ -154,6 +159,11 @@ class Rescheduler:
         self._lost_seen = any(_lost(v) for v in views)
         if not appeared and not self._lost_seen:
             self._healthy = healthy            # nothing lost, nothing back: no pass over the records
+            return
+        if not self._lost_seen and not _hold_the_policy(self.cluster.nodes[i] for i in appeared):
+            # no appeared node holds a container with the policy (so none of its is a stale copy)
+            # and none is lost: a fleet joining without the policy costs no pass over every node
+            self._healthy = healthy
             return
         nodes = [node_state(v) for v in views]
         self._healthy = healthy                # _remove_stale resets it to retry on the next pass

@@ -298,3 +298,26 @@ async def test_a_lookup_by_full_id_waits_for_that_container_only():
     n2.client.read_gate.set()
     await asyncio.wait_for(cluster.settled_container("bb"), 5)
     assert cluster.name_in_use("bb") is not None
+
+
+async def test_a_pass_reads_every_node_only_when_a_node_back_holds_the_policy(monkeypatch):
+    from swarmd.manager import rescheduler as module
+    built = []
+    real = module.node_state
+    monkeypatch.setattr(module, "node_state", lambda view: built.append(view.id) or real(view))
+    cluster = ClusterView(client_factory=lambda n: None)
+    first, second = add_node(cluster, "n1"), add_node(cluster, "n2")
+    placement = Placement(cluster, Scheduler())
+    await placement.create("plain", {"Image": "busybox"})
+    cluster.synced.set()
+    rescheduler = Rescheduler(cluster, placement)
+    await rescheduler.tick()                   # both nodes appeared, no container with the policy
+    assert built == []
+    await placement.create("db", {"Image": "busybox", "Labels": POLICY, "Env": ["constraint:node==n1"]})
+    first.connected = False                    # unreachable, then back: n1 appears again
+    first.changed()
+    await rescheduler.tick()
+    first.connected = True
+    first.changed()
+    await rescheduler.tick()                   # n1 holds "db": its name is looked for on every node
+    assert sorted(built) == sorted([first.id, second.id])
