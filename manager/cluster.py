@@ -218,24 +218,25 @@ class NodeView:
 
 class NodeViews(dict):
     """The ClusterView's node ID -> NodeView: tells `changed(view)` of each change to a view it
-    holds, and `changed(None)` when a view joins or leaves it."""
+    holds, `changed(None, node_id)` when a view joins or leaves it, and `changed(None)` when it
+    is emptied."""
 
-    def __init__(self, changed: Callable[[NodeView | None], None]):
+    def __init__(self, changed: Callable[..., None]):
         super().__init__()
         self._changed = changed
 
     def __setitem__(self, node_id: str, view: NodeView) -> None:
         view.on_change = self._changed
         super().__setitem__(node_id, view)
-        self._changed(None)
+        self._changed(None, node_id)
 
     def __delitem__(self, node_id: str) -> None:
         super().__delitem__(node_id)
-        self._changed(None)
+        self._changed(None, node_id)
 
     def pop(self, node_id: str, *default):
         out = super().pop(node_id, *default)
-        self._changed(None)
+        self._changed(None, node_id)
         return out
 
     def clear(self) -> None:
@@ -296,7 +297,7 @@ class ClusterView:
         self._container_intents_generation = 0        # counts changes of container_intents
         self._intents_written_for: object = None      # the view state the primary's last write pass matched
         # node ID -> (its generation, node_container_intents): a pass reads again only the nodes
-        # that changed since the last one (`_intents_dirty`; every node after one joined or left)
+        # that changed, joined or left since the last one (`_intents_dirty`)
         self._intent_cache: dict[str, tuple[int, dict[str, tuple[datetime, ContainerIntent]]]] = {}
         self._intents_dirty: set[str] = set()
         self._intents_full = True
@@ -513,9 +514,9 @@ class ClusterView:
             self._intents_written_for = signature
 
     def _intents_read_again(self) -> set[str]:
-        """The healthy listed nodes, with `_intent_cache` brought up to date for the nodes changed
-        since the last pass only: at 5,000 nodes, a pass while creates come no longer walks every
-        node (all of them after a node joined or left)."""
+        """The healthy listed nodes, with `_intent_cache` brought up to date for the nodes changed,
+        joined or left since the last pass only: at 5,000 nodes, a pass while creates come or a
+        fleet joins no longer walks every node."""
         dirty, self._intents_dirty = self._intents_dirty, set()
         if self._intents_full:
             self._intents_full = False
@@ -959,12 +960,17 @@ class ClusterView:
         self._snapshots_stale.clear()
         return list(self._snapshots)
 
-    def _snapshot_changed(self, view: NodeView | None) -> None:
-        """A node's snapshot changed (None: a node joined or left the view)."""
+    def _snapshot_changed(self, view: NodeView | None, node_id: str | None = None) -> None:
+        """A node's snapshot changed (None: the node `node_id` joined or left the view; every
+        node when no ID is given)."""
         self.changes += 1
         if view is None:
             self.health_changes += 1
-            self._intents_full = True
+            if node_id is None:
+                self._intents_full = True
+            else:                              # the intent pass reads that node again, not all
+                self._intent_cache.pop(node_id, None)     # a new view under the ID starts over
+                self._intents_dirty.add(node_id)
         else:
             self._intents_dirty.add(view.id)
             health = (view.healthy, view.node.state)

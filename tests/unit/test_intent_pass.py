@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-from bench.memory import InProcessAgent, hollow_engines
+from bench.memory import InProcessAgent, hollow_engines, node_of
+from swarmd.agent.hollow import HollowEngine
 from swarmd.manager.cluster import ClusterView
 from swarmd.manager.container_records import SWARM_ID_LABEL
 from swarmd.manager.intent import MemoryIntentStore
@@ -65,6 +66,16 @@ def test_the_intent_pass_reads_changed_nodes_only_and_writes_what_a_whole_pass_w
         await until(lambda: d.id in cluster.nodes[ids[3]].containers)
         sid_d = cluster.nodes[ids[3]].containers[d.id].swarm_id
         assert await _pass(cluster) == {sid_b: ids[1], sid_c: ids[2], sid_d: ids[3]}
+
+        extra = HollowEngine("joins-later")                  # a node joins: it alone is read again
+        engines["joins-later-id"] = extra
+        e = _reschedulable(extra, "ip-e")
+        cluster.node_joined(node_of("joins-later-id", extra, 99))
+        await until(lambda: "joins-later-id" in cluster.nodes and e.id in cluster.nodes["joins-later-id"].containers)
+        sid_e = cluster.nodes["joins-later-id"].containers[e.id].swarm_id
+        assert await _pass(cluster) == {sid_b: ids[1], sid_c: ids[2], sid_d: ids[3], sid_e: "joins-later-id"}
+        cluster.remove_node("joins-later-id")                # … and leaves: its record stays, as a down node's
+        assert await _pass(cluster) == {sid_b: ids[1], sid_c: ids[2], sid_d: ids[3], sid_e: "joins-later-id"}
         await cluster.close()
 
     asyncio.run(scenario())
