@@ -301,11 +301,15 @@ class AgentClient:
 
     async def sync_node(self) -> agent_pb2.SyncNodeResponse | None:
         """The node's engine facts, every container's inspect document and its images, in one call
-        (SyncNode); None from an agent that predates it: the caller makes the four calls instead."""
+        (SyncNode); None from an agent that predates it, or for a node whose answer would exceed a
+        message (tens of thousands of containers): the caller makes the four calls instead, the
+        documents in batches."""
         if self.node_sync:
             try:
                 return await self.stub.SyncNode(agent_pb2.SyncNodeRequest(), timeout=UNARY_TIMEOUT)
             except grpc.aio.AioRpcError as err:
+                if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not engine_status_sent(err):
+                    return None
                 if not _lacks_method(err):
                     raise self.rpc_error(err) from None
             self.node_sync = False

@@ -121,6 +121,29 @@ async def test_an_older_agent_is_asked_with_the_four_calls(lab):
         await server.stop(0)
 
 
+async def test_a_node_too_large_for_one_message_is_read_in_batches(lab, made):
+    """An answer over the message limit (here a small one) comes back RESOURCE_EXHAUSTED: the
+    manager reads that node with the four calls, its documents in batches, and keeps asking
+    SyncNode of it next time."""
+    from swarmd.agent.node_info import NodeInfoSource, NodeSettings
+    engine = SdkEngine(lab.engines[0].url)
+    addr = f"127.0.0.1:{free_port()}"
+    server = grpc.aio.server(options=[("grpc.max_send_message_length", 4096)])
+    settings = NodeSettings(node_id="syncbatch0001", addr=addr, host_ip=lab.engines[0].host_ip)
+    agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, NodeInfoSource(engine, settings)), server)
+    server.add_insecure_port(addr)
+    await server.start()
+    client = AgentClient(addr, "node1")
+    try:
+        assert await client.sync_node() is None
+        assert client.node_sync is True
+        docs, _ = await client.inspect_containers([made[0]])      # one document fits in a message
+        assert json.loads(docs[0])["Id"] == made[0]
+    finally:
+        await client.close()
+        await server.stop(0)
+
+
 async def test_a_view_syncs_a_node_alike_in_one_call_or_in_four(lab, made):
     """The cluster view's records, names and images of the node, read from a current agent and
     from an older one."""
