@@ -13,7 +13,7 @@ from pathlib import Path
 
 import docker
 
-from swarmd.localcluster.processes import Daemon, DaemonExited, held_fds, pid_alive, stop_pid, wait_until
+from swarmd.localcluster.processes import Daemon, DaemonExited, pid_alive, stop_pid, wait_until
 
 
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -125,7 +125,7 @@ class DockerEngine:
         self.bridge_cidr = bridge_cidr
         self.host_ip = host_ip
         self.labels = labels or {}
-        self.slot_lock_fd: int | None = None     # set by a lab whose daemons hold its slot
+        self.inherited_fds: tuple[int, ...] = ()   # what its daemon inherits (a lab's slot lock)
         self.daemon: Daemon | None = None
 
     def spec(self) -> dict:
@@ -184,7 +184,7 @@ class DockerEngine:
             argv += ["--label", f"{k}={v}"]
         self._argv = argv
         self.daemon = Daemon(self.name, argv, self.root / "dockerd.log",
-                             pass_fds=held_fds(self.slot_lock_fd)).start()
+                             pass_fds=self.inherited_fds).start()
         wait_until(self._ping, timeout, f"dockerd {self.name} on {self.socket_path}", interval=0.1)
         return self
 
@@ -195,7 +195,7 @@ class DockerEngine:
         if down_for:
             time.sleep(down_for)
         self.daemon = Daemon(self.name, self._argv, self.root / "dockerd.log",
-                             pass_fds=held_fds(self.slot_lock_fd)).start()
+                             pass_fds=self.inherited_fds).start()
         wait_until(self._ping, timeout, f"dockerd {self.name} to come back", interval=0.1)
         return self
 

@@ -7,7 +7,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmd.localcluster.processes import Daemon, DaemonExited, free_port, held_fds, wait_until
+from swarmd.localcluster.processes import Daemon, DaemonExited, free_port, wait_until
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class EtcdServer:
         self.tls = tls
         self.client_port = free_port()
         self.peer_port = free_port()
-        self.slot_lock_fd: int | None = None     # set by a lab whose daemons hold its slot
+        self.inherited_fds: tuple[int, ...] = ()   # what its daemon inherits (a lab's slot lock)
         self.daemon: Daemon | None = None
 
     @property
@@ -66,7 +66,7 @@ class EtcdServer:
             ],
             self.root / "etcd.log",
             env={"ETCD_UNSUPPORTED_ARCH": "", "ETCDCTL_API": "3"},
-            pass_fds=held_fds(self.slot_lock_fd),
+            pass_fds=self.inherited_fds,
         ).start()
         wait_until(self.healthy, timeout, f"etcd on {self.endpoint}")
         return self

@@ -39,7 +39,7 @@ class Lab:
         ]
         if daemons_hold_slot:
             for part in self._parts():
-                part.slot_lock_fd = self.slot.lock_fd
+                part.inherited_fds = (self.slot.lock_fd,)
 
     def _parts(self) -> list:
         return [*self.engines, self.etcd, *([self.registry] if self.registry else [])]

@@ -40,11 +40,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def held_fds(fd: int | None) -> tuple[int, ...]:
-    """The descriptors a daemon inherits to hold a lock: none, or the one given."""
-    return () if fd is None else (fd,)
-
-
 class DaemonExited(RuntimeError):
     """Raised by a readiness check when the daemon it waits for has died: stop waiting."""
 

@@ -5,14 +5,14 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from swarmd.localcluster.processes import Daemon, DaemonExited, free_port, held_fds, wait_until
+from swarmd.localcluster.processes import Daemon, DaemonExited, free_port, wait_until
 
 
 class Registry:
     def __init__(self, root: Path, port: int | None = None):
         self.root = root
         self.port = port or free_port()
-        self.slot_lock_fd: int | None = None     # set by a lab whose daemons hold its slot
+        self.inherited_fds: tuple[int, ...] = ()   # what its daemon inherits (a lab's slot lock)
         self.daemon: Daemon | None = None
 
     @property
@@ -32,7 +32,7 @@ class Registry:
         )
         self.daemon = Daemon(
             "registry", [shutil.which("docker-registry") or "docker-registry", "serve", str(config)],
-            self.root / "registry.log", pass_fds=held_fds(self.slot_lock_fd),
+            self.root / "registry.log", pass_fds=self.inherited_fds,
         ).start()
         wait_until(self._ready, timeout, f"registry on {self.address}")
         return self
