@@ -134,6 +134,7 @@ class Rescheduler:
 
     async def run(self) -> None:
         log.info("rescheduler running")
+        self._look_again()                     # a primary's term starts with a pass over every node
         try:
             while True:
                 try:
@@ -167,11 +168,20 @@ class Rescheduler:
             return
         nodes = [node_state(v) for v in views]
         self._healthy = healthy                # _remove_stale resets it to retry on the next pass
-        if appeared:                           # a node (re)appeared: look for stale copies
-            for stale, kept in stale_copies(nodes, appeared):
-                await self._remove_stale(stale, kept)
-        for rec in to_reschedule(nodes):
-            await self._reschedule(rec)
+        try:
+            if appeared:                       # a node (re)appeared: look for stale copies
+                for stale, kept in stale_copies(nodes, appeared):
+                    await self._remove_stale(stale, kept)
+            for rec in to_reschedule(nodes):
+                await self._reschedule(rec)
+        except BaseException:
+            self._look_again()                 # a pass cut short is made again whole
+            raise
+
+    def _look_again(self) -> None:
+        """The next pass treats every healthy node as appeared and looks through them all."""
+        self._healthy = frozenset()
+        self._changes_seen = -1
 
     async def _remove_stale(self, stale: ContainerRecord, kept: ContainerRecord) -> None:
         view = self.cluster.nodes.get(stale.node_id)
@@ -182,8 +192,7 @@ class Rescheduler:
         except ApiError as err:
             if err.status != 404:
                 log.warning("cannot remove a stale copy", name=stale.name, node=view.name, error=err.message)
-                self._healthy = frozenset()     # try again next pass
-                self._changes_seen = -1
+                self._look_again()
                 return
         self.cluster.forget(view, stale.id)
         kept_view = self.cluster.nodes.get(kept.node_id)

@@ -209,9 +209,9 @@ class SwarmCluster:
             if d is not None:
                 d.stop()
 
-    def logs(self) -> str:
+    def logs(self, lines: int = 30) -> str:
         parts = []
         for d in [self.discovery, *self.agents.values(), *self.managers]:
             if d is not None:
-                parts.append(f"--- {d.name}\n{d.log_tail(30)}")
+                parts.append(f"--- {d.name}\n{d.log_tail(lines)}")
         return "\n".join(parts)

@@ -14,6 +14,22 @@ import pytest
 from swarmd.localcluster.swarm import SwarmCluster
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report carries the log tails of the swarmd daemons it used (the session
+    swarm's and its own clusters'), so a failure on CI can be read without rerunning it."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for name, value in getattr(item, "funcargs", {}).items():
+        if isinstance(value, SwarmCluster):
+            try:
+                report.sections.append((f"swarmd logs ({name})", value.logs(lines=120)))
+            except Exception as exc:  # the report goes out without them
+                report.sections.append((f"swarmd logs ({name})", f"not read: {exc}"))
+
+
 @contextlib.contextmanager
 def own_cluster(lab, root, replicated_managers: int = 0, ttl: str = "3s", metrics: bool = False):
     """A test module's own discovery daemon, agents (heartbeat 1 s, TTL 3 s unless told) and

@@ -321,3 +321,75 @@ async def test_a_pass_reads_every_node_only_when_a_node_back_holds_the_policy(mo
     first.changed()
     await rescheduler.tick()                   # n1 holds "db": its name is looked for on every node
     assert sorted(built) == sorted([first.id, second.id])
+
+
+class RemovalCutShort(InMemoryAgent):
+    """An agent whose first remove fails with what is not an API error (a broken connection), or
+    waits on `removing` until it is set; later removes drop the document."""
+
+    def __init__(self, first: str):
+        super().__init__()
+        self.first = first                 # "raises" or "waits"
+        self.removes = 0
+        self.removing = asyncio.Event()
+        self.asked = asyncio.Event()
+
+    async def container_action(self, container_id: str, action: str, params=None) -> int:
+        assert action == "remove"
+        self.removes += 1
+        self.asked.set()
+        if self.removes == 1:
+            if self.first == "raises":
+                raise ConnectionResetError("the agent's connection broke")
+            await self.removing.wait()
+        self.docs.pop(container_id, None)
+        return 204
+
+
+async def _stale_and_kept(cluster: ClusterView, first: str) -> tuple[NodeView, str]:
+    """n1 holds an older copy of "db" (its agent's first remove is cut short), n2 the newer."""
+    stale_view = add_node(cluster, "n1")
+    stale_view.client = RemovalCutShort(first)
+    kept_view = add_node(cluster, "n2")
+    for view, created in ((stale_view, "2024-01-01T00:00:00Z"), (kept_view, "2024-01-02T00:00:00Z")):
+        cid = uuid.uuid4().hex * 2
+        view.client.docs[cid] = {"Id": cid, "Name": "/db", "Created": created,
+                                 "State": {"Status": "running", "Running": True},
+                                 "Config": {"Image": "busybox", "Labels": POLICY}, "HostConfig": {}}
+        await cluster.refresh_container(view, cid)
+    cluster.synced.set()
+    return stale_view, next(iter(stale_view.client.docs))
+
+
+async def test_a_stale_copy_whose_removal_broke_off_is_removed_on_the_next_pass():
+    cluster = ClusterView(client_factory=lambda n: None)
+    stale_view, stale_id = await _stale_and_kept(cluster, "raises")
+    rescheduler = Rescheduler(cluster, Placement(cluster, Scheduler()))
+    with pytest.raises(ConnectionResetError):
+        await rescheduler.tick()
+    assert stale_id in stale_view.client.docs
+    await rescheduler.tick()                   # no node changed since: the pass cut short is made again
+    assert stale_view.client.removes == 2 and stale_id not in stale_view.client.docs
+    assert stale_id not in stale_view.containers
+
+
+async def test_a_primary_cancelled_while_removing_a_stale_copy_removes_it_in_its_next_term():
+    cluster = ClusterView(client_factory=lambda n: None)
+    stale_view, stale_id = await _stale_and_kept(cluster, "waits")
+    rescheduler = Rescheduler(cluster, Placement(cluster, Scheduler()), interval=0.01)
+    term = asyncio.create_task(rescheduler.run())
+    await asyncio.wait_for(stale_view.client.asked.wait(), 5)
+    term.cancel()                              # the role is lost mid-pass
+    with pytest.raises(asyncio.CancelledError):
+        await term
+    assert stale_id in stale_view.client.docs
+    term = asyncio.create_task(rescheduler.run())     # primary again, nothing changed meanwhile
+    try:
+        for _ in range(500):
+            if stale_id not in stale_view.client.docs:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        term.cancel()
+        await asyncio.gather(term, return_exceptions=True)
+    assert stale_view.client.removes == 2 and stale_id not in stale_view.client.docs
