@@ -587,6 +587,10 @@ def _preload(engine: HollowEngine, count: int) -> None:
                 "HostConfig": {"Memory": (64 << 20) if i % 2 == 0 else 0,
                                "NanoCpus": 100_000_000 if i % 3 == 0 else 0}}
         engine.add_container(f"{engine.name}-c{i}", body, running=True, emit=False)
+    # their documents are made now, while the fleet is prepared: a node's first sync reads them
+    # all, and on real hosts each engine answers it with its own CPU, not the manager's
+    for c in engine.containers.values():
+        c.inspect_bytes()
 
 
 async def start_agent(cfg: FleetConfig, index: int) -> HollowAgent:
