@@ -94,6 +94,8 @@ class NodeView:
     # (base snapshot, pending, base + pending): one snapshot object while neither changes, so the
     # scheduler's per-snapshot index and remembered verdicts stay valid across decisions
     _with_pending: tuple | None = field(default=None, repr=False, compare=False)
+    # ((engine facts, images, membership record, intent), the snapshot fields made of them)
+    _facts_made: tuple | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # read on every pass over the nodes: a plain attribute, not two protobuf reads (a view is
@@ -185,32 +187,41 @@ class NodeView:
                 "Cpus": int(self.info.get("NCPU") or i.cpus),
                 "Memory": int(self.info.get("MemTotal") or i.memory_bytes), "Labels": self.labels()}
 
+    def _facts(self) -> dict:
+        """The snapshot's fields that do not change with the node's containers or its health,
+        made again only when the engine facts, images, membership record or intent were replaced
+        (none of them is changed in place): on a change of its containers, which every create
+        and start makes, a node's new snapshot copies them."""
+        key = (self.info, self.images, self.node, self.intent)
+        made = self._facts_made
+        if made is None or any(a is not b for a, b in zip(made[0], key)):
+            i = self.node.info
+            facts = {
+                "id": i.id, "name": i.name, "addr": i.addr, "labels": self.labels(),
+                "total_cpus": float(self.info.get("NCPU") or i.cpus),
+                "total_memory": int(self.info.get("MemTotal") or i.memory_bytes),
+                "images": tuple(ImageSnapshot(id=img.get("Id", ""), repo_tags=tuple(img.get("RepoTags") or ()))
+                                for img in self.images),
+                "engine_version": self.info.get("ServerVersion") or i.engine_version,
+                "os": self.info.get("OSType") or i.os or "linux",
+                "kernel_version": self.info.get("KernelVersion") or i.kernel_version,
+                "operating_system": self.info.get("OperatingSystem") or i.operating_system,
+                "architecture": self.info.get("Architecture") or i.architecture,
+            }
+            made = self._facts_made = (key, facts)
+        return made[1]
+
     def snapshot(self) -> NodeSnapshot:
         if self._snapshot is None:
-            i = self.node.info
-            images = tuple(
-                ImageSnapshot(id=img.get("Id", ""), repo_tags=tuple(img.get("RepoTags") or ()))
-                for img in self.images
-            )
-            self._snapshot = NodeSnapshot(
-                id=i.id, name=i.name, addr=i.addr, labels=self.labels(), healthy=self.healthy,
-                total_cpus=float(self.info.get("NCPU") or i.cpus),
-                total_memory=int(self.info.get("MemTotal") or i.memory_bytes),
-                containers=tuple(map(snapshot_of, self.containers.values())),
-                images=images,
-                engine_version=self.info.get("ServerVersion") or i.engine_version,
-                os=self.info.get("OSType") or i.os or "linux",
-                kernel_version=self.info.get("KernelVersion") or i.kernel_version,
-                operating_system=self.info.get("OperatingSystem") or i.operating_system,
-                architecture=self.info.get("Architecture") or i.architecture,
-                availability=self.intent.availability,
-            )
+            self._snapshot = NodeSnapshot.of(
+                self._facts(), healthy=self.healthy, availability=self.intent.availability,
+                containers=tuple(map(snapshot_of, self.containers.values())))
         if self.pending:
             snap, pending = self._snapshot, tuple(self.pending)
             cached = self._with_pending
             if cached is None or cached[0] is not snap or cached[1] != pending:
                 cached = self._with_pending = (
-                    snap, pending, NodeSnapshot(**{**snap.__dict__, "containers": snap.containers + pending}))
+                    snap, pending, NodeSnapshot.of(snap.__dict__, containers=snap.containers + pending))
             return cached[2]
         self._with_pending = None
         return self._snapshot

@@ -295,6 +295,18 @@ class NodeSnapshot(_Indexed):
     architecture: str
     availability: str = "active"    # intent (`docker node update --availability`): active, pause, drain
 
+    @classmethod
+    def of(cls, fields: dict, **changes) -> NodeSnapshot:
+        """The snapshot with `fields` (every field, by name, as `__dict__` holds them) and `changes`
+        over them, made without the frozen dataclass's `__init__`: its `object.__setattr__` per
+        field cost a changed node more than the rest of its new snapshot, on every decision that
+        followed a change of its containers."""
+        snap = object.__new__(cls)
+        held = snap.__dict__
+        held.update(fields)
+        held.update(changes)
+        return snap
+
     @property
     def index(self) -> NodeIndex:
         try:

@@ -76,3 +76,39 @@ def test_the_cluster_keeps_its_snapshot_list_and_asks_again_only_the_nodes_that_
     assert [s.name for s in cluster.snapshots()] == ["n0", "n1", "n2", "n3", "n4"]
     cluster.nodes.pop(views[0].id)                                  # and one leaves
     assert [s.name for s in cluster.snapshots()] == ["n1", "n2", "n3", "n4"]
+
+
+def test_a_snapshot_made_without_init_equals_one_made_with_it():
+    from dataclasses import fields
+    from swarmd.manager.scheduler.snapshot import NodeSnapshot
+    made = view("n1").snapshot()
+    values = {f.name: getattr(made, f.name) for f in fields(NodeSnapshot)}
+    assert NodeSnapshot.of(values) == NodeSnapshot(**values)
+    moved = NodeSnapshot.of(values, healthy=False, containers=(placeholder("a"),))
+    assert moved == NodeSnapshot(**{**values, "healthy": False, "containers": (placeholder("a"),)})
+    assert moved.index.count == 1 and made.index.count == 0     # each derives its own index
+
+
+def test_a_change_of_containers_keeps_the_node_facts_and_a_replaced_fact_is_read_again():
+    from swarmd.manager.intent import NodeIntent
+    v = view("n1")
+    v.info = {"NCPU": 8, "Labels": ["zone=a"], "KernelVersion": "6.1"}
+    first = v.snapshot()
+    assert first.labels["zone"] == "a" and first.total_cpus == 8.0
+    v.pending.append(placeholder("a"))
+    v.changed()                                        # its containers changed: facts are kept
+    second = v.snapshot()
+    assert second is not first and second.labels is first.labels
+    v.node.state = types_pb2.NODE_STATE_UNHEALTHY        # health is read on every new snapshot
+    v.changed()
+    assert v.snapshot().healthy is False and v.snapshot().labels is first.labels
+    v.info = {"NCPU": 2, "Labels": ["zone=b"], "KernelVersion": "6.2"}      # a resync replaces them
+    v.changed()
+    assert v.snapshot().labels["zone"] == "b" and v.snapshot().total_cpus == 2.0
+    assert v.snapshot().kernel_version == "6.2"
+    v.intent = NodeIntent(availability="drain", labels={"zone": "c"})         # `docker node update`
+    v.changed()
+    assert v.snapshot().labels["zone"] == "c" and v.snapshot().availability == "drain"
+    v.images = [{"Id": "sha256:" + "1" * 64, "RepoTags": ["busybox:latest"]}]
+    v.changed()
+    assert [i.repo_tags for i in v.snapshot().images] == [("busybox:latest",)]
