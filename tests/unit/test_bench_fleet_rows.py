@@ -20,3 +20,12 @@ def test_convergence_rows_name_each_kind_and_the_cpus_kept_busy():
     assert [rows[f"scale 2000: membership convergence: {k} CPU"] for k in PROCESS_KINDS] == [16.0, 8.0, 4.0, 28.0]
     assert rows["scale 2000: membership convergence: CPUs kept busy on average (all processes)"] == 1.4
     assert all(r.target == "" for r in convergence_cpu_rows("t", cpu, 40.0))     # informational
+
+
+def test_the_convergence_is_read_from_the_latest_node_update_rounded_up_to_its_second():
+    from datetime import datetime, timezone
+    from bench.hollowlab import last_node_settled
+    info = {"SystemStatus": [["Nodes", "2"], [" n1", "a:1"], ["  └ UpdatedAt", "2026-12-01T17:00:05Z"],
+                             [" n2", "a:2"], ["  └ UpdatedAt", "2026-12-01T17:00:41Z"], ["  └ Status", "Healthy"]]}
+    at = datetime(2026, 12, 1, 17, 0, 42, tzinfo=timezone.utc).timestamp()
+    assert last_node_settled(info) == at
