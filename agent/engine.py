@@ -36,6 +36,11 @@ _NO_BODY_STATUSES = {204, 304}
 _OWN_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "upgrade"}
 
 
+# inspect calls in flight for one `inspect_containers` (a node's sync): what the manager's own
+# concurrency was when it asked for one container at a time
+INSPECT_CONCURRENCY = 16
+
+
 class EngineError(Exception):
     """The engine answered with an error status (or the request could not be sent to it)."""
 
@@ -455,6 +460,24 @@ class Engine:
 
     async def inspect_container(self, container_id: str) -> bytes:
         return (await self._ok("GET", f"/containers/{_q(container_id)}/json")).body
+
+    async def inspect_containers(self, container_ids: list[str]) -> list[bytes | None]:
+        gate = asyncio.Semaphore(INSPECT_CONCURRENCY)
+
+        async def read(container_id: str) -> bytes | None:
+            async with gate:
+                try:
+                    return await self.inspect_container(container_id)
+                except EngineError as exc:
+                    if exc.status == 404:          # removed since it was listed
+                        return None
+                    raise
+        # every read ends before the answer (none left running after a failure)
+        docs = await asyncio.gather(*(read(i) for i in container_ids), return_exceptions=True)
+        for doc in docs:
+            if isinstance(doc, BaseException):
+                raise doc
+        return docs
 
     async def events(self, since_unix_nano: int = 0) -> AsyncIterator[bytes]:
         """The engine's event stream, one event's JSON at a time, until the engine ends it."""

@@ -55,6 +55,12 @@ class LocalEngine(Protocol):
         """`GET /containers/{id}/json` for an ID, ID prefix or name, as JSON bytes (404 if none)."""
         ...
 
+    async def inspect_containers(self, container_ids: list[str]) -> list[bytes | None]:
+        """`inspect_container` of each of `container_ids`, in their order: None for one the engine
+        no longer has (404). Any other failure is raised, once no read is left running. What a
+        node's sync reads: each engine reads many its own way (the real one several at a time)."""
+        ...
+
     async def create_container(self, name: str, config_json: bytes) -> dict:
         """`POST /containers/create` with `config_json` as body; `name` empty lets the engine pick.
         Returns the engine's answer (`{"Id": ..., "Warnings": [...]}`); 404 "No such image" when the

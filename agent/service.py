@@ -37,9 +37,6 @@ log = logs.get("agent.service")
 # the Agent RPC's action enum -> the engine's action name
 _ACTIONS = {agent_pb2.ContainerActionRequest.Action.Value(f"ACTION_{name.upper()}"): name
             for name in CONTAINER_ACTIONS}
-# engine calls in flight for one InspectContainers (a node's sync): what the manager's own
-# concurrency was when it asked for one container at a time
-INSPECT_CONCURRENCY = 16
 # image references that name an image by id: never pulled
 _IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
 
@@ -135,22 +132,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     async def _inspect_many(self, ids) -> list[bytes]:
         """The inspect documents of the containers `ids` the engine still has, in that order (one
         removed since it was listed is left out); raises the first other EngineError."""
-        sem = asyncio.Semaphore(INSPECT_CONCURRENCY)
-
-        async def read(container_id: str) -> bytes | None:
-            async with sem:
-                try:
-                    return await self.engine.inspect_container(container_id)
-                except EngineError as exc:
-                    if exc.status == 404:          # removed since it was listed: left out
-                        return None
-                    raise
-        # every read ends before the answer (none left running after a failure)
-        docs = await asyncio.gather(*(read(i) for i in ids), return_exceptions=True)
-        for doc in docs:
-            if isinstance(doc, BaseException):
-                raise doc
-        return [d for d in docs if d is not None]
+        return [doc for doc in await self.engine.inspect_containers(list(ids)) if doc is not None]
 
     async def InspectContainers(self, request, context):
         clock = stages("agent-inspect-many")

@@ -136,3 +136,42 @@ def test_normalize_reference():
     assert normalize_reference("busybox") == "busybox:latest"
     assert normalize_reference("localhost:5000/x") == "localhost:5000/x:latest"
     assert normalize_reference("x:1") == "x:1"
+
+
+async def test_many_documents_in_one_read_leave_a_gone_container_as_none():
+    e = HollowEngine("n1")
+    ids = [(await e.create_container(f"c{i}", json.dumps({"Image": "busybox"}).encode()))["Id"] for i in range(3)]
+    await e.container_action(ids[1], "remove", {})
+    docs = await e.inspect_containers([ids[2], ids[1], ids[0]])
+    assert docs[1] is None
+    assert docs[0] == await e.inspect_container(ids[2]) and docs[2] == await e.inspect_container(ids[0])
+
+
+async def test_the_real_engine_reads_many_at_once_and_raises_what_is_not_a_404():
+    from swarmd.agent.engine import INSPECT_CONCURRENCY, Engine
+
+    class Answers(Engine):
+        """The real engine's many-read over a table of answers in place of a socket."""
+
+        def __init__(self, answers: dict[str, bytes | int]):
+            self.answers, self.running, self.most = answers, 0, 0
+
+        async def inspect_container(self, container_id: str) -> bytes:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            await asyncio.sleep(0.001)
+            self.running -= 1
+            answer = self.answers[container_id]
+            if isinstance(answer, int):
+                raise EngineError(answer, f"status {answer}")
+            return answer
+
+    many = {f"c{i}": f'{{"Id": "c{i}"}}'.encode() for i in range(40)}
+    engine = Answers({**many, "gone": 404})
+    docs = await engine.inspect_containers(["c3", "gone", *many])
+    assert docs[0] == many["c3"] and docs[1] is None and docs[2:] == list(many.values())
+    assert 1 < engine.most <= INSPECT_CONCURRENCY
+    broken = Answers({**many, "bad": 500})
+    with pytest.raises(EngineError, match="status 500"):
+        await broken.inspect_containers([*many, "bad"])
+    assert broken.running == 0                 # every read ended before the failure was raised

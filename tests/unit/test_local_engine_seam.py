@@ -41,7 +41,8 @@ def _make(engine_class):
 
 def test_the_protocol_declares_what_the_agent_calls():
     assert set(_protocol_methods()) == {
-        "check", "info", "version", "list_containers", "container_ids", "inspect_container", "create_container",
+        "check", "info", "version", "list_containers", "container_ids", "inspect_container", "inspect_containers",
+        "create_container",
         "container_action", "pull_image", "request", "open", "events"}
     assert set(typing.get_type_hints(LocalEngine)) == {"url", "same_clock"}
 
