@@ -34,33 +34,53 @@ SERVER_OPTIONS = (
 )
 
 
+async def check_etcd(store: EtcdStore, pending: asyncio.Task | None) -> tuple[asyncio.Task, str]:
+    """One check of etcd: ("", the check) when it answered, else why not. A check that has not
+    ended after the store's own deadline and a second counts as unreachable: the health is never
+    held by a read that does not end (one was seen waiting past its deadline while etcd was down,
+    and the daemon kept saying SERVING). Such a check is left to end; it is `pending`, and the
+    next check waits on it rather than starting another."""
+    check = pending if pending is not None and not pending.done() else asyncio.ensure_future(store.ping())
+    done, _ = await asyncio.wait({check}, timeout=store.timeout + 1.0)
+    if not done:
+        return check, f"etcd at {store.endpoint} did not answer a check within {store.timeout + 1.0:g}s"
+    if check.cancelled():
+        return check, "the etcd check was cut off"
+    exc = check.exception()
+    if exc is None:
+        return check, ""
+    if not isinstance(exc, StoreUnavailable):    # never let the health of the daemon stop being watched
+        log.error("etcd check failed", exc_info=exc)
+        return check, f"{type(exc).__name__}: {exc}"
+    return check, str(exc)
+
+
 async def watch_etcd(store: EtcdStore, health: health_aio.HealthServicer) -> None:
     """Runs until cancelled: checks etcd, logs each change of reachability once, sets health."""
     backoff = Backoff()
     reachable: bool | None = None
-    while True:
-        try:
-            await store.ping()
-            ok, error = True, ""
-        except StoreUnavailable as exc:
-            ok, error = False, str(exc)
-        except Exception as exc:    # never let the health of the daemon stop being watched
-            log.error("etcd check failed", exc_info=exc)
-            ok, error = False, f"{type(exc).__name__}: {exc}"
-        if ok != reachable:
-            status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
-            for service in ("", SERVICE_NAME):
-                await health.set(service, status)
+    check: asyncio.Task | None = None
+    try:
+        while True:
+            check, error = await check_etcd(store, check)
+            ok = not error
+            if ok != reachable:
+                status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+                for service in ("", SERVICE_NAME):
+                    await health.set(service, status)
+                if ok:
+                    log.info("etcd reachable", endpoint=store.endpoint)
+                else:
+                    log.warning("etcd unreachable; retrying with backoff", error=error)
+                reachable = ok
             if ok:
-                log.info("etcd reachable", endpoint=store.endpoint)
+                backoff.reset()
+                await asyncio.sleep(ETCD_CHECK_INTERVAL)
             else:
-                log.warning("etcd unreachable; retrying with backoff", error=error)
-            reachable = ok
-        if ok:
-            backoff.reset()
-            await asyncio.sleep(ETCD_CHECK_INTERVAL)
-        else:
-            await asyncio.sleep(backoff.next())
+                await asyncio.sleep(backoff.next())
+    finally:
+        if check is not None and not check.done():
+            check.cancel()
 
 
 async def serve(cfg: DiscoveryConfig) -> int:

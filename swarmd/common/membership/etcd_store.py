@@ -216,6 +216,13 @@ class EtcdStore:
         except _UNAVAILABLE as exc:
             await self._reset(generation)
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise                          # this caller was cancelled
+            # a call on a channel that another operation's reset closed ends in CancelledError
+            # (grpc.aio cancels the calls of a closed channel): etcd is what failed, not the caller
+            raise StoreUnavailable(f"etcd at {endpoint} unavailable: the connection was reset") from exc
         except Exception:
             self._answered_at = loop.time()     # a refusal (LeaseGone, NameTaken…) is an answer too
             raise
