@@ -73,3 +73,33 @@ async def test_the_check_reports_what_the_ping_did_and_never_waits_past_its_dead
     assert hung.pings == 1 and error
     hung.release.set()
     assert (await check_etcd(hung, pending))[1] == ""
+
+
+async def test_a_watch_cut_off_by_a_closed_channel_is_etcd_unavailable(monkeypatch):
+    store = EtcdStore([("127.0.0.1", 1)], timeout=1.0)
+
+    class CutOffWatch:
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self):
+            raise asyncio.CancelledError()
+
+        async def cancel(self):
+            pass
+
+    async def watch_prefix(prefix, start_revision):
+        return CutOffWatch()
+
+    async def raft_term(client):
+        return 1
+
+    client, _ = store._current()
+    monkeypatch.setattr(client, "watch_prefix", watch_prefix)
+    monkeypatch.setattr(store, "_raft_term", raft_term)
+    try:
+        with pytest.raises(StoreUnavailable, match="its connection was reset"):
+            async for _ in store.watch_prefix(b"/x", 1):
+                pass
+    finally:
+        await store.close()

@@ -217,11 +217,8 @@ class EtcdStore:
             await self._reset(generation)
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
         except asyncio.CancelledError as exc:
-            task = asyncio.current_task()
-            if task is None or task.cancelling():
-                raise                          # this caller was cancelled
-            # a call on a channel that another operation's reset closed ends in CancelledError
-            # (grpc.aio cancels the calls of a closed channel): etcd is what failed, not the caller
+            if caller_cancelled():
+                raise
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: the connection was reset") from exc
         except Exception:
             self._answered_at = loop.time()     # a refusal (LeaseGone, NameTaken…) is an answer too
@@ -245,6 +242,10 @@ class EtcdStore:
         except _UNAVAILABLE as exc:
             await self._reset(generation)
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
+        except asyncio.CancelledError as exc:
+            if caller_cancelled():
+                raise
+            raise StoreUnavailable(f"etcd at {endpoint} unavailable: the connection was reset") from exc
         events = watch.__aiter__()
         pending: asyncio.Future | None = None
         try:
@@ -271,6 +272,10 @@ class EtcdStore:
                     raise StoreUnavailable(f"etcd at {endpoint} restarted or changed leader (term {term} -> {now})")
         except StoreUnavailable:
             raise
+        except asyncio.CancelledError as exc:
+            if caller_cancelled():
+                raise
+            raise StoreUnavailable(f"etcd watch on {endpoint} broke: its connection was reset") from exc
         except (aetcd.exceptions.ClientError, grpc.RpcError, OSError) as exc:
             await self._reset(generation)
             raise StoreUnavailable(f"etcd watch on {endpoint} broke: {_describe(exc)}") from exc
@@ -328,6 +333,14 @@ class EtcdStore:
 _UNAVAILABLE = (aetcd.exceptions.ClientError, grpc.RpcError, grpc.aio.BaseError, asyncio.TimeoutError, OSError)
 # a call's own deadline (asyncio's) or the one the client gives each gRPC call (DEADLINE_EXCEEDED)
 _TIMED_OUT = (asyncio.TimeoutError, aetcd.exceptions.ConnectionTimeoutError)
+
+
+def caller_cancelled() -> bool:
+    """Whether a CancelledError caught now is the running task's own cancellation. Otherwise it
+    is a call on a channel that another operation's reset closed (grpc.aio cancels the calls of
+    a closed channel): etcd's failure, not the caller's, and raised as StoreUnavailable."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 async def _close_quietly(client: aetcd.Client) -> None:
