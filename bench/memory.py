@@ -87,11 +87,12 @@ class InProcessAgent:
 
     async def sync_node(self) -> agent_pb2.SyncNodeResponse:
         """SyncNode's answer, as the agent service makes it from the engine."""
-        listed = json.loads(await self.engine.list_containers(True))
+        ids = await self.engine.container_ids()
         read_at = time.time_ns()
+        docs = await self.engine.inspect_containers(ids)
         return agent_pb2.SyncNodeResponse(
             engine=agent_pb2.EngineInfo(info_json=await self.engine.info()),
-            containers=[await self.engine.inspect_container(c["Id"]) for c in listed], read_at_ns=read_at,
+            containers=[d for d in docs if d is not None], read_at_ns=read_at,
             images_json=(await self.engine.request("GET", "/images/json")).body)
 
     async def engine_info(self):

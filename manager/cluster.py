@@ -182,10 +182,9 @@ class NodeView:
 
     def node_document(self) -> dict:
         """The `Node` object added to container inspect documents (classic swarm's shape)."""
-        i = self.node.info
-        return {"ID": i.id, "IP": i.host_ip, "Addr": i.addr, "Name": i.name,
-                "Cpus": int(self.info.get("NCPU") or i.cpus),
-                "Memory": int(self.info.get("MemTotal") or i.memory_bytes), "Labels": self.labels()}
+        facts = self._facts()
+        return {"ID": facts["id"], "IP": self.node.info.host_ip, "Addr": facts["addr"], "Name": facts["name"],
+                "Cpus": int(facts["total_cpus"]), "Memory": facts["total_memory"], "Labels": dict(facts["labels"])}
 
     def _facts(self) -> dict:
         """The snapshot's fields that do not change with the node's containers or its health,

@@ -18,7 +18,7 @@ async def _cut_off(client):
 async def test_a_call_cut_off_by_a_closed_channel_is_etcd_unavailable():
     store = EtcdStore([("127.0.0.1", 1)], timeout=1.0)
     try:
-        with pytest.raises(StoreUnavailable, match="the connection was reset"):
+        with pytest.raises(StoreUnavailable, match="its connection was reset"):
             await store.run(_cut_off)
     finally:
         await store.close()

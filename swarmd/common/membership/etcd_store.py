@@ -213,13 +213,11 @@ class EtcdStore:
                                        "this process is overloaded") from exc
             await self._reset(generation)
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
-        except _UNAVAILABLE as exc:
+        except _CUT_OFF as exc:
+            if caller_cancelled(exc):
+                raise
             await self._reset(generation)
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
-        except asyncio.CancelledError as exc:
-            if caller_cancelled():
-                raise
-            raise StoreUnavailable(f"etcd at {endpoint} unavailable: the connection was reset") from exc
         except Exception:
             self._answered_at = loop.time()     # a refusal (LeaseGone, NameTaken…) is an answer too
             raise
@@ -239,13 +237,11 @@ class EtcdStore:
             watch = await asyncio.wait_for(
                 client.watch_prefix(prefix, start_revision=start_revision), self.timeout)
             term = await self._raft_term(client)
-        except _UNAVAILABLE as exc:
+        except _CUT_OFF as exc:
+            if caller_cancelled(exc):
+                raise
             await self._reset(generation)
             raise StoreUnavailable(f"etcd at {endpoint} unavailable: {_describe(exc)}") from exc
-        except asyncio.CancelledError as exc:
-            if caller_cancelled():
-                raise
-            raise StoreUnavailable(f"etcd at {endpoint} unavailable: the connection was reset") from exc
         events = watch.__aiter__()
         pending: asyncio.Future | None = None
         try:
@@ -272,11 +268,9 @@ class EtcdStore:
                     raise StoreUnavailable(f"etcd at {endpoint} restarted or changed leader (term {term} -> {now})")
         except StoreUnavailable:
             raise
-        except asyncio.CancelledError as exc:
-            if caller_cancelled():
+        except (aetcd.exceptions.ClientError, grpc.RpcError, OSError, asyncio.CancelledError) as exc:
+            if caller_cancelled(exc):
                 raise
-            raise StoreUnavailable(f"etcd watch on {endpoint} broke: its connection was reset") from exc
-        except (aetcd.exceptions.ClientError, grpc.RpcError, OSError) as exc:
             await self._reset(generation)
             raise StoreUnavailable(f"etcd watch on {endpoint} broke: {_describe(exc)}") from exc
         finally:
@@ -335,10 +329,16 @@ _UNAVAILABLE = (aetcd.exceptions.ClientError, grpc.RpcError, grpc.aio.BaseError,
 _TIMED_OUT = (asyncio.TimeoutError, aetcd.exceptions.ConnectionTimeoutError)
 
 
-def caller_cancelled() -> bool:
-    """Whether a CancelledError caught now is the running task's own cancellation. Otherwise it
-    is a call on a channel that another operation's reset closed (grpc.aio cancels the calls of
-    a closed channel): etcd's failure, not the caller's, and raised as StoreUnavailable."""
+# … and what a call ends with when another operation's reset closed its channel: grpc.aio
+# cancels the calls of a closed channel, so a CancelledError that is not the caller's own
+# (`caller_cancelled`) is etcd's failure, raised as StoreUnavailable like the others
+_CUT_OFF = (*_UNAVAILABLE, asyncio.CancelledError)
+
+
+def caller_cancelled(exc: BaseException) -> bool:
+    """Whether `exc`, caught now, is the running task's own cancellation (to be raised as is)."""
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
     task = asyncio.current_task()
     return task is None or task.cancelling() > 0
 
@@ -353,6 +353,8 @@ async def _close_quietly(client: aetcd.Client) -> None:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return "timed out"
+    if isinstance(exc, asyncio.CancelledError):
+        return "its connection was reset"
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
 
