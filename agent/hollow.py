@@ -599,10 +599,6 @@ def _preload(engine: HollowEngine, count: int) -> None:
                 "HostConfig": {"Memory": (64 << 20) if i % 2 == 0 else 0,
                                "NanoCpus": 100_000_000 if i % 3 == 0 else 0}}
         engine.add_container(f"{engine.name}-c{i}", body, running=True, emit=False)
-    # their documents are made now, while the fleet is prepared: a node's first sync reads them
-    # all, and on real hosts each engine answers it with its own CPU, not the manager's
-    for c in engine.containers.values():
-        c.inspect_bytes()
 
 
 async def start_agent(cfg: FleetConfig, index: int) -> HollowAgent:
@@ -619,7 +615,12 @@ async def start_agent(cfg: FleetConfig, index: int) -> HollowAgent:
     settings = NodeSettings(node_id=f"{cfg.name_prefix}-{index:06d}-{secrets.token_hex(4)}", addr=addr,
                             host_ip=cfg.host, name=name)
     source = NodeInfoSource(engine, settings)
-    agent_pb2_grpc.add_AgentServicer_to_server(AgentService(engine, source), server)
+    agent_service = AgentService(engine, source)
+    # the preloaded documents are made and packed now, while the fleet is prepared: a node's first
+    # sync sends them all, and on real hosts each engine and agent does this with its own CPU,
+    # not the manager's
+    agent_service.packs.packed([(c.id, c.inspect_bytes()) for c in engine.containers.values()])
+    agent_pb2_grpc.add_AgentServicer_to_server(agent_service, server)
     health_servicer = health.aio.HealthServicer()
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)

@@ -29,7 +29,7 @@ from swarmd.common.http_upgrade import asks_for_upgrade
 from swarmd.agent.local_engine import CONTAINER_ACTIONS, LocalEngine
 from swarmd.agent.node_info import NodeInfoSource
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd.common import engine_clock, engine_errors, logs
+from swarmd.common import engine_clock, engine_errors, logs, packed_documents
 from swarmd.common.stage_times import stages
 
 log = logs.get("agent.service")
@@ -87,11 +87,33 @@ class RecentReads:
         return kept if kept is not None and kept[0] >= since else None
 
 
+class PackedDocuments:
+    """Each container's inspect document packed for the manager (SyncNode's `packing`), kept with
+    the document it was packed from until the next sync: a document unchanged since then (most
+    are: one changes with its container's state) is not packed again."""
+
+    def __init__(self):
+        self._packed: dict[str, tuple[bytes, bytes]] = {}
+
+    def packed(self, documents: list[tuple[str, bytes]]) -> list[bytes]:
+        """Each of `documents` (container ID, inspect document) packed, in their order; only
+        these containers are kept for the next time."""
+        kept: dict[str, tuple[bytes, bytes]] = {}
+        for container_id, doc in documents:
+            hit = self._packed.get(container_id)
+            if hit is None or (hit[0] is not doc and hit[0] != doc):
+                hit = (doc, packed_documents.pack_document(doc.rstrip()))
+            kept[container_id] = hit
+        self._packed = kept
+        return [hit[1] for hit in kept.values()]
+
+
 class AgentService(agent_pb2_grpc.AgentServicer):
     def __init__(self, engine: LocalEngine, node: NodeInfoSource):
         self.engine = engine
         self.node = node
         self.reads = RecentReads()
+        self.packs = PackedDocuments()
 
     def _stamp(self, context, key: str, ns: int) -> None:
         if self.engine.same_clock:
@@ -134,6 +156,10 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         removed since it was listed is left out); raises the first other EngineError."""
         return [doc for doc in await self.engine.inspect_containers(list(ids)) if doc is not None]
 
+    async def _inspect_listed(self, ids: list[str]) -> list[tuple[str, bytes]]:
+        """_inspect_many, each document with its container's ID."""
+        return [(cid, doc) for cid, doc in zip(ids, await self.engine.inspect_containers(ids)) if doc is not None]
+
     async def InspectContainers(self, request, context):
         clock = stages("agent-inspect-many")
         asked_at = time.time_ns()
@@ -152,16 +178,22 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             facts = await self.node.read()
             ids = await self.engine.container_ids()
             asked_at = time.time_ns()
-            docs = await self._inspect_many(ids)
+            listed = await self._inspect_listed(ids)
             images = await self.engine.request("GET", "/images/json")
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
         clock.mark("engine")
-        clock.done(log)
-        return agent_pb2.SyncNodeResponse(
+        answer = agent_pb2.SyncNodeResponse(
             engine=agent_pb2.EngineInfo(node=facts.node, info_json=facts.info_json, version_json=facts.version_json),
-            containers=docs, read_at_ns=asked_at if self.engine.same_clock else 0,
+            read_at_ns=asked_at if self.engine.same_clock else 0,
             images_json=images.body if images.status == 200 else b"")
+        if request.packing == packed_documents.DICTIONARY_ID:     # packed here, unpacked by the manager
+            answer.packed_containers.extend(self.packs.packed(listed))
+            clock.mark("pack")
+        else:
+            answer.containers.extend(doc for _, doc in listed)
+        clock.done(log)
+        return answer
 
     async def CreateContainer(self, request, context):
         created, clock = await self._created(request, context)

@@ -15,7 +15,7 @@ from swarmd.manager.container_actions import ACTIONS
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.manager.metrics import AGENT_RPC_ERRORS
 from swarmd.proto.swarm.v1 import agent_pb2, agent_pb2_grpc
-from swarmd.common import engine_clock, engine_errors, json_parse
+from swarmd.common import engine_clock, engine_errors, json_parse, packed_documents
 from swarmd.common.engine_errors import engine_error_from_rpc, engine_status_sent
 from swarmd.common.tls import open_channel
 
@@ -34,16 +34,32 @@ def _lacks_method(err: grpc.aio.AioRpcError) -> bool:
 
 class EngineDocument(dict):
     """A JSON object from the engine: parsed, with the bytes it came as (`raw`), so that it can be
-    served again without encoding it anew."""
+    served again without encoding it anew, and those bytes packed (`packed`) when the agent sent
+    them packed."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("raw", "packed")
 
 
-def engine_document(raw: bytes) -> EngineDocument:
+def engine_document(raw: bytes, packed: bytes = b"") -> EngineDocument:
     """An inspect document as the agent sent it: parsed, its bytes kept."""
     doc = EngineDocument(json_parse.loads(raw))
-    doc.raw = raw
+    doc.raw, doc.packed = raw, packed
     return doc
+
+
+def synced_documents(synced: agent_pb2.SyncNodeResponse) -> list[EngineDocument]:
+    """The inspect documents of a SyncNode answer, in its order: as sent, or unpacked when the
+    agent packed them (each keeps its packed bytes, which its record stores as they are). A packed
+    document that does not unpack fails the sync, as a malformed answer does."""
+    if not synced.packed_containers:
+        return [engine_document(raw) for raw in synced.containers]
+    docs = []
+    for packed in synced.packed_containers:
+        raw = packed_documents.unpacks(packed)
+        if raw is None:
+            raise ApiError(502, "the agent sent a packed inspect document that does not unpack")
+        docs.append(engine_document(raw, packed))
+    return docs
 
 
 @dataclass(frozen=True)
@@ -306,7 +322,8 @@ class AgentClient:
         documents in batches."""
         if self.node_sync:
             try:
-                return await self.stub.SyncNode(agent_pb2.SyncNodeRequest(), timeout=UNARY_TIMEOUT)
+                return await self.stub.SyncNode(agent_pb2.SyncNodeRequest(packing=packed_documents.DICTIONARY_ID),
+                                                timeout=UNARY_TIMEOUT)
             except grpc.aio.AioRpcError as err:
                 if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not engine_status_sent(err):
                     return None

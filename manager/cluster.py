@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from swarmd.manager.agents import AgentClient, ReadBack, engine_document
+from swarmd.manager.agents import AgentClient, ReadBack, engine_document, synced_documents
 from swarmd.manager.container_records import (ID_LENGTH, SHORT_ID_LENGTH, SWARM_SHORT_ID_LENGTH, ContainerRecord,
                                               snapshot_of)
 from swarmd.manager.gc_policy import keep_long_lived
@@ -636,8 +636,7 @@ class ClusterView:
         images = None
         if synced is not None:
             view.info = json.loads(synced.engine.info_json or b"{}")
-            records = [self._record(view, engine_document(raw), synced.read_at_ns, remember=False)
-                       for raw in synced.containers]
+            records = [self._record(view, doc, synced.read_at_ns, remember=False) for doc in synced_documents(synced)]
             if synced.images_json:
                 images = json.loads(synced.images_json)
         else:
@@ -721,11 +720,11 @@ class ClusterView:
 
     @staticmethod
     def _record(view: NodeView, doc: dict, read_at: int, remember: bool = True) -> ContainerRecord:
-        raw = getattr(doc, "raw", b"")
+        raw, packed = getattr(doc, "raw", b""), getattr(doc, "packed", b"")
         if raw:
-            doc.raw = b""                      # the record keeps its own compact copy
+            doc.raw = doc.packed = b""          # the record keeps its own compact copy
         return ContainerRecord(node_id=view.id, node_name=view.name, doc=doc, host_ip=view.node.info.host_ip,
-                               raw=raw, read_at=read_at, remember=remember)
+                               raw=raw, read_at=read_at, remember=remember, packed=packed)
 
     def _index(self, view: NodeView, rec: ContainerRecord) -> ContainerRecord:
         """Makes `rec` the view's record of its container (its node's, and every lookup's)."""

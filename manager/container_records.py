@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import operator
 import sys
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from types import MappingProxyType
 import orjson
 
 from swarmd.common import json_parse
+from swarmd.common.packed_documents import PRESET_DICTIONARY, pack_document, unpack_document  # noqa: F401
 from swarmd.manager.container_status import duration_bucket, parse_time, plainly_running, status_at, up_for
 from swarmd.manager.scheduler.container_spec import RESCHEDULE_LABEL, reschedule_policies, reserved_cpus
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot, PortBinding
@@ -79,89 +79,6 @@ def requested_bindings(doc: dict) -> tuple[PortBinding, ...]:
             if hp.isdigit() and int(hp) > 0:
                 out.append(PortBinding(b.get("HostIp") or "0.0.0.0", int(hp), proto or "tcp"))
     return tuple(out)
-
-
-# -- compact documents ---------------------------------------------------------------------------
-
-# The shape of an engine's inspect document (keys, and the values most containers share), as
-# dockerd writes it (compact) and as Python's json module does (the hollow engine): deflate
-# refers back into it, so a document costs little more than what is its own (IDs, names, times).
-_SHAPE = {
-    "Id": "", "Created": "2026-01-01T00:00:00.000000000Z", "Path": "sh", "Args": ["-c"],
-    "State": {"Status": "running", "Running": True, "Paused": False, "Restarting": False, "OOMKilled": False,
-              "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": "2026-01-01T00:00:00.000000000Z",
-              "FinishedAt": "0001-01-01T00:00:00Z"},
-    "Image": "sha256:", "ResolvConfPath": "/var/lib/docker/containers//resolv.conf",
-    "HostnamePath": "/var/lib/docker/containers//hostname", "HostsPath": "/var/lib/docker/containers//hosts",
-    "LogPath": "/var/lib/docker/containers//-json.log", "Name": "/", "RestartCount": 0, "Driver": "overlay2",
-    "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "docker-default", "ExecIDs": None,
-    "HostConfig": {
-        "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
-        "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-        "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
-        "CgroupnsMode": "private", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
-        "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
-        "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None,
-        "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864, "Runtime": "runc", "ConsoleSize": [0, 0],
-        "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
-        "BlkioWeightDevice": [], "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
-        "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": 0, "CpuQuota": 0,
-        "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
-        "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": 0, "KernelMemoryTCP": 0,
-        "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None, "OomKillDisable": False,
-        "PidsLimit": None, "Ulimits": None, "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0,
-        "IOMaximumBandwidth": 0, "MaskedPaths": ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys",
-                                                 "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                                                 "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
-        "ReadonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]},
-    "GraphDriver": {"Data": {"LowerDir": "/var/lib/docker/overlay2/-init/diff:/var/lib/docker/overlay2//diff",
-                             "MergedDir": "/var/lib/docker/overlay2//merged",
-                             "UpperDir": "/var/lib/docker/overlay2//diff",
-                             "WorkDir": "/var/lib/docker/overlay2//work"}, "Name": "overlay2"},
-    "Mounts": [{"Type": "volume", "Name": "", "Source": "/var/lib/docker/volumes//_data", "Destination": "/data",
-                "Driver": "local", "Mode": "", "RW": True, "Propagation": ""}],
-    "Config": {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
-               "AttachStderr": False, "ExposedPorts": {"80/tcp": {}}, "Tty": False, "OpenStdin": False,
-               "StdinOnce": False, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-               "Cmd": ["sleep", "3600"], "Image": "busybox", "Volumes": None, "WorkingDir": "",
-               "Entrypoint": None, "OnBuild": None,
-               "Labels": {SWARM_ID_LABEL: "", "com.docker.compose.project": "", "com.docker.compose.service": "",
-                          "com.docker.compose.container-number": "1", "app": "", "tier": ""}},
-    "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-                        "LinkLocalIPv6PrefixLen": 0, "Ports": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": ""}]},
-                        "SandboxKey": "/var/run/docker/netns/", "SecondaryIPAddresses": None,
-                        "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "172.17.0.1",
-                        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "172.17.0.",
-                        "IPPrefixLen": 16, "IPv6Gateway": "", "MacAddress": "02:42:ac:11:00:",
-                        "Networks": {"bridge": {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "",
-                                                "EndpointID": "", "Gateway": "172.17.0.1", "IPAddress": "172.17.0.",
-                                                "IPPrefixLen": 16, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                                                "GlobalIPv6PrefixLen": 0, "MacAddress": "02:42:ac:11:00:",
-                                                "DriverOpts": None}}},
-}
-_ZDICT = json.dumps(_SHAPE).encode() + json.dumps(_SHAPE, separators=(",", ":")).encode()
-PRESET_DICTIONARY = _ZDICT      # what any zlib reader of a packed document is given
-
-
-# Level 3 with the preset dictionary: about as fast as level 1 on these documents and half the
-# bytes (deflate's longer match search finds the dictionary's runs). Each document starts from a
-# copy of one primed compressor (setting the dictionary anew cost as much as compressing the
-# document); a 16 KiB window (the dictionary's 8 KiB and a document) and memLevel 6 make that
-# copy a third of the default's (docs/benchmarks.md, "Sync cost per node"). Any zlib reader
-# with the dictionary reads the stream: `unpack_document` reads records packed before.
-PACK_LEVEL, PACK_WBITS, PACK_MEMLEVEL = 3, 14, 6
-_PACKER = zlib.compressobj(PACK_LEVEL, zlib.DEFLATED, PACK_WBITS, PACK_MEMLEVEL, zdict=_ZDICT)
-
-
-def pack_document(data: bytes) -> bytes:
-    """A document's JSON, compressed against the preset dictionary (a zlib stream with it)."""
-    packer = _PACKER.copy()
-    return packer.compress(data) + packer.flush()
-
-
-def unpack_document(packed: bytes) -> bytes:
-    unpacker = zlib.decompressobj(zdict=_ZDICT)
-    return unpacker.decompress(packed) + unpacker.flush()
 
 
 def _shared(value):
@@ -272,7 +189,8 @@ def _field(index: int, doc: str = "") -> property:
 
 class ContainerRecord:
     """One container as the manager keeps it: built from the engine's inspect document (`doc`; `raw`
-    the JSON it was decoded from, when at hand) and never changed in place: a refresh stores a new
+    the JSON it was decoded from, when at hand; `packed`, that JSON already packed, when the
+    agent sent it so: see swarmd.common.packed_documents) and never changed in place: a refresh stores a new
     record, so everything derived from the document is computed here, once.
 
     The scalar fields live in one tuple of strings, numbers, times and bytes, which the garbage
@@ -282,7 +200,7 @@ class ContainerRecord:
     __slots__ = ("_f", "state", "labels", "_snapshot", "listing_key")
 
     def __init__(self, node_id: str, node_name: str, doc: dict, host_ip: str = "", raw: bytes = b"",
-                 read_at: int = 0, remember: bool = True):
+                 read_at: int = 0, remember: bool = True, packed: bytes = b""):
         cfg = doc.get("Config") or {}
         hc = doc.get("HostConfig") or {}
         state = doc.get("State") or {}
@@ -300,11 +218,11 @@ class ContainerRecord:
         static = _static_summary(doc, cid, f"/{node_name}/{name}", image, image_id, created, host_ip, self.labels)
         raw = raw.rstrip() if raw else b""
         if not raw.endswith(b"}"):
-            raw = json.dumps(doc, separators=(",", ":")).encode()
+            raw, packed = json.dumps(doc, separators=(",", ":")).encode(), b""
         self._f = (cid, name, _shared(node_id), node_name, host_ip, str(self.labels.get(SWARM_ID_LABEL) or ""),
                    created, engine_time(state.get("StartedAt")), engine_time(state.get("FinishedAt")), image,
                    image_id, bool(cfg.get("Tty")), _reschedules(cfg), read_at,
-                   _static_json(static)[:-1], pack_document(raw))
+                   _static_json(static)[:-1], packed or pack_document(raw))
         # what a listing sorts by (newest first), read in C by operator.attrgetter
         self.listing_key = created or EPOCH
         if remember:        # a node's sync stores many at once: none of them was just asked about

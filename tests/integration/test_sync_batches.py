@@ -14,7 +14,7 @@ import pytest
 
 from swarmd.agent.sdk_engine import SdkEngine
 from swarmd.agent.service import AgentService
-from swarmd.manager.agents import AgentClient
+from swarmd.manager.agents import AgentClient, synced_documents
 from swarmd.manager.cluster import ClusterView
 from swarmd.manager.httpd.errors import ApiError
 from swarmd.proto.swarm.v1 import agent_pb2_grpc, types_pb2
@@ -101,9 +101,12 @@ async def test_one_sync_call_answers_what_the_four_calls_do(lab, made):
         await server.stop(0)
     assert json.loads(synced.engine.info_json)["ID"] == json.loads(info.info_json)["ID"]
     assert synced.engine.node.id == info.node.id == "syncbatch0001"
-    assert [json.loads(d)["Id"] for d in synced.containers] == [json.loads(d)["Id"] for d in docs] == ids
+    # asked with the manager's dictionary, the agent sends them packed
+    assert synced.packed_containers and not synced.containers
+    synced_docs = [dict(d) for d in synced_documents(synced)]
+    assert [d["Id"] for d in synced_docs] == [json.loads(d)["Id"] for d in docs] == ids
     assert made[0] in ids and made[1] not in ids
-    assert [json.loads(d) for d in synced.containers] == [json.loads(d) for d in docs]
+    assert synced_docs == [json.loads(d) for d in docs]
     by_id = lambda body: sorted(json.loads(body), key=lambda i: i["Id"])      # the engine's order varies
     assert by_id(synced.images_json) == by_id(images.body)
     assert any("busybox:latest" in (i["RepoTags"] or []) for i in json.loads(synced.images_json))
