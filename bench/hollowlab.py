@@ -23,7 +23,10 @@ from swarmd.localcluster.etcd import EtcdServer
 from swarmd.localcluster.processes import Daemon, DaemonExited, free_port, wait_until
 from swarmd.localcluster.swarm import SwarmCluster, swarm_argv
 
-NODES_PER_PROCESS = 250
+# 500 hollow nodes to a process: 5,000 nodes converged with the fleet using 47-53 CPU-s, against 57-60
+# at 250 (paired runs, docs/benchmarks.md "Eighth pass"); each process also runs an event loop and
+# gRPC's poller thread of its own, which fewer processes share among more nodes
+NODES_PER_PROCESS = 500
 # hollow nodes heartbeat every 5 s under a 15 s lease in the growth table: the discovery tier's load
 # stays at 200 renewals/s per 1,000 nodes (the 2 s / 6 s agent default is measured on its own)
 HEARTBEAT, TTL = "5s", "15s"

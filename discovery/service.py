@@ -26,7 +26,7 @@ from swarmd.common.pki import NODE_ROLES, ROLE_ADMIN, ROLE_MANAGER, ROLE_WORKER,
 from swarmd.common.membership.etcd_election import campaign, confirm_within, current_leader, leader_key
 from swarmd.common.membership.etcd_store import (EtcdStore, IdTaken, LeaseGone, NameTaken, NodeRemoved, NodeSet,
                                           StoreUnavailable, cluster_key, intent_prefix, invalid_node_info,
-                                          is_removed, node_intent_key, removed_message)
+                                          UnknownCluster, is_removed, node_intent_key, removed_message)
 from swarmd.common.membership.intents import IntentRecords, valid_key
 from swarmd.common.membership.watch import apply
 
@@ -108,9 +108,12 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         if not tokens.well_formed(token):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, MALFORMED_TOKEN)
         if known and not await self.store.cluster_exists(token):
-            log.warning("request for an unknown cluster token", token=tokens.fingerprint(token))
-            await context.abort(grpc.StatusCode.NOT_FOUND, UNKNOWN_TOKEN)
+            await self._unknown_cluster(context, token)
         return NodeSet(self.store, cluster_key(token))
+
+    async def _unknown_cluster(self, context: grpc.aio.ServicerContext, token: str) -> None:
+        log.warning("request for an unknown cluster token", token=tokens.fingerprint(token))
+        await context.abort(grpc.StatusCode.NOT_FOUND, UNKNOWN_TOKEN)
 
     async def _unavailable(self, context: grpc.aio.ServicerContext, exc: StoreUnavailable) -> None:
         log.warning("etcd unavailable for a request", error=str(exc))
@@ -137,13 +140,15 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         info = request.node
         await self._guard(context, token, NODES, node_id=info.id)
         try:
-            nodes = await self._nodes(token, context)
+            nodes = await self._nodes(token, context, known=False)     # known: read with the registration
             problem = invalid_node_info(info)
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             ttl = request.ttl_ms / 1000 if request.ttl_ms > 0 else self.default_ttl
             async with self.registering:
-                lease_id, seconds = await nodes.register(info, ttl)
+                lease_id, seconds = await nodes.register(info, ttl, in_cluster=True)
+        except UnknownCluster:
+            await self._unknown_cluster(context, token)
         except (NameTaken, IdTaken) as exc:
             log.warning("registration refused", token=tokens.fingerprint(token), reason=str(exc))
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))

@@ -42,6 +42,7 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
 
     def __init__(self, histogram: Histogram):
         self.histogram = histogram
+        self._timed: dict[str, grpc.RpcMethodHandler] = {}     # method path -> its handler, timed
 
     def _observe(self, method: str, context, started: float, exc: BaseException | None) -> None:
         self.histogram.labels(method, code_name(context, exc)).observe(time.perf_counter() - started)
@@ -80,10 +81,19 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
         return timed
 
     async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = method_label(handler_call_details.method)
+        """The method's handler, timed. A server's handlers are fixed once it serves, so each
+        method's is looked up and wrapped once (this interceptor comes last: it does not call on
+        for a method it has seen); a method the server lacks is looked up each time."""
+        path = handler_call_details.method
+        timed = self._timed.get(path)
+        if timed is None:
+            handler = await continuation(handler_call_details)
+            if handler is None:
+                return None
+            timed = self._timed[path] = self._timed_handler(method_label(path), handler)
+        return timed
+
+    def _timed_handler(self, method: str, handler):
         for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
             inner = getattr(handler, kind)
             if inner:

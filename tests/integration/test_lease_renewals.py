@@ -9,7 +9,8 @@ import pytest
 
 from swarmd.discovery.service import REGISTERING_AT_ONCE, DiscoveryService
 from swarmd.proto.swarm.v1 import discovery_pb2, discovery_pb2_grpc
-from swarmd.common.membership.etcd_store import EtcdStore, LeaseGone, NodeSet, StoreUnavailable, cluster_key
+from swarmd.common.membership.etcd_store import (EtcdStore, LeaseGone, NodeSet, StoreUnavailable, UnknownCluster,
+                                                 cluster_key)
 from swarmd.proto.swarm.v1 import types_pb2
 
 
@@ -28,6 +29,21 @@ async def nodes(lab):
         yield NodeSet(store, cluster_key(token))
     finally:
         await store.close()
+
+
+async def test_a_registration_in_a_cluster_reads_the_cluster_key_with_the_node_and_leaves_nothing_if_absent(nodes):
+    """Discovery's Register reads the cluster's key in the registration's first round trip (one
+    etcd call less than a separate check): an absent cluster stores no node."""
+    run = secrets.token_hex(3)
+    lease, _ = await nodes.register(node(0, run), 30, in_cluster=True)
+    assert lease and [n.info.id for n in await nodes.list()] == [node(0, run).id]
+    absent = NodeSet(nodes.store, cluster_key(secrets.token_hex(16)))
+    with pytest.raises(UnknownCluster):
+        await absent.register(node(1, run), 30, in_cluster=True)
+    assert await absent.list() == []
+    # a base that is no cluster's key (the etcd:// scheme's prefix) registers as before
+    lease, _ = await absent.register(node(1, run), 30)
+    assert lease and [n.info.id for n in await absent.list()] == [node(1, run).id]
 
 
 async def test_concurrent_renewals_of_many_leases_each_get_their_own_answer(nodes):
@@ -117,13 +133,13 @@ async def test_a_burst_of_registrations_is_let_through_a_few_at_a_time(nodes, mo
     at_once = highest = 0
     register = NodeSet.register
 
-    async def counted(self, info, ttl):
+    async def counted(self, info, ttl, **how):
         nonlocal at_once, highest
         at_once += 1
         highest = max(highest, at_once)
         try:
             await asyncio.sleep(0.05)          # a slow etcd: the burst piles up at the gate
-            return await register(self, info, ttl)
+            return await register(self, info, ttl, **how)
         finally:
             at_once -= 1
 

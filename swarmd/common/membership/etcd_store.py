@@ -137,6 +137,10 @@ class IdTaken(Exception):
     """A live registration from another address or engine holds the node ID: a clone."""
 
 
+class UnknownCluster(Exception):
+    """A registration under a cluster key that is not there (no cluster with that token)."""
+
+
 class NodeRemoved(Exception):
     """The node ID was retired by `docker node rm`: it may not register again."""
 
@@ -372,12 +376,13 @@ class NodeSet:
         self.store = store
         self.base = base.rstrip("/")
 
-    async def register(self, info: types_pb2.NodeInfo, ttl: float) -> tuple[int, int]:
+    async def register(self, info: types_pb2.NodeInfo, ttl: float, in_cluster: bool = False) -> tuple[int, int]:
         """Stores the node under a new lease; returns (lease ID, lease seconds).
 
         Raises NameTaken when another live node holds the name, IdTaken when a live node of
         another address or engine holds the ID (see `same_instance`), NodeRemoved when the ID
-        was removed from the cluster. A node re-registering with the
+        was removed from the cluster; with `in_cluster` (the base is a cluster's own key),
+        UnknownCluster when that key is not there. A node re-registering with the
         same ID from the same agent replaces its previous registration (and releases its previous
         lease): a restarted agent resumes.
         """
@@ -393,10 +398,12 @@ class NodeSet:
 
         async def op(c: aetcd.Client) -> int:
             tx = c.transactions
-            # the removal record and the node's previous registration in one round trip: three etcd
-            # calls in the common case (this read, the lease grant, the write), where there were four
-            _, (removals, previous_kvs) = await c.transaction(compare=[], success=[tx.get(removal_key), tx.get(nkey)],
-                                                              failure=[])
+            # the cluster's key, the removal record and the node's previous registration in one round
+            # trip: three etcd calls in the common case (this read, the lease grant, the write)
+            reads = [tx.get(removal_key), tx.get(nkey)] + ([tx.get(self.base.encode())] if in_cluster else [])
+            _, (removals, previous_kvs, *cluster) = await c.transaction(compare=[], success=reads, failure=[])
+            if in_cluster and not cluster[0]:
+                raise UnknownCluster(self.base)
             if removals and is_removed(removals[0][0]):
                 raise NodeRemoved(removed_message(info.id))
             previous = previous_kvs[0][1] if previous_kvs else None
