@@ -140,7 +140,7 @@ class DiscoveryService(discovery_pb2_grpc.DiscoveryServicer):
         info = request.node
         await self._guard(context, token, NODES, node_id=info.id)
         try:
-            nodes = await self._nodes(token, context, known=False)     # known: read with the registration
+            nodes = await self._nodes(token, context, known=False)     # the cluster is read with the node
             problem = invalid_node_info(info)
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
