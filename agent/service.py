@@ -101,7 +101,7 @@ class PackedDocuments:
         kept: dict[str, tuple[bytes, bytes]] = {}
         for container_id, doc in documents:
             hit = self._packed.get(container_id)
-            if hit is None or (hit[0] is not doc and hit[0] != doc):
+            if hit is None or hit[0] != doc:     # bytes compare by identity first
                 hit = (doc, packed_documents.pack_document(doc.rstrip()))
             kept[container_id] = hit
         self._packed = kept
@@ -151,20 +151,16 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         self._stamp(context, engine_clock.READ_AT, asked_at)
         return agent_pb2.JsonDocument(json=body)
 
-    async def _inspect_many(self, ids) -> list[bytes]:
-        """The inspect documents of the containers `ids` the engine still has, in that order (one
-        removed since it was listed is left out); raises the first other EngineError."""
-        return [doc for doc in await self.engine.inspect_containers(list(ids)) if doc is not None]
-
     async def _inspect_listed(self, ids: list[str]) -> list[tuple[str, bytes]]:
-        """_inspect_many, each document with its container's ID."""
+        """(ID, inspect document) of the containers `ids` the engine still has, in that order (one
+        removed since it was listed is left out); raises the first other EngineError."""
         return [(cid, doc) for cid, doc in zip(ids, await self.engine.inspect_containers(ids)) if doc is not None]
 
     async def InspectContainers(self, request, context):
         clock = stages("agent-inspect-many")
         asked_at = time.time_ns()
         try:
-            docs = await self._inspect_many(request.ids)
+            docs = [doc for _, doc in await self._inspect_listed(list(request.ids))]
         except EngineError as exc:
             await engine_errors.abort(context, exc.status, exc.message)
         clock.mark("engine")

@@ -5,6 +5,7 @@ import asyncio
 import json
 import math
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
@@ -53,13 +54,11 @@ def synced_documents(synced: agent_pb2.SyncNodeResponse) -> list[EngineDocument]
     document that does not unpack fails the sync, as a malformed answer does."""
     if not synced.packed_containers:
         return [engine_document(raw) for raw in synced.containers]
-    docs = []
-    for packed in synced.packed_containers:
-        raw = packed_documents.unpacks(packed)
-        if raw is None:
-            raise ApiError(502, "the agent sent a packed inspect document that does not unpack")
-        docs.append(engine_document(raw, packed))
-    return docs
+    try:
+        return [engine_document(packed_documents.unpack_document(packed), packed)
+                for packed in synced.packed_containers]
+    except zlib.error:
+        raise ApiError(502, "the agent sent a packed inspect document that does not unpack") from None
 
 
 @dataclass(frozen=True)

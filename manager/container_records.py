@@ -23,7 +23,7 @@ from types import MappingProxyType
 import orjson
 
 from swarmd.common import json_parse
-from swarmd.common.packed_documents import PRESET_DICTIONARY, pack_document, unpack_document  # noqa: F401
+from swarmd.common.packed_documents import pack_document, unpack_document
 from swarmd.manager.container_status import duration_bucket, parse_time, plainly_running, status_at, up_for
 from swarmd.manager.scheduler.container_spec import RESCHEDULE_LABEL, reschedule_policies, reserved_cpus
 from swarmd.manager.scheduler.snapshot import ContainerSnapshot, PortBinding

@@ -89,19 +89,14 @@ def pack_document(data: bytes) -> bytes:
 
 
 def unpack_document(packed: bytes) -> bytes:
+    """The document's JSON again; zlib.error when `packed` is not one whole stream against this
+    dictionary (cut short, followed by more bytes, or not zlib at all)."""
     unpacker = zlib.decompressobj(zdict=_ZDICT)
-    return unpacker.decompress(packed) + unpacker.flush()
+    data = unpacker.decompress(packed) + unpacker.flush()
+    if not unpacker.eof or unpacker.unused_data:
+        raise zlib.error("not one whole packed document")
+    return data
 
 
 # what a manager asks SyncNode to pack with, and an agent packs for only when it is its own
 DICTIONARY_ID = "zlib-" + hashlib.sha256(_ZDICT).hexdigest()[:16]
-
-
-def unpacks(packed: bytes) -> bytes | None:
-    """`unpack_document`, or None when `packed` is not a whole stream against this dictionary."""
-    unpacker = zlib.decompressobj(zdict=_ZDICT)
-    try:
-        data = unpacker.decompress(packed) + unpacker.flush()
-    except zlib.error:
-        return None
-    return data if unpacker.eof and not unpacker.unused_data else None

@@ -10,8 +10,9 @@ import pytest
 
 from swarmd.agent.hollow import HollowEngine
 from swarmd.manager.agents import EngineDocument
+from swarmd.common.packed_documents import pack_document, unpack_document
 from swarmd.manager.container_records import (DECODED_DOCUMENTS, ON_NODE_FAILURE, SWARM_ID_LABEL, ContainerRecord,
-                                              pack_document, shared_state, unpack_document)
+                                              shared_state)
 from swarmd.manager.gc_policy import FULL_EVERY, GcPolicy, keep_long_lived
 from swarmd.manager.intent import ON_NODE_FAILURE as INTENT_POLICY
 

@@ -11,7 +11,7 @@ import pytest
 from swarmd.agent.hollow import HollowEngine
 from swarmd.agent.node_info import NodeInfoSource, NodeSettings
 from swarmd.agent.service import AgentService
-from swarmd.common.packed_documents import DICTIONARY_ID, PRESET_DICTIONARY, pack_document, unpack_document, unpacks
+from swarmd.common.packed_documents import DICTIONARY_ID, PRESET_DICTIONARY, pack_document, unpack_document
 from swarmd.manager.agents import synced_documents
 from swarmd.manager.container_records import ContainerRecord
 from swarmd.manager.httpd.errors import ApiError
@@ -36,7 +36,7 @@ async def test_asked_with_its_dictionary_the_agent_sends_the_same_documents_pack
     plain, packed = await sync(service, ""), await sync(service, DICTIONARY_ID)
     assert len(plain.containers) == 3 and not plain.packed_containers
     assert len(packed.packed_containers) == 3 and not packed.containers
-    assert [unpacks(p) for p in packed.packed_containers] == [d.rstrip() for d in plain.containers]
+    assert [unpack_document(p) for p in packed.packed_containers] == [d.rstrip() for d in plain.containers]
     assert sum(map(len, packed.packed_containers)) * 4 < sum(map(len, plain.containers))
 
 

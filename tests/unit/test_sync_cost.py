@@ -8,8 +8,8 @@ import zlib
 
 import pytest
 
-from swarmd.manager.container_records import (ON_NODE_FAILURE, PRESET_DICTIONARY, ContainerRecord, engine_time,
-                                              pack_document, unpack_document)
+from swarmd.common.packed_documents import PRESET_DICTIONARY, pack_document, unpack_document
+from swarmd.manager.container_records import ON_NODE_FAILURE, ContainerRecord, engine_time
 from swarmd.manager.container_status import parse_time
 from swarmd.manager.scheduler.container_spec import RESCHEDULE_LABEL, reschedule_policies
 from tests.unit.test_compact_records import hollow_document
